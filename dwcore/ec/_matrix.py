@@ -1,0 +1,115 @@
+"""Decoding of systematic linear codes over GF(2^8) by matrix inversion.
+
+A code is given by its (k+m) x k generator matrix with the identity on top:
+shard i is row i times the data.  To recover the missing shards from any k
+survivors, invert the survivors' k x k sub-matrix; each missing shard is then
+its generator row times that inverse, applied to the survivors in one pass
+of the dot-product kernel.  Decode tables are cached per erasure pattern.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from dwcore import _native
+from dwcore.errors import InvalidArgumentError, TooFewShardsError
+
+_PLAN_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """How to rebuild ``missing`` from ``survivors`` (one kernel call)."""
+
+    survivors: tuple[int, ...]
+    missing: tuple[int, ...]
+    tables: bytes
+
+
+class MatrixCode:
+    """A systematic (k+m, k) code given by its generator matrix (thread-safe)."""
+
+    def __init__(self, generator: bytes, k: int, m: int, name: str) -> None:
+        if len(generator) != (k + m) * k:
+            raise InvalidArgumentError(f"generator must hold (k+m)*k = {(k + m) * k} bytes")
+        self.k = k
+        self.m = m
+        self.n = k + m
+        self.name = name
+        self._generator = generator
+        self._plans: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], DecodePlan] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def row(self, i: int) -> bytes:
+        """Generator row i (k bytes)."""
+        return self._generator[i * self.k : (i + 1) * self.k]
+
+    def check_missing(self, missing: Iterable[int]) -> tuple[int, ...]:
+        """Validate shard indices and return them sorted and unique."""
+        out: set[int] = set()
+        for i in missing:
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.n:
+                raise InvalidArgumentError(
+                    f"missing shard index {i!r} is not an int in 0..{self.n - 1}"
+                )
+            out.add(i)
+        lost = tuple(sorted(out))
+        if len(lost) > self.m:
+            raise TooFewShardsError(
+                f"{len(lost)} of {self.n} shards missing ({', '.join(map(str, lost))}); "
+                f"{self.name} tolerates {self.m}",
+                failed=lost,
+            )
+        return lost
+
+    def plan(self, missing: tuple[int, ...]) -> DecodePlan:
+        """The cached decode plan for a validated erasure pattern."""
+        lost = set(missing)
+        survivors = tuple(i for i in range(self.n) if i not in lost)[: self.k]
+        key = (missing, survivors)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = self._build(survivors, missing)
+        with self._lock:
+            self._plans[key] = plan
+            if len(self._plans) > _PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+    def _build(self, survivors: tuple[int, ...], missing: tuple[int, ...]) -> DecodePlan:
+        k = self.k
+        sub = b"".join(self.row(i) for i in survivors)
+        inverse = _native.invert_matrix(sub, k)
+        if inverse is None:  # impossible for an MDS code; kept as a hard stop
+            raise TooFewShardsError(
+                f"{self.name}: shards {survivors} do not determine the data", failed=missing
+            )
+        rows = b"".join(self.row(i) for i in missing)
+        decode = _native.matrix_mul(rows, inverse, len(missing), k, k)
+        return DecodePlan(survivors, missing, _native.init_tables(decode, k, len(missing)))
+
+    def reconstruct_into(self, shards: Sequence[object], missing: Iterable[int]) -> None:
+        """Overwrite ``shards[i]`` for every i in ``missing`` with its contents."""
+        if len(shards) != self.n:
+            raise InvalidArgumentError(
+                f"shards has {len(shards)} entries, expected k+m = {self.n}"
+            )
+        lost = self.check_missing(missing)
+        if not lost:
+            return
+        plan = self.plan(lost)
+        _native.ec_encode(
+            plan.tables,
+            self.k,
+            len(lost),
+            [shards[i] for i in plan.survivors],
+            [shards[i] for i in lost],
+        )

@@ -1,0 +1,54 @@
+"""Small helpers shared by the erasure-code front ends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dwcore import _native
+from dwcore.errors import InvalidArgumentError
+
+
+def as_array(buf: object) -> np.ndarray:
+    """A zero-copy 1-D uint8 view of a shard buffer."""
+    if isinstance(buf, np.ndarray) and buf.dtype == np.uint8 and buf.ndim == 1:
+        return buf
+    return np.frombuffer(buf, dtype=np.uint8)  # type: ignore[call-overload]
+
+
+def missing_of(shards: Sequence[object], n: int, name: str) -> tuple[list[int], int]:
+    """Indices of the None entries of ``shards`` and the common shard length."""
+    if isinstance(shards, (bytes, bytearray, memoryview, str, np.ndarray)):
+        raise InvalidArgumentError(
+            f"{name} must be a list of {n} shards with None for the missing ones"
+        )
+    if len(shards) != n:
+        raise InvalidArgumentError(f"{name} has {len(shards)} entries, expected {n}")
+    missing = [i for i, s in enumerate(shards) if s is None]
+    if len(missing) == n:
+        raise InvalidArgumentError(f"{name}: every shard is missing")
+    length = _native.shard_length(shards, n, name, True)
+    return missing, length
+
+
+def check_present(shards: Sequence[object], missing: Sequence[int], name: str) -> None:
+    """Every shard not listed as missing must be given."""
+    lost = set(missing)
+    for i, s in enumerate(shards):
+        if s is None and i not in lost:
+            raise InvalidArgumentError(
+                f"{name}[{i}] is None but is not listed in missing; pass its buffer or "
+                f"list it as missing"
+            )
+
+
+def fill_missing(
+    shards: Sequence[object], missing: Sequence[int], length: int
+) -> tuple[list[object], np.ndarray]:
+    """A copy of ``shards`` with fresh output rows where entries are missing."""
+    fresh = np.empty((len(missing), length), dtype=np.uint8)
+    full = list(shards)
+    for row, i in enumerate(missing):
+        full[i] = fresh[row]
+    return full, fresh

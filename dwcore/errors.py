@@ -1,0 +1,36 @@
+"""Exception hierarchy of dwcore.
+
+Every failure a caller can cause raises a subclass of :class:`DWError` whose
+message says what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class DWError(Exception):
+    """Base class of every error dwcore raises on purpose."""
+
+
+class InvalidArgumentError(DWError, ValueError):
+    """An argument is malformed or out of range; the message names it."""
+
+
+class UnsupportedISAError(DWError):
+    """The requested instruction set cannot run on this CPU or is unknown."""
+
+
+class DataLossError(DWError):
+    """More members are lost than the code or layout tolerates.
+
+    ``failed`` lists the lost members (shard or device indices) when known.
+    """
+
+    def __init__(self, message: str, failed: Iterable[int] = ()) -> None:
+        super().__init__(message)
+        self.failed: tuple[int, ...] = tuple(failed)
+
+
+class TooFewShardsError(DataLossError):
+    """An erasure code was asked to reconstruct with fewer than k shards."""
