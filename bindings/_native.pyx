@@ -433,6 +433,86 @@ def ec_encode_new(bytes tables, int k, int rows, data):
     return out
 
 
+def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
+    """ec_encode over rows of one shard list: data = shards[src], out = shards[dst].
+
+    ``shards`` is a sequence of buffers or a 2-D array; ``src`` holds k and
+    ``dst`` rows distinct indices into it (the decode fast path: no
+    per-call lists or views are built)."""
+    cdef BufSet din, dout
+    cdef dw_status st
+    cdef size_t length
+    cdef const uint8_t *tb
+    if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
+        raise InvalidArgumentError("tables do not match k and rows")
+    if len(src) != k or len(dst) != rows:
+        raise InvalidArgumentError(f"need {k} source and {rows} destination indices")
+    tb = <const uint8_t *>PyBytes_AS_STRING(tables)
+    bufset_init(&din)
+    bufset_init(&dout)
+    try:
+        bufset_collect_rows(&din, shards, src, False, "shards")
+        bufset_collect_rows(&dout, shards, dst, True, "shards")
+        _same_length(&din, &dout, "surviving shards", "missing shards")
+        length = <size_t>din.length
+        if length >= NOGIL_MIN_BYTES:
+            with nogil:
+                st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
+        else:
+            st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
+        _check_status(st, "ec_encode")
+    finally:
+        bufset_release(&din)
+        bufset_release(&dout)
+
+
+cdef int bufset_collect_rows(BufSet *bs, object seq, tuple idx, bint writable,
+                             str argname) except -1:
+    """Acquire shards seq[i] for i in idx (a 2-D array is acquired once)."""
+    cdef Py_buffer *view
+    cdef Py_ssize_t j, i, n = len(idx)
+    cdef char *base
+    if PyObject_CheckBuffer(seq) and not isinstance(seq, (bytes, bytearray)):
+        view = &bs.views[bs.nviews]
+        _get_view(seq, view, writable, argname, None)
+        bs.nviews += 1
+        if view.ndim != 2 or (view.strides[1] != 1 and view.shape[1] > 1):
+            raise InvalidArgumentError(
+                f"{argname} must be a 2-D (shards, length) uint8 array with contiguous rows "
+                f"or a list of buffers")
+        base = <char *>view.buf
+        for j in range(n):
+            i = idx[j]
+            if not 0 <= i < view.shape[0]:
+                raise InvalidArgumentError(f"{argname} has no row {i}")
+            bs.ptrs[j] = <uint8_t *>(base + i * view.strides[0])
+        bs.count = n
+        bs.length = view.shape[1]
+        return 0
+    for j in range(n):
+        i = idx[j]
+        item = seq[i]
+        if item is None:
+            raise InvalidArgumentError(
+                f"{argname}[{i}] is None but is not listed as missing; pass its buffer")
+        view = &bs.views[bs.nviews]
+        _get_view(item, view, writable, argname, i)
+        bs.nviews += 1
+        if not _is_c_contig(view):
+            raise InvalidArgumentError(f"{argname}[{i}] must be C-contiguous")
+        if bs.length < 0:
+            bs.length = view.len
+        elif view.len != bs.length:
+            raise InvalidArgumentError(
+                f"{argname}[{i}] is {view.len} bytes but other shards are {bs.length}: "
+                f"all shards must have equal length")
+        bs.ptrs[j] = <uint8_t *>view.buf
+    bs.count = n
+    if bs.length < 0:
+        bs.length = 0
+    return 0
+
+
 def shard_length(data, Py_ssize_t expected, str argname, bint allow_none=False):
     """Validate a list of shards and return their common length."""
     cdef BufSet bs

@@ -110,6 +110,46 @@ static void test_encode(dw_isa isa) {
     }
 }
 
+/* Large blocks take the streaming-store path of the parity kernels: check it
+ * with every relative misalignment class of the outputs. */
+static void test_large(dw_isa isa) {
+    enum { BIG = 300001, K = 5 };
+    static uint8_t src[K][BIG + 64], ref[3][BIG + 64], out[3][BIG + 64];
+    const uint8_t *d[K];
+    for (int j = 0; j < K; j++) {
+        for (size_t x = 0; x < BIG + 64; x++) src[j][x] = rnd8();
+        d[j] = src[j] + j;
+    }
+    for (int trial = 0; trial < 4; trial++) {
+        const size_t len = BIG - (size_t)trial * 7;
+        uint8_t *o[3], *rf[3];
+        for (int i = 0; i < 3; i++) {
+            o[i] = out[i] + (trial == 3 ? (size_t)i * 5 : (size_t)trial);
+            rf[i] = ref[i];
+        }
+        dw_set_isa(DW_ISA_SCALAR);
+        dw_pqr_gen(K, len, d, rf[0], rf[1], rf[2]);
+        dw_set_isa(isa);
+        dw_pqr_gen(K, len, d, o[0], o[1], o[2]);
+        for (int i = 0; i < 3; i++)
+            CHECK(memcmp(rf[i], o[i], len) == 0, "[%s] large pqr_gen trial %d out %d differs",
+                  dw_isa_name(isa), trial, i);
+        dw_pq_gen(K, len, d, o[0], o[1]);
+        CHECK(memcmp(rf[0], o[0], len) == 0 && memcmp(rf[1], o[1], len) == 0,
+              "[%s] large pq_gen trial %d differs", dw_isa_name(isa), trial);
+        dw_xor_gen(K, len, d, o[2]);
+        CHECK(memcmp(rf[0], o[2], len) == 0, "[%s] large xor_gen trial %d differs",
+              dw_isa_name(isa), trial);
+        memcpy(o[2], d[0], len); /* in place: dst == src[0] */
+        dw_xor_acc(len, d[1], o[2]);
+        for (size_t x = 0; x < len; x++)
+            if (o[2][x] != (uint8_t)(d[0][x] ^ d[1][x])) {
+                CHECK(0, "[%s] large xor_acc trial %d differs at %zu", dw_isa_name(isa), trial, x);
+                break;
+            }
+    }
+}
+
 int main(void) {
     if (dw_init(getenv("DWCORE_FORCE_ISA")) != DW_OK) {
         fprintf(stderr, "dw_init failed\n");
@@ -121,7 +161,10 @@ int main(void) {
     for (int a = 1; a < 256; a++)
         CHECK(dw_gf_mul((uint8_t)a, dw_gf_inv((uint8_t)a)) == 1, "inverse of %d wrong", a);
     for (int isa = 0; isa < DW_ISA_COUNT; isa++)
-        if (dw_isa_supported((dw_isa)isa)) test_encode((dw_isa)isa);
+        if (dw_isa_supported((dw_isa)isa)) {
+            test_encode((dw_isa)isa);
+            test_large((dw_isa)isa);
+        }
     if (failures) {
         fprintf(stderr, "%d failures\n", failures);
         return 1;

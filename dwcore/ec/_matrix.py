@@ -40,9 +40,7 @@ class MatrixCode:
         self.n = k + m
         self.name = name
         self._generator = generator
-        self._plans: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], DecodePlan] = (
-            OrderedDict()
-        )
+        self._plans: OrderedDict[tuple[int, ...], DecodePlan] = OrderedDict()
         self._lock = threading.Lock()
 
     def row(self, i: int) -> bytes:
@@ -67,21 +65,31 @@ class MatrixCode:
             )
         return lost
 
-    def plan(self, missing: tuple[int, ...]) -> DecodePlan:
-        """The cached decode plan for a validated erasure pattern."""
-        lost = set(missing)
-        survivors = tuple(i for i in range(self.n) if i not in lost)[: self.k]
-        key = (missing, survivors)
-        with self._lock:
+    def plan(self, missing: Iterable[int]) -> DecodePlan:
+        """The decode plan for an erasure pattern (validated, cached).
+
+        The cache is keyed by the pattern exactly as the caller spells it,
+        so a repeated call costs one dictionary look-up.
+        """
+        key = missing if isinstance(missing, tuple) else tuple(missing)
+        try:
             plan = self._plans.get(key)
-            if plan is not None:
-                self._plans.move_to_end(key)
-                return plan
-        plan = self._build(survivors, missing)
+        except TypeError:  # unhashable entries: let validation name them
+            self.check_missing(key)
+            raise
+        if plan is not None:
+            return plan
+        lost = self.check_missing(key)
+        plan = self._plans.get(lost)
+        if plan is None:
+            gone = set(lost)
+            survivors = tuple(i for i in range(self.n) if i not in gone)[: self.k]
+            plan = self._build(survivors, lost)
         with self._lock:
-            self._plans[key] = plan
-            if len(self._plans) > _PLAN_CACHE_SIZE:
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
                 self._plans.popitem(last=False)
+            self._plans[lost] = plan
+            self._plans[key] = plan
         return plan
 
     def _build(self, survivors: tuple[int, ...], missing: tuple[int, ...]) -> DecodePlan:
@@ -98,18 +106,12 @@ class MatrixCode:
 
     def reconstruct_into(self, shards: Sequence[object], missing: Iterable[int]) -> None:
         """Overwrite ``shards[i]`` for every i in ``missing`` with its contents."""
+        plan = self.plan(missing)
         if len(shards) != self.n:
             raise InvalidArgumentError(
                 f"shards has {len(shards)} entries, expected k+m = {self.n}"
             )
-        lost = self.check_missing(missing)
-        if not lost:
-            return
-        plan = self.plan(lost)
-        _native.ec_encode(
-            plan.tables,
-            self.k,
-            len(lost),
-            [shards[i] for i in plan.survivors],
-            [shards[i] for i in lost],
-        )
+        if plan.missing:
+            _native.ec_encode_rows(
+                plan.tables, self.k, len(plan.missing), shards, plan.survivors, plan.missing
+            )

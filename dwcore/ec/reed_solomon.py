@@ -8,7 +8,7 @@ import numpy as np
 
 from dwcore import _native
 from dwcore.ec._matrix import MatrixCode
-from dwcore.ec._shards import as_array, check_present, fill_missing, missing_of
+from dwcore.ec._shards import as_array, fill_missing, missing_of
 from dwcore.errors import InvalidArgumentError
 
 MAX_SHARDS = 256
@@ -82,12 +82,14 @@ class ReedSolomon:
         missing.  Present shards are returned as zero-copy views.
         """
         missing, length = missing_of(shards, self.n, "shards")
-        lost = self._code.check_missing(missing)
+        lost = self._code.plan(missing).missing
         full, _ = fill_missing(shards, lost, length)
         self._code.reconstruct_into(full, lost)
         return [as_array(s) for s in full]
 
-    def reconstruct_into(self, shards: Sequence[object], missing: Iterable[int]) -> None:
+    def reconstruct_into(
+        self, shards: Sequence[object] | np.ndarray, missing: Iterable[int]
+    ) -> None:
         """Rebuild the shards listed in ``missing`` in place.
 
         ``shards`` holds all k+m buffers (or is a ``(k+m, length)`` array); the
@@ -95,14 +97,7 @@ class ReedSolomon:
         others are read.  Nothing is allocated after the first call for an
         erasure pattern.
         """
-        lost = self._code.check_missing(missing)
-        if len(shards) != self.n:
-            raise InvalidArgumentError(
-                f"shards has {len(shards)} entries, expected k+m = {self.n}"
-            )
-        if not isinstance(shards, np.ndarray):
-            check_present(shards, lost, "shards")
-        self._code.reconstruct_into(shards, lost)
+        self._code.reconstruct_into(shards, missing)
 
     def verify(self, shards: Sequence[object] | np.ndarray) -> bool:
         """Whether the m parity shards match the k data shards."""
