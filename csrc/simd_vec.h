@@ -49,9 +49,14 @@ typedef __m128i vec_t;
 #define DW_INLINE static inline __attribute__((always_inline))
 
 /* Multiply every byte by 2 in GF(2^8)/0x11D without tables: bytes with the
- * top bit set (a signed compare against zero) get the reduction 0x1d. */
+ * top bit set get the reduction 0x1d.  AVX2 selects it with one blend on
+ * the sign bit; SSSE3 (no blend) uses a signed compare and a mask. */
 DW_INLINE vec_t vmul2(vec_t v, vec_t poly) {
+#if defined(DW_VEC_AVX2)
+    return vxor(vadd8(v, v), _mm256_blendv_epi8(_mm256_setzero_si256(), poly, v));
+#else
     return vxor(vadd8(v, v), vand(vcmpneg(v), poly));
+#endif
 }
 
 #endif /* DW_SIMD_VEC_H */
