@@ -13,19 +13,30 @@ static unsigned long long dw_xgetbv0(void) {
     return ((unsigned long long)edx << 32) | eax;
 }
 
+static int has_vpclmul;
+
 static dw_isa detect_x86(void) {
     unsigned int eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return DW_ISA_SCALAR;
     const int has_ssse3 = (ecx >> 9) & 1;
+    const int has_sse42 = (ecx >> 20) & 1;
+    const int has_pclmul = (ecx >> 1) & 1;
     const int has_osxsave = (ecx >> 27) & 1;
     const int has_avx = (ecx >> 28) & 1;
-    dw_isa best = has_ssse3 ? DW_ISA_SSSE3 : DW_ISA_SCALAR;
+    dw_isa best = DW_ISA_SCALAR;
+    if (!has_ssse3) return best;
+    best = DW_ISA_SSSE3;
+    if (!(has_sse42 && has_pclmul)) return best;
+    best = DW_ISA_SSE42;
     if (!(has_osxsave && has_avx)) return best;
     /* The OS must save XMM (bit 1) and YMM (bit 2) state across switches. */
     if ((dw_xgetbv0() & 0x6) != 0x6) return best;
     if (__get_cpuid_max(0, NULL) < 7) return best;
     __cpuid_count(7, 0, eax, ebx, ecx, edx);
-    if ((ebx >> 5) & 1) best = DW_ISA_AVX2;
+    if ((ebx >> 5) & 1) {
+        best = DW_ISA_AVX2;
+        has_vpclmul = (ecx >> 10) & 1;
+    }
     return best;
 }
 #endif
@@ -44,12 +55,20 @@ dw_isa dw_cpu_detect(void) {
     return (dw_isa)v;
 }
 
+int dw_cpu_has_vpclmulqdq(void) {
+#if defined(DW_HAVE_X86)
+    return dw_cpu_detect() == DW_ISA_AVX2 && has_vpclmul;
+#else
+    return 0;
+#endif
+}
+
 int dw_isa_supported(dw_isa isa) {
     if ((int)isa < 0 || isa >= DW_ISA_COUNT) return 0;
     return isa <= dw_cpu_detect();
 }
 
-static const char *const isa_names[DW_ISA_COUNT] = {"scalar", "ssse3", "avx2"};
+static const char *const isa_names[DW_ISA_COUNT] = {"scalar", "ssse3", "sse42", "avx2"};
 
 const char *dw_isa_name(dw_isa isa) {
     if ((int)isa < 0 || isa >= DW_ISA_COUNT) return NULL;

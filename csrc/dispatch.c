@@ -32,10 +32,12 @@ dw_status dw_set_isa(dw_isa isa) {
     if (!dw_isa_supported(isa)) return DW_EUNSUPPORTED;
     const dw_kernels *table = &kernels_base;
 #if defined(DW_HAVE_X86)
-    if (isa == DW_ISA_SSSE3) table = &kernels_ssse3;
+    if (isa == DW_ISA_SSSE3 || isa == DW_ISA_SSE42) table = &kernels_ssse3;
     if (isa == DW_ISA_AVX2) table = &kernels_avx2;
 #endif
     dw_active_kernels = *table;
+    for (size_t i = 0; i < sizeof dw_family_selectors / sizeof dw_family_selectors[0]; i++)
+        if (dw_family_selectors[i]) dw_family_selectors[i](isa);
     active_isa = isa;
     return DW_OK;
 }

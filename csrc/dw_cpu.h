@@ -12,11 +12,18 @@
 
 #include "dw_status.h"
 
+/* Instruction-set levels, each including the ones before it:
+ *   scalar  portable C
+ *   ssse3   SSSE3 (byte shuffles)
+ *   sse42   + SSE4.2 and PCLMULQDQ (crc32 instruction, carry-less multiply)
+ *   avx2    + AVX2 (and VPCLMULQDQ where dw_cpu_has_vpclmulqdq() says so)
+ * A kernel family without a variant at some level uses the best one below. */
 typedef enum dw_isa {
     DW_ISA_SCALAR = 0,
     DW_ISA_SSSE3 = 1,
-    DW_ISA_AVX2 = 2,
-    DW_ISA_COUNT = 3
+    DW_ISA_SSE42 = 2,
+    DW_ISA_AVX2 = 3,
+    DW_ISA_COUNT = 4
 } dw_isa;
 
 /* The best instruction set this CPU and OS can run (cached after first call). */
@@ -25,7 +32,11 @@ dw_isa dw_cpu_detect(void);
 /* Whether `isa` was compiled in and can run here. */
 int dw_isa_supported(dw_isa isa);
 
-/* "scalar", "ssse3", "avx2"; NULL for an unknown value. */
+/* Whether the CPU has VPCLMULQDQ on 256-bit vectors (an extra inside the
+ * avx2 level; families that use it check this too). */
+int dw_cpu_has_vpclmulqdq(void);
+
+/* "scalar", "ssse3", "sse42", "avx2"; NULL for an unknown value. */
 const char *dw_isa_name(dw_isa isa);
 
 /* Parse a name (case-insensitive).  DW_EINVAL for an unknown name. */

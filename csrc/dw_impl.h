@@ -28,6 +28,14 @@ typedef struct dw_kernels {
 /* The active table (dispatch.c). */
 extern dw_kernels dw_active_kernels;
 
+/* Kernel families with their own dispatch (checksums, ...) register a
+ * selector here; dw_set_isa calls each with the new level.  A family's
+ * selector is defined in its own dispatch file (dw_family_selectors lives in
+ * families.c, so adding a family touches only that list). */
+#include "dw_cpu.h"
+typedef void (*dw_family_select_fn)(dw_isa isa);
+extern const dw_family_select_fn dw_family_selectors[4];
+
 #define DW_DECLARE_VARIANTS(isa)                                                              \
     void dw_ec_encode_##isa(size_t len, int k, int rows, const uint8_t *tbls,                \
                             const uint8_t *const *data, uint8_t *const *coding);              \

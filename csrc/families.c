@@ -1,0 +1,6 @@
+/* families.c - the kernel families that dispatch on their own, each told of
+ * every instruction-set change by dw_set_isa (dispatch.c).  A family adds
+ * its selector here; unused slots stay NULL. */
+#include "dw_impl.h"
+
+const dw_family_select_fn dw_family_selectors[4] = {NULL, NULL, NULL, NULL};
