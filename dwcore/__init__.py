@@ -9,10 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from dwcore import errors, native
 from dwcore.errors import (
+    CorruptionError,
     DataLossError,
     DWError,
     InvalidArgumentError,
+    NoSpaceError,
     TooFewShardsError,
+    UnsupportedFormatError,
     UnsupportedISAError,
 )
 
@@ -22,10 +25,13 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "CorruptionError",
     "DWError",
     "DataLossError",
     "InvalidArgumentError",
+    "NoSpaceError",
     "TooFewShardsError",
+    "UnsupportedFormatError",
     "UnsupportedISAError",
     "__version__",
     "errors",

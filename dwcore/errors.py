@@ -34,3 +34,19 @@ class DataLossError(DWError):
 
 class TooFewShardsError(DataLossError):
     """An erasure code was asked to reconstruct with fewer than k shards."""
+
+
+class NoSpaceError(DWError):
+    """Not enough free space; ``largest_free`` is the biggest extent available (blocks)."""
+
+    def __init__(self, message: str, largest_free: int = 0) -> None:
+        super().__init__(message)
+        self.largest_free = largest_free
+
+
+class CorruptionError(DWError):
+    """An on-disk structure failed its checks in every copy; the message names it."""
+
+
+class UnsupportedFormatError(DWError):
+    """An on-disk structure has a newer format version than this dwcore reads."""
