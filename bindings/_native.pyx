@@ -73,7 +73,8 @@ cdef extern from "dw_raid.h":
 
 
 cdef enum:
-    MAX_BUFS = 256          # k + m <= 256 shards
+    MAX_SHARDS = 256        # k + m <= 256 for Reed-Solomon
+    MAX_BUFS = 258          # 255 data blocks + P, Q, R
     MAX_PQ_DATA = 255       # 2^255 == 1: P+Q(+R) codes stop at 255 data blocks
     NOGIL_MIN_BYTES = 2048  # release the GIL from this buffer size up
     TBL_BYTES = 32
@@ -166,9 +167,9 @@ def gf_exp(unsigned int n):
 
 def cauchy_matrix(int k, int m):
     """(k+m) x k systematic Cauchy matrix, row-major bytes (ISA-L convention)."""
-    if k < 1 or m < 0 or k + m > MAX_BUFS:
+    if k < 1 or m < 0 or k + m > MAX_SHARDS:
         raise InvalidArgumentError(
-            f"k={k}, m={m}: need k >= 1, m >= 0 and k + m <= {MAX_BUFS}")
+            f"k={k}, m={m}: need k >= 1, m >= 0 and k + m <= {MAX_SHARDS}")
     out = PyBytes_FromStringAndSize(NULL, (k + m) * k)
     dw_gf_gen_cauchy1_matrix(<uint8_t *>PyBytes_AS_STRING(out), k, m)
     return out
@@ -176,7 +177,7 @@ def cauchy_matrix(int k, int m):
 
 def invert_matrix(bytes matrix, int n):
     """Inverse of an n x n row-major GF(2^8) matrix; None if it is singular."""
-    if n < 1 or n > MAX_BUFS or PyBytes_GET_SIZE(matrix) != n * n:
+    if n < 1 or n > MAX_SHARDS or PyBytes_GET_SIZE(matrix) != n * n:
         raise InvalidArgumentError(f"matrix must hold n*n = {n * n} bytes for n={n}")
     work = bytearray(matrix)
     out = PyBytes_FromStringAndSize(NULL, n * n)
@@ -252,14 +253,19 @@ cdef inline bint _bytes_format(const char *fmt) noexcept:
 
 cdef int _get_view(object obj, Py_buffer *view, bint writable, str argname, object index) except -1:
     cdef int flags = PyBUF_RECORDS_RO | (PyBUF_WRITABLE if writable else 0)
-    where = argname if index is None else f"{argname}[{index}]"
+    if index is None:
+        where = argname
+    elif isinstance(index, str):
+        where = index
+    else:
+        where = f"{argname}[{index}]"
     try:
         PyObject_GetBuffer(obj, view, flags)
-    except BufferError as exc:
+    except (BufferError, ValueError) as exc:
         if writable:
             try:
                 PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO)
-            except BufferError:
+            except (BufferError, ValueError):
                 pass
             else:
                 PyBuffer_Release(view)
@@ -277,7 +283,7 @@ cdef int _get_view(object obj, Py_buffer *view, bint writable, str argname, obje
 
 
 cdef int bufset_collect(BufSet *bs, object seq, Py_ssize_t expected, bint writable,
-                        str argname, bint allow_none) except -1:
+                        str argname, bint allow_none, tuple names=None) except -1:
     """Acquire every shard of `seq`; the caller releases with bufset_release."""
     cdef Py_buffer *view
     cdef Py_ssize_t i, n, rows, row_len
@@ -322,6 +328,7 @@ cdef int bufset_collect(BufSet *bs, object seq, Py_ssize_t expected, bint writab
         raise InvalidArgumentError(f"{argname} has {n} buffers, expected {expected}")
     if n < 1 or n > MAX_BUFS:
         raise InvalidArgumentError(f"{argname} must hold 1..{MAX_BUFS} buffers, got {n}")
+    first = None
     for i in range(n):
         item = seq[i]
         if item is None:
@@ -329,16 +336,18 @@ cdef int bufset_collect(BufSet *bs, object seq, Py_ssize_t expected, bint writab
                 raise InvalidArgumentError(f"{argname}[{i}] is None")
             bs.ptrs[i] = NULL
             continue
+        where = names[i] if names is not None else f"{argname}[{i}]"
         view = &bs.views[bs.nviews]
-        _get_view(item, view, writable, argname, i)
+        _get_view(item, view, writable, argname, where)
         bs.nviews += 1
         if not _is_c_contig(view):
-            raise InvalidArgumentError(f"{argname}[{i}] must be C-contiguous")
+            raise InvalidArgumentError(f"{where} must be C-contiguous")
         if bs.length < 0:
             bs.length = view.len
+            first = where
         elif view.len != bs.length:
             raise InvalidArgumentError(
-                f"{argname}[{i}] is {view.len} bytes but earlier buffers are {bs.length}: "
+                f"{where} is {view.len} bytes but {first} is {bs.length}: "
                 f"all shards must have equal length")
         bs.ptrs[i] = <uint8_t *>view.buf
     bs.count = n
@@ -383,7 +392,8 @@ cdef int _check_status(dw_status st, str what) except -1:
 # Reed-Solomon
 # --------------------------------------------------------------------------
 
-def ec_encode(bytes tables, int k, int rows, data, out):
+def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
+              str out_name="out"):
     """coding[i] = sum_j a[i][j] * data[j] for the tables of a rows x k matrix.
 
     ``data``: k buffers (or a (k, n) array); ``out``: rows writable buffers
@@ -393,8 +403,8 @@ def ec_encode(bytes tables, int k, int rows, data, out):
     cdef dw_status st
     cdef const uint8_t *tb
     cdef size_t length
-    if k < 1 or k > MAX_BUFS or rows < 1 or rows > MAX_BUFS:
-        raise InvalidArgumentError(f"k={k}, rows={rows}: both must be in 1..{MAX_BUFS}")
+    if k < 1 or k > MAX_SHARDS or rows < 1 or rows > MAX_SHARDS:
+        raise InvalidArgumentError(f"k={k}, rows={rows}: both must be in 1..{MAX_SHARDS}")
     if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
         raise InvalidArgumentError(
             f"tables hold {PyBytes_GET_SIZE(tables)} bytes, expected k*rows*32 = "
@@ -403,9 +413,9 @@ def ec_encode(bytes tables, int k, int rows, data, out):
     bufset_init(&din)
     bufset_init(&dout)
     try:
-        bufset_collect(&din, data, k, False, "data", False)
-        bufset_collect(&dout, out, rows, True, "out", False)
-        _same_length(&din, &dout, "data", "out")
+        bufset_collect(&din, data, k, False, data_name, False)
+        bufset_collect(&dout, out, rows, True, out_name, False)
+        _same_length(&din, &dout, data_name, out_name)
         length = <size_t>din.length
         if length >= NOGIL_MIN_BYTES:
             with nogil:
@@ -537,7 +547,7 @@ cdef void _reverse(uint8_t **ptrs, Py_ssize_t n) noexcept:
         ptrs[n - 1 - i] = t
 
 
-def xor_gen(data, out):
+def xor_gen(data, out, str out_name="out"):
     """out = data[0] ^ data[1] ^ ...  (None entries count as zero blocks)."""
     cdef BufSet din, dout
     cdef dw_status st
@@ -546,8 +556,8 @@ def xor_gen(data, out):
     bufset_init(&dout)
     try:
         bufset_collect(&din, data, -1, False, "data", True)
-        bufset_collect(&dout, (out,), 1, True, "out", False)
-        _same_length(&din, &dout, "data", "out")
+        bufset_collect(&dout, (out,), 1, True, "out", False, (out_name,))
+        _same_length(&din, &dout, "data", out_name)
         length = <size_t>din.length
         if length >= NOGIL_MIN_BYTES:
             with nogil:
@@ -573,8 +583,8 @@ def pq_gen(data, p, q, bint reverse=False):
         if din.count > MAX_PQ_DATA:
             raise InvalidArgumentError(
                 f"data has {din.count} blocks; P+Q supports at most {MAX_PQ_DATA}")
-        bufset_collect(&dout, (p, q), 2, True, "parity", False)
-        _same_length(&din, &dout, "data", "parity")
+        bufset_collect(&dout, (p, q), 2, True, "parity", False, ("p", "q"))
+        _same_length(&din, &dout, "data", "p and q")
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
@@ -603,8 +613,8 @@ def pqr_gen(data, p, q, r, bint reverse=False):
         if din.count > MAX_PQ_DATA:
             raise InvalidArgumentError(
                 f"data has {din.count} blocks; P+Q+R supports at most {MAX_PQ_DATA}")
-        bufset_collect(&dout, (p, q, r), 3, True, "parity", False)
-        _same_length(&din, &dout, "data", "parity")
+        bufset_collect(&dout, (p, q, r), 3, True, "parity", False, ("p", "q", "r"))
+        _same_length(&din, &dout, "data", "p, q and r")
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
@@ -639,7 +649,7 @@ def raid6_recov_2data(data, int a, int b, p, q, bint reverse=False):
             raise InvalidArgumentError(f"a={a}, b={b} must be distinct indices in 0..{k - 1}")
         _require_writable(data[a], f"data[{a}]")
         _require_writable(data[b], f"data[{b}]")
-        bufset_collect(&dpar, (p, q), 2, False, "parity", False)
+        bufset_collect(&dpar, (p, q), 2, False, "parity", False, ("p", "q"))
         _same_length(&din, &dpar, "data", "parity")
         if reverse:
             ia = k - 1 - a
@@ -674,7 +684,7 @@ def raid6_recov_datap(data, int a, p, q, bint reverse=False):
         if k > MAX_PQ_DATA or not 0 <= a < k:
             raise InvalidArgumentError(f"a={a} must be an index in 0..{k - 1}")
         _require_writable(data[a], f"data[{a}]")
-        bufset_collect(&dpar, (p, q), 2, False, "parity", False)
+        bufset_collect(&dpar, (p, q), 2, False, "parity", False, ("p", "q"))
         _same_length(&din, &dpar, "data", "parity")
         _require_writable(p, "p")
         ia = k - 1 - a if reverse else a
@@ -694,6 +704,11 @@ cdef int _require_writable(object obj, str name) except -1:
     _get_view(obj, &view, True, name, None)
     PyBuffer_Release(&view)
     return 0
+
+
+def require_writable(obj, str name):
+    """Raise InvalidArgumentError naming `name` unless `obj` is a writable byte buffer."""
+    _require_writable(obj, name)
 
 
 # --------------------------------------------------------------------------

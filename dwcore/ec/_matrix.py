@@ -9,6 +9,7 @@ of the dot-product kernel.  Decode tables are cached per erasure pattern.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -51,11 +52,15 @@ class MatrixCode:
         """Validate shard indices and return them sorted and unique."""
         out: set[int] = set()
         for i in missing:
-            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.n:
+            try:
+                index = operator.index(i) if not isinstance(i, bool) else None
+            except TypeError:
+                index = None
+            if index is None or not 0 <= index < self.n:
                 raise InvalidArgumentError(
                     f"missing shard index {i!r} is not an int in 0..{self.n - 1}"
                 )
-            out.add(i)
+            out.add(index)
         lost = tuple(sorted(out))
         if len(lost) > self.m:
             raise TooFewShardsError(
@@ -77,7 +82,8 @@ class MatrixCode:
         except TypeError:  # unhashable entries: let validation name them
             self.check_missing(key)
             raise
-        if plan is not None:
+        # (True,) and (1.0,) hash like (1,): only exact ints may take the hit.
+        if plan is not None and all(type(i) is int for i in key):
             return plan
         lost = self.check_missing(key)
         plan = self._plans.get(lost)
@@ -86,13 +92,16 @@ class MatrixCode:
             survivors = tuple(i for i in range(self.n) if i not in gone)[: self.k]
             plan = self._build(survivors, lost)
         with self._lock:
-            if len(self._plans) >= _PLAN_CACHE_SIZE:
+            while len(self._plans) >= _PLAN_CACHE_SIZE:
                 self._plans.popitem(last=False)
             self._plans[lost] = plan
-            self._plans[key] = plan
+            if all(type(i) is int for i in key):
+                self._plans[key] = plan
         return plan
 
     def _build(self, survivors: tuple[int, ...], missing: tuple[int, ...]) -> DecodePlan:
+        if not missing:
+            return DecodePlan(survivors, missing, b"")
         k = self.k
         sub = b"".join(self.row(i) for i in survivors)
         inverse = _native.invert_matrix(sub, k)

@@ -26,14 +26,12 @@ def missing_of(shards: Sequence[object], n: int, name: str) -> tuple[list[int], 
     if len(shards) != n:
         raise InvalidArgumentError(f"{name} has {len(shards)} entries, expected {n}")
     missing = [i for i, s in enumerate(shards) if s is None]
-    if len(missing) == n:
-        raise InvalidArgumentError(f"{name}: every shard is missing")
     length = _native.shard_length(shards, n, name, True)
     return missing, length
 
 
 def check_present(shards: Sequence[object], missing: Sequence[int], name: str) -> None:
-    """Every shard not listed as missing must be given."""
+    """Every shard not listed as missing must be given; the missing ones writable."""
     lost = set(missing)
     for i, s in enumerate(shards):
         if s is None and i not in lost:
@@ -41,6 +39,8 @@ def check_present(shards: Sequence[object], missing: Sequence[int], name: str) -
                 f"{name}[{i}] is None but is not listed in missing; pass its buffer or "
                 f"list it as missing"
             )
+    for i in missing:
+        _native.require_writable(shards[i], f"{name}[{i}]")
 
 
 def fill_missing(

@@ -92,7 +92,7 @@ def xor_recover_into(shards: Sequence[object], missing: Iterable[int]) -> None:
         return
     check_present(shards, lost, "shards")
     (i,) = lost
-    _native.xor_gen([s for j, s in enumerate(shards) if j != i], shards[i])
+    _native.xor_gen([s for j, s in enumerate(shards) if j != i], shards[i], f"shards[{i}]")
 
 
 def xor_recover(shards: Sequence[object | None]) -> list[np.ndarray]:
@@ -151,11 +151,13 @@ def pq_recover_into(shards: Sequence[object], missing: Iterable[int], order: str
         return
     if lost_data:  # one data block, P present: plain XOR
         a = lost_data[0]
-        _native.xor_gen([s for j, s in enumerate(shards[: k + 1]) if j != a], shards[a])
+        _native.xor_gen(
+            [s for j, s in enumerate(shards[: k + 1]) if j != a], shards[a], f"shards[{a}]"
+        )
     if k in lost and k + 1 in lost:
         _native.pq_gen(data, p, q, reverse)
     elif k in lost:
-        _native.xor_gen(data, p)
+        _native.xor_gen(data, p, f"shards[{k}]")
     elif k + 1 in lost:
         code.reconstruct_into(shards, (k + 1,))
 

@@ -73,7 +73,9 @@ class ReedSolomon:
 
     def encode_into(self, data: Sequence[object] | np.ndarray, parity_out: object) -> None:
         """Write the parity of ``data`` into ``parity_out`` (m writable buffers)."""
-        _native.ec_encode(self.encode_tables, self.k, self.m, data, parity_out)
+        _native.ec_encode(
+            self.encode_tables, self.k, self.m, data, parity_out, "data", "parity_out"
+        )
 
     def reconstruct(self, shards: Sequence[object | None]) -> list[np.ndarray]:
         """All k+m shards, the missing (None) ones rebuilt into new arrays.
