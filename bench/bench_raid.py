@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from dwcore.bench.isa import ISA_OPS
 from dwcore.bench.options import DISKS
 from dwcore.ec import pqr_parity_into
 
@@ -38,3 +39,23 @@ def test_pqr(
     sets = buffer_sets(k + m, size)
     calls = [functools.partial(pqr_parity_into, s[:k], s[k], s[k + 1], s[k + 2]) for s in sets]
     run_calls("pqr", impl, k, m, size, calls, k * sets[0].shape[1])
+
+
+def _isa_shapes(op: str) -> list[tuple[int, int]]:
+    return [(k, m) for o, k, m in ISA_OPS if o == op]
+
+
+@pytest.mark.isal_levels("xor", _isa_shapes("xor"), ["64K"])
+def test_xor_isal_levels(
+    run_isal_variant: Callable[..., None], symbol: str, k: int, m: int, size: str
+) -> None:
+    """ISA-L's xor_gen at one instruction-set level (no AVX2 one: ``xor_gen_avx``)."""
+    run_isal_variant("xor", symbol, k, m, size)
+
+
+@pytest.mark.isal_levels("pq", _isa_shapes("pq"), ["64K"])
+def test_pq_isal_levels(
+    run_isal_variant: Callable[..., None], symbol: str, k: int, m: int, size: str
+) -> None:
+    """ISA-L's pq_gen at one instruction-set level."""
+    run_isal_variant("pq", symbol, k, m, size)

@@ -1,7 +1,9 @@
 """Shared machinery of the pytest-benchmark suites (``pytest bench``).
 
 Benchmarks are named ``{op}[{impl}-{k}x{m}-{size}]``: ``impl`` is a dwcore
-instruction set (scalar, ssse3, avx2: whichever run here) or ``isal``;
+instruction set (scalar, ssse3, avx2: whichever run here), ``isal`` (ISA-L's
+dispatching function) or ``isal_{level}`` (one of ISA-L's per-instruction-set
+functions: ``isal_base`` is its scalar C, then ``isal_sse``, ``isal_avx2``);
 ``size`` is the fragment size, in cache (one buffer set reused) or, with a
 ``-cold`` suffix, rotating through 256 MiB of buffer sets so every call
 meets memory beyond the last-level cache.  ``extra_info["bytes"]`` holds
@@ -23,6 +25,7 @@ import numpy as np
 import pytest
 
 from dwcore.bench.arena import Arena, hot_set
+from dwcore.bench.isa import isal_symbol
 from dwcore.bench.isal import INSTALL_HINT, Isal, isal_available, load_isal
 from dwcore.bench.kernels import KernelConfig, dwcore_calls, isal_calls
 from dwcore.bench.options import COLD_BYTES
@@ -52,10 +55,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "kernel_cases(shapes, isal=True): parametrize impl, k, m, size over every dwcore "
         "ISA that runs here (plus ISA-L when isal is true), the (k, m) shapes and SIZES",
     )
+    config.addinivalue_line(
+        "markers",
+        "isal_levels(op, shapes, sizes): parametrize symbol, k, m, size over ISA-L's "
+        "per-instruction-set functions for op that run here (ec_encode_data_base, ...)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Expand ``@pytest.mark.kernel_cases`` into ``{impl}-{k}x{m}-{size}`` parameters."""
+    """Expand ``@pytest.mark.kernel_cases`` into ``{impl}-{k}x{m}-{size}`` parameters,
+    and ``@pytest.mark.isal_levels`` into ``isal_{level}-{k}x{m}-{size}`` ones."""
+    levels = metafunc.definition.get_closest_marker("isal_levels")
+    if levels is not None:
+        metafunc.parametrize(("symbol", "k", "m", "size"), _isal_level_params(*levels.args))
     marker = metafunc.definition.get_closest_marker("kernel_cases")
     if marker is None:
         return
@@ -108,7 +120,29 @@ def isal() -> Isal:
 
 
 def _isa_context(impl: str) -> AbstractContextManager[object]:
-    return nullcontext() if impl == "isal" else force_isa(impl)
+    return nullcontext() if impl.startswith("isal") else force_isa(impl)
+
+
+def _isal_level_params(
+    op: str, shapes: Sequence[tuple[int, int]], sizes: Sequence[str]
+) -> list[Any]:
+    """``pytest.param(symbol, k, m, size, id="isal_{level}-{k}x{m}-{size}")`` for ``op``.
+
+    One per ISA-L per-instruction-set function that the library exports and
+    this CPU runs (matched to dwcore's levels: ``*_base`` for scalar, ...);
+    one skipped case (saying how to install it) where ISA-L is missing.
+    """
+    if not isal_available():
+        return [pytest.param("", 0, 0, "", id="isal-missing", marks=[_ISAL_MARK])]
+    isal = load_isal()
+    symbols = [isal_symbol(isal, op, isa) for isa in available_isas()]
+    return [
+        pytest.param(symbol, k, m, size, id=f"isal_{symbol.rsplit('_', 1)[1]}-{k}x{m}-{size}")
+        for symbol in symbols
+        if symbol is not None
+        for k, m in shapes
+        for size in sizes
+    ]
 
 
 @pytest.fixture
@@ -159,6 +193,27 @@ def run_kernel(
             calls = isal_calls(request.getfixturevalue("isal"), config, sets)
         else:
             calls = dwcore_calls(config, sets)
+        run_calls(op, impl, k, m, size_id, calls, config.data_bytes)
+
+    return run
+
+
+@pytest.fixture
+def run_isal_variant(
+    run_calls: Callable[..., None],
+    buffer_sets: Callable[[int, str], list[np.ndarray]],
+    isal: Isal,
+) -> Callable[..., None]:
+    """``run_isal_variant(op, symbol, k, m, size_id)``: benchmark one ISA-L entry point.
+
+    Named ``{op}[isal_{level}-{k}x{m}-{size}]``, e.g. ``encode[isal_base-10x4-64K]``.
+    """
+
+    def run(op: str, symbol: str, k: int, m: int, size_id: str) -> None:
+        fragment, cold = SIZES[size_id]
+        config = KernelConfig(op, k, m, fragment, cold)
+        calls = isal_calls(isal, config, buffer_sets(config.rows, size_id), symbol)
+        impl = f"isal_{symbol.rsplit('_', 1)[1]}"
         run_calls(op, impl, k, m, size_id, calls, config.data_bytes)
 
     return run

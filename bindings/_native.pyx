@@ -463,7 +463,6 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
     try:
         bufset_collect_rows(&din, shards, src, False, "shards")
         bufset_collect_rows(&dout, shards, dst, True, "shards")
-        _same_length(&din, &dout, "surviving shards", "missing shards")
         length = <size_t>din.length
         if length >= NOGIL_MIN_BYTES:
             with nogil:
@@ -478,7 +477,10 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
 
 cdef int bufset_collect_rows(BufSet *bs, object seq, tuple idx, bint writable,
                              str argname) except -1:
-    """Acquire shards seq[i] for i in idx (a 2-D array is acquired once)."""
+    """Acquire shards seq[i] for i in idx (a 2-D array is acquired once).
+
+    For a list, every entry's length is checked first (all k+m shards must
+    agree, not only those this call reads), naming the odd one out."""
     cdef Py_buffer *view
     cdef Py_ssize_t j, i, n = len(idx)
     cdef char *base
@@ -510,16 +512,9 @@ cdef int bufset_collect_rows(BufSet *bs, object seq, tuple idx, bint writable,
         bs.nviews += 1
         if not _is_c_contig(view):
             raise InvalidArgumentError(f"{argname}[{i}] must be C-contiguous")
-        if bs.length < 0:
-            bs.length = view.len
-        elif view.len != bs.length:
-            raise InvalidArgumentError(
-                f"{argname}[{i}] is {view.len} bytes but other shards are {bs.length}: "
-                f"all shards must have equal length")
         bs.ptrs[j] = <uint8_t *>view.buf
     bs.count = n
-    if bs.length < 0:
-        bs.length = 0
+    bs.length = shard_length(seq, -1, argname, True)
     return 0
 
 
@@ -556,6 +551,9 @@ def xor_gen(data, out, str out_name="out"):
     bufset_init(&dout)
     try:
         bufset_collect(&din, data, -1, False, "data", True)
+        if din.count > MAX_BUFS - 1:
+            raise InvalidArgumentError(
+                f"data has {din.count} blocks; XOR parity supports at most {MAX_BUFS - 1}")
         bufset_collect(&dout, (out,), 1, True, "out", False, (out_name,))
         _same_length(&din, &dout, "data", out_name)
         length = <size_t>din.length

@@ -2,7 +2,8 @@
 
 ``dwcore --version`` prints the version and the instruction set the kernels
 use; ``dwcore bench`` (alone, or as ``dwcore bench kernels``) races dwcore's
-kernels against ISA-L and memcpy and prints the table.
+kernels against ISA-L and memcpy, prints the tables and ends with the targets
+judged from them.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ SizesOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--sizes",
-        help="Fragment sizes, e.g. 4K,64K,1M (multiples of 64 bytes). Default: 4K,64K,1M.",
+        help="Fragment sizes, e.g. 4K,64K,1M (multiples of 64 bytes). Default: 4K,64K,1M. "
+        "The isa group always runs at 64 KiB.",
         show_default=False,
     ),
 ]
@@ -203,8 +205,10 @@ def kernels(
     """Race dwcore's kernels against ISA-L and memcpy: encode, decode, P+Q, XOR.
 
     Interleaved in one process, medians on thread CPU time and wall time,
-    in cache and rotating through 256 MiB of buffers; then the Python call
-    overhead and two-thread scaling.  GB/s counts data bytes (k × fragment).
+    in cache and rotating through 256 MiB of buffers; then every instruction
+    set against ISA-L's matching functions, the Python call overhead and
+    two-thread scaling; last, the targets judged from those figures.  GB/s
+    counts data bytes (k × fragment).
     """
     _run_kernels(_options(quick, only, sizes, no_out_of_cache, repeats), json_path)
 

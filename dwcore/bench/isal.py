@@ -3,6 +3,10 @@
 Only the calls the benchmarks and cross-checks need are bound: the Cauchy
 matrix, matrix inversion, encode tables and ``ec_encode_data`` for
 Reed-Solomon, ``pq_gen``/``xor_gen`` for RAID 5/6 parity and ``crc32_iscsi``.
+ISA-L's per-instruction-set entry points (``ec_encode_data_base``,
+``pq_gen_avx2``, ...) take the same arguments as the dispatching functions;
+:meth:`Isal.has_symbol` says which the library exports, and the ``symbol``
+argument of the ``prepare_*`` methods calls one of them instead.
 Each wrapper validates its arguments and builds the ctypes pointer arrays per
 call; the ``prepare_*`` variants build them once and return a
 :class:`PreparedCall` so a timed loop pays only ctypes' own call cost.
@@ -144,6 +148,8 @@ class Isal:
     def __init__(self, lib: ctypes.CDLL, path: str) -> None:
         #: Where the shared library was loaded from.
         self.path = path
+        self._lib = lib
+        self._variants: dict[str, object] = {}
         vp, pvp, cint, u8p = (
             ctypes.c_void_p,
             ctypes.POINTER(ctypes.c_void_p),
@@ -169,6 +175,22 @@ class Isal:
             ) from exc
         fn.restype = restype
         fn.argtypes = argtypes
+        return fn
+
+    def has_symbol(self, name: str) -> bool:
+        """Whether the library exports ``name`` (e.g. ``"ec_encode_data_base"``)."""
+        return hasattr(self._lib, name)
+
+    def _variant(self, name: str, like: object) -> object:
+        """``name`` bound with the prototype of ``like``, a dispatching function it replaces.
+
+        Calling a variant the CPU cannot run kills the process (SIGILL): the
+        caller checks the CPU first.
+        """
+        fn = self._variants.get(name)
+        if fn is None:
+            fn = self._bind(self._lib, name, like.restype, *like.argtypes)  # type: ignore[attr-defined]
+            self._variants[name] = fn
         return fn
 
     # ------------------------------------------------------------------
@@ -237,11 +259,20 @@ class Isal:
         self._encode(*args)  # type: ignore[operator]
 
     def prepare_encode(
-        self, tables: np.ndarray | bytes, data: Buffers, out: Buffers
+        self,
+        tables: np.ndarray | bytes,
+        data: Buffers,
+        out: Buffers,
+        symbol: str = "ec_encode_data",
     ) -> PreparedCall:
-        """:meth:`ec_encode_data` with its pointer arrays built once, for timed loops."""
+        """:meth:`ec_encode_data` with its pointer arrays built once, for timed loops.
+
+        ``symbol`` names another entry point with the same arguments, such as
+        ``"ec_encode_data_base"`` (ISA-L's scalar code) or ``"ec_encode_data_avx2"``.
+        """
         args, keep = self._encode_args(tables, data, out)
-        return PreparedCall(self._encode, args, keep, "ec_encode_data")
+        fn = self._encode if symbol == "ec_encode_data" else self._variant(symbol, self._encode)
+        return PreparedCall(fn, args, keep, symbol)
 
     # ------------------------------------------------------------------
     # RAID parity
@@ -288,10 +319,16 @@ class Isal:
         if self._pq_gen(*args):  # type: ignore[operator]
             raise IsalError("ISA-L pq_gen rejected its arguments")
 
-    def prepare_pq(self, data: Buffers, p: object, q: object) -> PreparedCall:
-        """:meth:`pq_gen` with its pointer array built once, for timed loops."""
+    def prepare_pq(
+        self, data: Buffers, p: object, q: object, symbol: str = "pq_gen"
+    ) -> PreparedCall:
+        """:meth:`pq_gen` with its pointer array built once, for timed loops.
+
+        ``symbol`` names another entry point with the same arguments (``"pq_gen_base"``, ...).
+        """
         args, keep = self._raid_args(data, (p, q), ("p", "q"))
-        return PreparedCall(self._pq_gen, args, keep, "pq_gen")
+        fn = self._pq_gen if symbol == "pq_gen" else self._variant(symbol, self._pq_gen)
+        return PreparedCall(fn, args, keep, symbol)
 
     def xor_gen(self, data: Buffers, out: object) -> None:
         """``out`` = xor of the data buffers (same rules as :meth:`pq_gen`)."""
@@ -299,10 +336,14 @@ class Isal:
         if self._xor_gen(*args):  # type: ignore[operator]
             raise IsalError("ISA-L xor_gen rejected its arguments")
 
-    def prepare_xor(self, data: Buffers, out: object) -> PreparedCall:
-        """:meth:`xor_gen` with its pointer array built once, for timed loops."""
+    def prepare_xor(self, data: Buffers, out: object, symbol: str = "xor_gen") -> PreparedCall:
+        """:meth:`xor_gen` with its pointer array built once, for timed loops.
+
+        ``symbol`` names another entry point with the same arguments (``"xor_gen_base"``, ...).
+        """
         args, keep = self._raid_args(data, (out,), ("out",))
-        return PreparedCall(self._xor_gen, args, keep, "xor_gen")
+        fn = self._xor_gen if symbol == "xor_gen" else self._variant(symbol, self._xor_gen)
+        return PreparedCall(fn, args, keep, symbol)
 
     # ------------------------------------------------------------------
     # CRC-32C

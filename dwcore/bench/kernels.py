@@ -30,6 +30,7 @@ from dwcore.ec import ReedSolomon, pq_parity, pq_parity_into, xor_parity, xor_pa
 from dwcore.errors import DWError, InvalidArgumentError
 
 __all__ = [
+    "ISAL_FUNCTIONS",
     "OPS",
     "KernelConfig",
     "VerificationError",
@@ -144,18 +145,35 @@ def decode_tables(isal: Isal, k: int, m: int) -> np.ndarray:
     return isal.ec_init_tables(k, m, inverse[:m])
 
 
-def isal_calls(isal: Isal, config: KernelConfig, sets: Sequence[np.ndarray]) -> list[Call]:
-    """One prepared ISA-L call per buffer set (tables and pointer arrays built now)."""
+#: ISA-L's dispatching function for each operation (decode is ``ec_encode_data`` too).
+ISAL_FUNCTIONS = {
+    "encode": "ec_encode_data",
+    "decode": "ec_encode_data",
+    "pq": "pq_gen",
+    "xor": "xor_gen",
+}
+
+
+def isal_calls(
+    isal: Isal, config: KernelConfig, sets: Sequence[np.ndarray], symbol: str | None = None
+) -> list[Call]:
+    """One prepared ISA-L call per buffer set (tables and pointer arrays built now).
+
+    ``symbol`` calls one of ISA-L's per-instruction-set entry points (such as
+    ``"ec_encode_data_base"``) instead of the dispatching function of
+    :data:`ISAL_FUNCTIONS`; the caller makes sure the CPU can run it.
+    """
     k, m = config.k, config.m
+    fn = symbol or ISAL_FUNCTIONS[config.op]
     if config.op == "encode":
         tables = encode_tables(isal, k, m)
-        return [isal.prepare_encode(tables, s[:k], s[k:]) for s in sets]
+        return [isal.prepare_encode(tables, s[:k], s[k:], fn) for s in sets]
     if config.op == "decode":
         tables = decode_tables(isal, k, m)
-        return [isal.prepare_encode(tables, s[m:], s[:m]) for s in sets]
+        return [isal.prepare_encode(tables, s[m:], s[:m], fn) for s in sets]
     if config.op == "pq":
-        return [isal.prepare_pq(s[:k], s[k], s[k + 1]) for s in sets]
-    return [isal.prepare_xor(s[:k], s[k]) for s in sets]
+        return [isal.prepare_pq(s[:k], s[k], s[k + 1], fn) for s in sets]
+    return [isal.prepare_xor(s[:k], s[k], fn) for s in sets]
 
 
 def memcpy_calls(

@@ -29,7 +29,7 @@ DISKS: tuple[int, ...] = (4, 8, 12)
 #: Fragment sizes of the full table.
 SIZES: tuple[int, ...] = (4 << 10, 64 << 10, 1 << 20)
 #: Benchmark groups that ``--only`` selects from.
-GROUPS: tuple[str, ...] = ("ec", "pq", "xor", "overhead", "threads")
+GROUPS: tuple[str, ...] = ("ec", "pq", "xor", "isa", "overhead", "threads")
 #: Bytes of distinct buffers an out-of-cache run rotates through.
 COLD_BYTES = 256 << 20
 #: Fewest timed repetitions per figure (the median of at least this many).
@@ -91,6 +91,11 @@ class BenchOptions:
     is the median of ``repeats`` samples.  Overhead is measured at 1 MiB
     (and at the smallest selected size when that is smaller); the threads
     comparison runs every Reed-Solomon shape at every selected size, in cache.
+    The ``isa`` group has fixed shapes and size (:mod:`dwcore.bench.isa`):
+    RS 10+4 and 4+2, P+Q and XOR on 8 disks, 64 KiB in cache, per instruction
+    set; its samples last ``isa_target_ms`` (shorter, as it times 7 or more
+    contenders per shape, the slowest of them ISA-L's scalar code at about 13
+    ms a call).
     """
 
     groups: frozenset[str] = frozenset(GROUPS)
@@ -101,14 +106,18 @@ class BenchOptions:
     repeats: int = 7
     target_ms: float = 20.0
     cold_bytes: int = COLD_BYTES
+    isa_target_ms: float = 10.0
 
     def __post_init__(self) -> None:
         if self.repeats < MIN_REPEATS:
             raise InvalidArgumentError(
                 f"repeats must be at least {MIN_REPEATS} (figures are medians), got {self.repeats}"
             )
-        if self.target_ms <= 0:
-            raise InvalidArgumentError(f"target_ms must be positive, got {self.target_ms}")
+        if self.target_ms <= 0 or self.isa_target_ms <= 0:
+            raise InvalidArgumentError(
+                f"target_ms and isa_target_ms must be positive, got {self.target_ms} "
+                f"and {self.isa_target_ms}"
+            )
         if not self.sizes or any(s <= 0 or s % SIZE_MULTIPLE for s in self.sizes):
             raise InvalidArgumentError(
                 f"sizes must be positive multiples of {SIZE_MULTIPLE}, got {self.sizes}"
@@ -125,6 +134,7 @@ class BenchOptions:
             sizes=(64 << 10, 1 << 20),
             repeats=MIN_REPEATS,
             target_ms=10.0,
+            isa_target_ms=4.0,
         )
 
     def replace(self, **changes: object) -> BenchOptions:
@@ -135,6 +145,11 @@ class BenchOptions:
     def target_ns(self) -> int:
         """``target_ms`` in nanoseconds."""
         return int(self.target_ms * 1e6)
+
+    @property
+    def isa_target_ns(self) -> int:
+        """``isa_target_ms`` in nanoseconds."""
+        return int(self.isa_target_ms * 1e6)
 
     @property
     def overhead_sizes(self) -> tuple[int, ...]:

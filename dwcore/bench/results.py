@@ -13,7 +13,7 @@ from typing import Any
 
 from dwcore.bench.timing import Measurement
 
-__all__ = ["BenchResult", "KernelRow", "OverheadRow", "Row", "ThreadsRow", "ratio"]
+__all__ = ["BenchResult", "IsaRow", "KernelRow", "OverheadRow", "Row", "ThreadsRow", "ratio"]
 
 
 def ratio(a: float, b: float) -> float:
@@ -99,7 +99,53 @@ class ThreadsRow:
         return ratio(self.one.wall_ns_per_call, self.two.wall_ns_per_call)
 
 
-Row = KernelRow | OverheadRow | ThreadsRow
+@dataclass(frozen=True)
+class IsaRow:
+    """One operation on one shape in cache, with dwcore forced onto instruction set ``isa``.
+
+    ``dwcore`` is the public API call on that path and ``scalar`` the same
+    call on the scalar path, timed in the same interleaved rounds, so
+    :meth:`vs_scalar` is what the SIMD kernel buys.  ``isal`` is ISA-L's
+    entry point for the same level (``isal_symbol``, e.g.
+    ``ec_encode_data_avx2``) and ``isal_base`` its scalar ``*_base`` code:
+    :meth:`isal_vs_base` is the reference for :meth:`vs_scalar`.  ISA-L fields
+    are None where the library, the symbol or the CPU support is missing.
+    ``check`` says how dwcore's output on this path was verified.
+    """
+
+    op: str
+    k: int
+    m: int
+    fragment: int
+    isa: str
+    check: str
+    dwcore: Measurement
+    scalar: Measurement | None
+    isal_symbol: str | None = None
+    isal: Measurement | None = None
+    isal_base: Measurement | None = None
+    kind: str = field(default="isa", init=False)
+
+    def vs_scalar(self, clock: str) -> float:
+        """dwcore on ``isa`` ÷ dwcore on scalar, GB/s on ``clock`` ("cpu" or "wall")."""
+        if self.scalar is None:
+            return math.nan
+        return ratio(_gbps(self.dwcore, clock), _gbps(self.scalar, clock))
+
+    def isal_vs_base(self, clock: str) -> float:
+        """ISA-L's ``isal_symbol`` ÷ ISA-L's scalar ``*_base``, GB/s on ``clock``."""
+        if self.isal is None or self.isal_base is None:
+            return math.nan
+        return ratio(_gbps(self.isal, clock), _gbps(self.isal_base, clock))
+
+    def vs_isal(self, clock: str) -> float:
+        """dwcore ÷ ISA-L at the same instruction-set level, GB/s on ``clock``."""
+        if self.isal is None:
+            return math.nan
+        return ratio(_gbps(self.dwcore, clock), _gbps(self.isal, clock))
+
+
+Row = KernelRow | OverheadRow | ThreadsRow | IsaRow
 
 
 @dataclass
@@ -142,6 +188,11 @@ def _row_json(row: Row) -> dict[str, Any]:
         for clock in ("cpu", "wall"):
             out[f"overhead_ns_{clock}"] = row.overhead_ns(clock)
             out[f"overhead_pct_{clock}"] = _finite_or_none(row.overhead_pct(clock))
+    elif isinstance(row, IsaRow):
+        for clock in ("cpu", "wall"):
+            out[f"vs_scalar_{clock}"] = _finite_or_none(row.vs_scalar(clock))
+            out[f"isal_vs_base_{clock}"] = _finite_or_none(row.isal_vs_base(clock))
+            out[f"vs_isal_{clock}"] = _finite_or_none(row.vs_isal(clock))
     else:
         out["speedup"] = _finite_or_none(row.speedup)
     return out

@@ -3,9 +3,10 @@
 For every kernel configuration the runner verifies dwcore's output against
 ISA-L (or a reference) once, then times dwcore, ISA-L and a memcpy of the
 same data bytes interleaved on the same buffers (see :mod:`dwcore.bench.timing`),
-in cache or rotating through ≥ 256 MiB of buffers.  It then measures the
-Python call overhead and the two-thread scaling.  Without ISA-L it still
-measures dwcore and the memcpy anchor.
+in cache or rotating through ≥ 256 MiB of buffers.  It then times every
+instruction set dwcore runs here against ISA-L's matching entry points
+(:mod:`dwcore.bench.isa`), the Python call overhead and the two-thread
+scaling.  Without ISA-L it still measures dwcore and the memcpy anchor.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import dwcore
 from dwcore import native
 from dwcore.bench.arena import Arena, hot_set
 from dwcore.bench.buffers import aligned_empty
+from dwcore.bench.isa import isa_configs, measure_isas
 from dwcore.bench.isal import Isal, IsalUnavailableError, load_isal
 from dwcore.bench.kernels import KernelConfig, contenders, format_size, verify
 from dwcore.bench.options import BenchOptions
@@ -89,6 +91,10 @@ class _Context:
             )
         ]
 
+    def isas(self, config: KernelConfig) -> list[Row]:
+        options = self.options
+        return list(measure_isas(config, self.isal, options.repeats, options.isa_target_ns))
+
     def overhead(self, config: KernelConfig) -> list[Row]:
         return [measure_overhead(config, self.options.repeats, self.options.target_ns)]
 
@@ -128,11 +134,19 @@ def _overhead_configs(options: BenchOptions) -> list[KernelConfig]:
 
 
 def plan(options: BenchOptions, isal: Isal | None) -> list[Task]:
-    """Every task of a run, in execution order (kernels, overhead, threads)."""
+    """Every task of a run, in execution order (kernels, instruction sets, overhead, threads)."""
     kernels = _kernel_configs(options)
     max_set = max((c.rows * c.fragment for c in kernels if c.cold), default=0)
     ctx = _Context(options, isal, max_set)
     tasks = [Task(c.label, functools.partial(ctx.kernel, c)) for c in kernels]
+    if "isa" in options.groups:
+        tasks += [
+            Task(
+                f"isa {c.op} {c.k}+{c.m} {format_size(c.fragment)}",
+                functools.partial(ctx.isas, c),
+            )
+            for c in isa_configs()
+        ]
     tasks += [
         Task(
             f"overhead {c.op} {c.k}+{c.m} {format_size(c.fragment)}",
@@ -170,6 +184,7 @@ def _meta(options: BenchOptions, isal: Isal | None, isal_error: str | None) -> d
         "dwcore_version": dwcore.__version__,
         "detected_isa": native.detected_isa(),
         "active_isa": native.active_isa(),
+        "available_isas": native.available_isas(),
         "isal": isal.path if isal is not None else None,
         "isal_error": isal_error,
         "python": sys.version.split()[0],

@@ -117,9 +117,7 @@ class MatrixCode:
         """Overwrite ``shards[i]`` for every i in ``missing`` with its contents."""
         plan = self.plan(missing)
         if len(shards) != self.n:
-            raise InvalidArgumentError(
-                f"shards has {len(shards)} entries, expected k+m = {self.n}"
-            )
+            raise InvalidArgumentError(f"shards has {len(shards)} entries, expected k+m = {self.n}")
         if plan.missing:
             _native.ec_encode_rows(
                 plan.tables, self.k, len(plan.missing), shards, plan.survivors, plan.missing

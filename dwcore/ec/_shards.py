@@ -41,6 +41,7 @@ def check_present(shards: Sequence[object], missing: Sequence[int], name: str) -
             )
     for i in missing:
         _native.require_writable(shards[i], f"{name}[{i}]")
+    _native.shard_length(shards, len(shards), name, False)
 
 
 def fill_missing(

@@ -25,6 +25,8 @@ from dwcore.ec._shards import as_array, check_present, fill_missing, missing_of
 from dwcore.errors import InvalidArgumentError, TooFewShardsError
 
 MAX_DATA = 255
+#: XOR has no coefficient limit; the cap is the kernels' shard-list size.
+MAX_XOR_DATA = 257
 ORDERS = ("md", "zfs")
 
 
@@ -59,9 +61,10 @@ def _gf_pow(g: int, e: int) -> int:
 
 def _shard_count(shards: Sequence[object], nparity: int) -> int:
     k = len(shards) - nparity
-    if not 1 <= k <= MAX_DATA:
+    limit = MAX_XOR_DATA if nparity == 1 else MAX_DATA
+    if not 1 <= k <= limit:
         raise InvalidArgumentError(
-            f"shards must hold 1..{MAX_DATA} data blocks plus {nparity} parity, "
+            f"shards must hold 1..{limit} data blocks plus {nparity} parity, "
             f"got {len(shards)} entries"
         )
     return k
@@ -195,9 +198,7 @@ def pqr_parity_into(
     _native.pqr_gen(data, p, q, r, _check_order(order))
 
 
-def pqr_recover_into(
-    shards: Sequence[object], missing: Iterable[int], order: str = "zfs"
-) -> None:
+def pqr_recover_into(shards: Sequence[object], missing: Iterable[int], order: str = "zfs") -> None:
     """Rebuild up to three lost blocks of ``[D_0 .. D_{k-1}, P, Q, R]`` in place."""
     reverse = _check_order(order)
     k = _shard_count(shards, 3)

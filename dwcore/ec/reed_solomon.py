@@ -104,11 +104,7 @@ class ReedSolomon:
     def verify(self, shards: Sequence[object] | np.ndarray) -> bool:
         """Whether the m parity shards match the k data shards."""
         if len(shards) != self.n:
-            raise InvalidArgumentError(
-                f"shards has {len(shards)} entries, expected k+m = {self.n}"
-            )
+            raise InvalidArgumentError(f"shards has {len(shards)} entries, expected k+m = {self.n}")
         _native.shard_length(shards, self.n, "shards", False)
         expected = self.encode(shards[: self.k])
-        return all(
-            np.array_equal(expected[i], as_array(shards[self.k + i])) for i in range(self.m)
-        )
+        return all(np.array_equal(expected[i], as_array(shards[self.k + i])) for i in range(self.m))
