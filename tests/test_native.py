@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,8 +101,15 @@ def run_probe(force: str | None) -> subprocess.CompletedProcess[str]:
     env.pop("DWCORE_FORCE_ISA", None)
     if force is not None:
         env["DWCORE_FORCE_ISA"] = force
+    # Run from tests/ so `python -c` imports the installed package, never the
+    # source tree at the repository root.
     return subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).parent,
     )
 
 
