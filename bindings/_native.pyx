@@ -19,12 +19,17 @@ from cpython.buffer cimport (
     PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_RECORDS_RO, PyBUF_WRITABLE,
     PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer,
 )
+from cpython.pystate cimport PyThreadState
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t
 from libc.string cimport memset
 
 from dwcore.errors import InvalidArgumentError, UnsupportedISAError
 
+
+cdef extern from "Python.h":
+    PyThreadState *PyEval_SaveThread() noexcept
+    void PyEval_RestoreThread(PyThreadState *state) noexcept
 
 cdef extern from "dw_status.h":
     ctypedef enum dw_status:
@@ -78,6 +83,23 @@ cdef enum:
     MAX_PQ_DATA = 255       # 2^255 == 1: P+Q(+R) codes stop at 255 data blocks
     NOGIL_MIN_BYTES = 2048  # release the GIL from this buffer size up
     TBL_BYTES = 32
+
+
+# --------------------------------------------------------------------------
+# The GIL is released around kernel calls on buffers of NOGIL_MIN_BYTES or
+# more; below that, releasing costs more than the kernel.  Between the two
+# calls only C runs: no Python object may be touched.
+# --------------------------------------------------------------------------
+
+cdef inline PyThreadState *_release_gil(size_t nbytes) noexcept:
+    if nbytes >= NOGIL_MIN_BYTES:
+        return PyEval_SaveThread()
+    return NULL
+
+
+cdef inline void _restore_gil(PyThreadState *state) noexcept:
+    if state != NULL:
+        PyEval_RestoreThread(state)
 
 
 # --------------------------------------------------------------------------
@@ -401,6 +423,7 @@ def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
     """
     cdef BufSet din, dout
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef const uint8_t *tb
     cdef size_t length
     if k < 1 or k > MAX_SHARDS or rows < 1 or rows > MAX_SHARDS:
@@ -417,11 +440,9 @@ def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
         bufset_collect(&dout, out, rows, True, out_name, False)
         _same_length(&din, &dout, data_name, out_name)
         length = <size_t>din.length
-        if length >= NOGIL_MIN_BYTES:
-            with nogil:
-                st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
-        else:
-            st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
+        gil = _release_gil(length)
+        st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
+        _restore_gil(gil)
         _check_status(st, "ec_encode")
     finally:
         bufset_release(&din)
@@ -451,6 +472,7 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
     per-call lists or views are built)."""
     cdef BufSet din, dout
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef size_t length
     cdef const uint8_t *tb
     if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
@@ -464,11 +486,9 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
         bufset_collect_rows(&din, shards, src, False, "shards")
         bufset_collect_rows(&dout, shards, dst, True, "shards")
         length = <size_t>din.length
-        if length >= NOGIL_MIN_BYTES:
-            with nogil:
-                st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
-        else:
-            st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
+        gil = _release_gil(length)
+        st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
+        _restore_gil(gil)
         _check_status(st, "ec_encode")
     finally:
         bufset_release(&din)
@@ -546,6 +566,7 @@ def xor_gen(data, out, str out_name="out"):
     """out = data[0] ^ data[1] ^ ...  (None entries count as zero blocks)."""
     cdef BufSet din, dout
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef size_t length
     bufset_init(&din)
     bufset_init(&dout)
@@ -557,12 +578,10 @@ def xor_gen(data, out, str out_name="out"):
         bufset_collect(&dout, (out,), 1, True, "out", False, (out_name,))
         _same_length(&din, &dout, "data", out_name)
         length = <size_t>din.length
-        if length >= NOGIL_MIN_BYTES:
-            with nogil:
-                st = dw_xor_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                                dout.ptrs[0])
-        else:
-            st = dw_xor_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs, dout.ptrs[0])
+        gil = _release_gil(length)
+        st = dw_xor_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                        dout.ptrs[0])
+        _restore_gil(gil)
         _check_status(st, "xor_gen")
     finally:
         bufset_release(&din)
@@ -573,6 +592,7 @@ def pq_gen(data, p, q, bint reverse=False):
     """P and Q (md order: Q = sum 2^d D_d; reverse=True gives ZFS order)."""
     cdef BufSet din, dout
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef size_t length
     bufset_init(&din)
     bufset_init(&dout)
@@ -586,13 +606,10 @@ def pq_gen(data, p, q, bint reverse=False):
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
-        if length >= NOGIL_MIN_BYTES:
-            with nogil:
-                st = dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                               dout.ptrs[0], dout.ptrs[1])
-        else:
-            st = dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                           dout.ptrs[0], dout.ptrs[1])
+        gil = _release_gil(length)
+        st = dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                       dout.ptrs[0], dout.ptrs[1])
+        _restore_gil(gil)
         _check_status(st, "pq_gen")
     finally:
         bufset_release(&din)
@@ -603,6 +620,7 @@ def pqr_gen(data, p, q, r, bint reverse=False):
     """P, Q and R (md order: R = sum 4^d D_d; reverse=True gives ZFS order)."""
     cdef BufSet din, dout
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef size_t length
     bufset_init(&din)
     bufset_init(&dout)
@@ -616,13 +634,10 @@ def pqr_gen(data, p, q, r, bint reverse=False):
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
-        if length >= NOGIL_MIN_BYTES:
-            with nogil:
-                st = dw_pqr_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                                dout.ptrs[0], dout.ptrs[1], dout.ptrs[2])
-        else:
-            st = dw_pqr_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                            dout.ptrs[0], dout.ptrs[1], dout.ptrs[2])
+        gil = _release_gil(length)
+        st = dw_pqr_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                        dout.ptrs[0], dout.ptrs[1], dout.ptrs[2])
+        _restore_gil(gil)
         _check_status(st, "pqr_gen")
     finally:
         bufset_release(&din)
@@ -636,6 +651,7 @@ def raid6_recov_2data(data, int a, int b, p, q, bint reverse=False):
     are overwritten.  With reverse=True the blocks are in ZFS order."""
     cdef BufSet din, dpar
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef size_t length
     cdef int k, ia, ib
     bufset_init(&din)
@@ -672,6 +688,7 @@ def raid6_recov_datap(data, int a, p, q, bint reverse=False):
     """Recover data[a] and P in place from the other data and Q."""
     cdef BufSet din, dpar
     cdef dw_status st
+    cdef PyThreadState *gil
     cdef size_t length
     cdef int k, ia
     bufset_init(&din)
