@@ -792,3 +792,7 @@ def loop_xor_gen(data, out, long iterations):
     finally:
         bufset_release(&din)
         bufset_release(&dout)
+
+
+# Checksum kernels (CRC-32C, Fletcher-4): same module, same dispatch state.
+include "checksum.pxi"

@@ -12,23 +12,8 @@
 #include "dw_gf.h"
 #include "dw_raid.h"
 
-static unsigned long long rng = 0x9E3779B97F4A7C15ull;
-static uint8_t rnd8(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint8_t)(rng >> 24);
-}
+#include "testutil.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
 
 enum { MAXK = 20, MAXM = 6, MAXLEN = 5000 };
 static uint8_t data[MAXK][MAXLEN + 1], ref[MAXM][MAXLEN], out[MAXM][MAXLEN];
