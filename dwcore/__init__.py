@@ -1,13 +1,16 @@
 """dwcore: a performance-first embeddable storage engine with SIMD C kernels.
 
 The public surface grows layer by layer (see DESIGN.md); today it is the
-erasure-coding and parity kernels (:mod:`dwcore.ec`) and the instruction-set
-control of the native core (:mod:`dwcore.native`).
+native core: erasure coding and RAID parity (:mod:`dwcore.ec`), block
+checksums and content hashes (:mod:`dwcore.checksum`), the crash-safe block
+allocator (:mod:`dwcore.alloc`) and the instruction-set control of the
+kernels (:mod:`dwcore.native`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from dwcore import errors, native
+from dwcore import alloc, checksum, ec, errors, native
+from dwcore.alloc import BlockAllocator
 from dwcore.errors import (
     CorruptionError,
     DataLossError,
@@ -25,6 +28,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "BlockAllocator",
     "CorruptionError",
     "DWError",
     "DataLossError",
@@ -34,6 +38,9 @@ __all__ = [
     "UnsupportedFormatError",
     "UnsupportedISAError",
     "__version__",
+    "alloc",
+    "checksum",
+    "ec",
     "errors",
     "native",
 ]

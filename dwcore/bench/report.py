@@ -15,6 +15,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dwcore.bench.alloc import AllocRow, alloc_table
+from dwcore.bench.checksum import ChecksumRow, checksum_table
 from dwcore.bench.isa import RS_SIMD_TARGET
 from dwcore.bench.isal import INSTALL_HINT
 from dwcore.bench.kernels import format_size
@@ -278,6 +280,8 @@ def _any_busy(result: BenchResult) -> bool:
             ms = [r.dwcore, *([r.isal] if r.isal is not None else [])]
         elif isinstance(r, OverheadRow):
             ms = [r.api, r.raw]
+        elif isinstance(r, (ChecksumRow, AllocRow)):
+            ms = r.measurements()
         else:
             ms = [r.one]
         if any(_busy(m) for m in ms):
@@ -297,6 +301,8 @@ def render(result: BenchResult, console: Console) -> None:
     isas = [r for r in result.rows if isinstance(r, IsaRow)]
     overhead = [r for r in result.rows if isinstance(r, OverheadRow)]
     threads = [r for r in result.rows if isinstance(r, ThreadsRow)]
+    checksums = [r for r in result.rows if isinstance(r, ChecksumRow)]
+    allocs = [r for r in result.rows if isinstance(r, AllocRow)]
     if ec:
         title = "Reed-Solomon encode, and decode with the first m data shards lost"
         console.print(_kernel_table(title, ec))
@@ -307,6 +313,10 @@ def render(result: BenchResult, console: Console) -> None:
         console.print(_isa_summary(isas))
     if overhead:
         console.print(_overhead_table(overhead))
+    if checksums:
+        console.print(checksum_table(checksums))
+    if allocs:
+        console.print(alloc_table(allocs))
     if threads:
         console.print(_threads_table(threads))
         console.print(

@@ -5,8 +5,10 @@ ISA-L (or a reference) once, then times dwcore, ISA-L and a memcpy of the
 same data bytes interleaved on the same buffers (see :mod:`dwcore.bench.timing`),
 in cache or rotating through ≥ 256 MiB of buffers.  It then times every
 instruction set dwcore runs here against ISA-L's matching entry points
-(:mod:`dwcore.bench.isa`), the Python call overhead and the two-thread
-scaling.  Without ISA-L it still measures dwcore and the memcpy anchor.
+(:mod:`dwcore.bench.isa`), the checksum kernels (:mod:`dwcore.bench.checksum`),
+the block allocator (:mod:`dwcore.bench.alloc`),
+the Python call overhead and the two-thread scaling.  Without ISA-L it still
+measures dwcore and the memcpy anchor.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import numpy as np
 
 import dwcore
 from dwcore import native
+from dwcore.bench.alloc import alloc_tasks
 from dwcore.bench.arena import Arena, hot_set
 from dwcore.bench.buffers import aligned_empty
+from dwcore.bench.checksum import BLOCKS_BUFFER, checksum_tasks
 from dwcore.bench.isa import isa_configs, measure_isas
 from dwcore.bench.isal import Isal, IsalUnavailableError, load_isal
 from dwcore.bench.kernels import KernelConfig, contenders, format_size, verify
@@ -134,9 +138,13 @@ def _overhead_configs(options: BenchOptions) -> list[KernelConfig]:
 
 
 def plan(options: BenchOptions, isal: Isal | None) -> list[Task]:
-    """Every task of a run, in execution order (kernels, instruction sets, overhead, threads)."""
+    """Every task of a run, in execution order (kernels, instruction sets, overhead,
+    checksums, threads)."""
     kernels = _kernel_configs(options)
     max_set = max((c.rows * c.fragment for c in kernels if c.cold), default=0)
+    checksums = "checksum" in options.groups
+    if checksums and options.out_of_cache:
+        max_set = max(max_set, BLOCKS_BUFFER)
     ctx = _Context(options, isal, max_set)
     tasks = [Task(c.label, functools.partial(ctx.kernel, c)) for c in kernels]
     if "isa" in options.groups:
@@ -154,6 +162,19 @@ def plan(options: BenchOptions, isal: Isal | None) -> list[Task]:
         )
         for c in _overhead_configs(options)
     ]
+    if checksums:
+        tasks += [
+            Task(label, run)
+            for label, run in checksum_tasks(
+                isal,
+                lambda: ctx.arena,
+                options.repeats,
+                options.target_ns,
+                options.out_of_cache,
+            )
+        ]
+    if "alloc" in options.groups:
+        tasks += [Task(label, run) for label, run in alloc_tasks()]  # type: ignore[arg-type]
     if "threads" in options.groups:
         tasks += [
             Task(

@@ -272,4 +272,22 @@ def evaluate(result: BenchResult) -> list[Target]:
         _threads_target(
             [r for r in result.rows if isinstance(r, ThreadsRow)], meta.get("cpu_count")
         ),
+        *_checksum_targets(result, no_isal),
+        *_alloc_targets(result),
     ]
+
+
+def _checksum_targets(result: BenchResult, no_isal: bool) -> list[Target]:
+    # Imported here: dwcore.bench.checksum builds its targets with _judge.
+    from dwcore.bench.checksum import ChecksumRow, checksum_targets
+
+    rows = [r for r in result.rows if isinstance(r, ChecksumRow)]
+    return checksum_targets(rows, no_isal)
+
+
+def _alloc_targets(result: BenchResult) -> list[Target]:
+    # Imported here: dwcore.bench.alloc builds its targets with _judge.
+    from dwcore.bench.alloc import AllocRow, alloc_targets
+
+    rows = [r for r in result.rows if isinstance(r, AllocRow)]
+    return alloc_targets(rows)
