@@ -1,0 +1,69 @@
+"""RAID layouts: pure placement functions for the pool engine.
+
+``dwcore.raid.LEVELS`` names the 29 levels of ``raid-levels.md`` §7;
+:func:`layout` builds one (levels 0, 1, 5, 6 and 10 in this version; the
+others raise :class:`LevelUnavailableError`).  A layout maps logical bytes to
+stripes (:meth:`Layout.locate`), a stripe to its members on the devices
+(:meth:`Layout.stripe` → :class:`StripeMap`), and decides exactly which
+failure sets lose data (:meth:`Layout.survives`).
+"""
+
+from dwcore.raid.base import (
+    DEFAULT_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    Codec,
+    Layout,
+    Location,
+    Member,
+    P,
+    Piece,
+    Q,
+    R,
+    Role,
+    RoleKind,
+    StripeMap,
+)
+from dwcore.raid.mirror import Raid1
+from dwcore.raid.nested import Raid10
+from dwcore.raid.parity import RAID5_ALGORITHMS, Raid5, Raid6
+from dwcore.raid.registry import (
+    AVAILABLE,
+    LEVELS,
+    LevelUnavailableError,
+    canonical,
+    is_available,
+    layout,
+    layout_class,
+    level_options,
+)
+from dwcore.raid.striping import Raid0
+
+__all__ = [
+    "AVAILABLE",
+    "DEFAULT_CHUNK_SIZE",
+    "LEVELS",
+    "MIN_CHUNK_SIZE",
+    "RAID5_ALGORITHMS",
+    "Codec",
+    "Layout",
+    "LevelUnavailableError",
+    "Location",
+    "Member",
+    "P",
+    "Piece",
+    "Q",
+    "R",
+    "Raid0",
+    "Raid1",
+    "Raid5",
+    "Raid6",
+    "Raid10",
+    "Role",
+    "RoleKind",
+    "StripeMap",
+    "canonical",
+    "is_available",
+    "layout",
+    "layout_class",
+    "level_options",
+]
