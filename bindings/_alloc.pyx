@@ -14,12 +14,15 @@ call) for :mod:`dwcore.bench.alloc`.
 """
 
 import os
+import warnings
 
 import numpy as np
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
 
 from dwcore.errors import (
     CorruptionError,
@@ -73,6 +76,8 @@ cdef extern from "dw_alloc.h" nogil:
         uint64_t dirty_pages
         uint64_t memory_bytes
         uint64_t file_bytes
+        uint64_t recovered_from_fallback
+        uint64_t damaged_area_gen
     ctypedef void (*dw_alloc_flush_hook)(void *ctx, int phase) noexcept
     uint64_t DW_ALLOC_NO_HINT
     uint64_t DW_ALLOC_MAX_BLOCKS
@@ -135,6 +140,19 @@ def hash64(data, uint64_t seed=0):
     return dw_alloc_hash64(&view[0], view.shape[0], seed)
 
 
+cdef object _index(object x, str name, str what):
+    """``x`` as a Python int: int, numpy integers and anything with __index__, but
+    not bool (``True`` is not a block number)."""
+    if type(x) is int:
+        return x
+    if isinstance(x, (bool, np.bool_)):
+        raise InvalidArgumentError(f"{name}={x!r} must be {what}, not a bool")
+    try:
+        return PyNumber_Index(x)
+    except TypeError:
+        raise InvalidArgumentError(f"{name}={x!r} must be {what}") from None
+
+
 cdef inline str _msg(dw_alloc_err *err):
     return err.msg.decode("utf-8", "replace")
 
@@ -180,10 +198,12 @@ cdef class Allocator:
     cdef uint32_t _block_size
     cdef object _hook
     cdef object _hook_exc
+    cdef uint64_t _fallback_gen
 
     def __cinit__(self):
         self._a = NULL
         self._busy = 0
+        self._fallback_gen = 0
 
     def __dealloc__(self):
         cdef dw_alloc_err err
@@ -203,10 +223,11 @@ cdef class Allocator:
         place, so a crash never leaves a half-made allocator at ``path``.
         Raises ``FileExistsError`` if ``path`` exists.
         """
-        if not isinstance(nblocks, int) or not 1 <= nblocks <= DW_ALLOC_MAX_BLOCKS:
+        nblocks = _index(nblocks, "nblocks", "an int in 1..2**32")
+        if not 1 <= nblocks <= DW_ALLOC_MAX_BLOCKS:
             raise InvalidArgumentError(f"nblocks={nblocks!r} must be an int in 1..2**32")
-        if not isinstance(block_size, int) or block_size < 512 or block_size > (1 << 30) \
-                or block_size & (block_size - 1):
+        block_size = _index(block_size, "block_size", "a power of two from 512 to 2**30 bytes")
+        if block_size < 512 or block_size > (1 << 30) or block_size & (block_size - 1):
             raise InvalidArgumentError(
                 f"block_size={block_size!r} must be a power of two from 512 to 2**30 bytes")
         cdef bytes raw = os.fsencode(path)
@@ -216,6 +237,7 @@ cdef class Allocator:
         cdef dw_alloc *a = NULL
         cdef dw_alloc_err err
         cdef dw_alloc_status st
+        memset(&err, 0, sizeof(err))
         with nogil:
             st = dw_alloc_create(cpath, nb, bs, &a, &err)
         return Allocator._wrap(cls, st, a, &err, path)
@@ -235,6 +257,7 @@ cdef class Allocator:
         cdef dw_alloc *a = NULL
         cdef dw_alloc_err err
         cdef dw_alloc_status st
+        memset(&err, 0, sizeof(err))
         with nogil:
             st = dw_alloc_open(cpath, &a, &err)
         return Allocator._wrap(cls, st, a, &err, path)
@@ -245,10 +268,22 @@ cdef class Allocator:
         if st != DW_ALLOC_OK:
             _raise_open(st, err, path)
         cdef Allocator self = cls.__new__(cls)
+        cdef dw_alloc_stats s
         self._a = a
         self._path = os.fspath(path)
         self._nblocks = dw_alloc_nblocks(a)
         self._block_size = dw_alloc_block_size(a)
+        dw_alloc_get_stats(a, 0, &s)
+        if s.recovered_from_fallback:
+            self._fallback_gen = s.generation
+            claimed = (f"claiming generation {s.damaged_area_gen}" if s.damaged_area_gen
+                       else "of an unknown generation")
+            warnings.warn(
+                f"allocator {self._path!r}: the newest superblock copy ({claimed}) fails its "
+                f"checksum; opened at generation {s.generation}, the previous copy.  Either "
+                f"a sync was cut short by a crash, or media damage rolled back the last "
+                f"acknowledged sync: run reconcile() with the catalog",
+                RuntimeWarning, stacklevel=3)
         return self
 
     # ----------------------------------------------------------- properties
@@ -280,10 +315,21 @@ cdef class Allocator:
             raise InvalidArgumentError(f"the allocator {self._path!r} is closed")
         return self._a
 
+    cdef inline dw_alloc *_enter(self) except NULL:
+        """The handle, with this call registered (``_busy``) in the same step: close()
+        refuses while any call is registered, so the handle stays valid until the
+        caller's ``finally: self._busy -= 1``.  (Both run under the GIL.)"""
+        if self._a == NULL:
+            raise InvalidArgumentError(f"the allocator {self._path!r} is closed")
+        self._busy += 1
+        return self._a
+
     cdef int _range(self, object start, object n, uint64_t *s, uint64_t *c) except -1:
-        if not isinstance(start, int) or start < 0:
+        start = _index(start, "start", "a block number (int >= 0)")
+        n = _index(n, "n", "a block count (int >= 1)")
+        if start < 0:
             raise InvalidArgumentError(f"start={start!r} must be a block number (int >= 0)")
-        if not isinstance(n, int) or n < 1:
+        if n < 1:
             raise InvalidArgumentError(f"n={n!r} must be a block count (int >= 1)")
         if start + n > self._nblocks:
             raise InvalidArgumentError(
@@ -296,22 +342,26 @@ cdef class Allocator:
     cdef uint64_t _hint(self, object hint) except? 0:
         if hint is None:
             return DW_ALLOC_NO_HINT
-        if not isinstance(hint, int) or not 0 <= hint < self._nblocks:
-            raise InvalidArgumentError(
-                f"hint={hint!r} must be a block number in 0..{self._nblocks - 1} or None")
+        what = f"a block number in 0..{self._nblocks - 1} or None"
+        hint = _index(hint, "hint", what)
+        if not 0 <= hint < self._nblocks:
+            raise InvalidArgumentError(f"hint={hint!r} must be {what}")
         return hint
 
     cdef int _raise(self, dw_alloc_status st, dw_alloc_err *err, str what, uint64_t n) except -1:
         cdef dw_alloc_stats s
+        cdef uint64_t nfree = 0
         if st == DW_ALLOC_ENOSPC or st == DW_ALLOC_EBUFSIZE:
-            dw_alloc_get_stats(self._a, 0, &s)
+            if self._a != NULL:
+                dw_alloc_get_stats(self._a, 0, &s)
+                nfree = s.free_blocks
             if st == DW_ALLOC_EBUFSIZE:
                 raise NoSpaceError(
                     f"{what}: {n} blocks would take more extents than allowed; "
-                    f"{s.free_blocks} blocks are free, the largest free extent is "
+                    f"{nfree} blocks are free, the largest free extent is "
                     f"{err.value} blocks", largest_free=err.value)
             raise NoSpaceError(
-                f"{what}: not enough space for {n} blocks: {s.free_blocks} of "
+                f"{what}: not enough space for {n} blocks: {nfree} of "
                 f"{self._nblocks} blocks are free and the largest free extent is "
                 f"{err.value} blocks", largest_free=err.value)
         if st == DW_ALLOC_ENOTALLOC:
@@ -342,30 +392,33 @@ cdef class Allocator:
         Raises NoSpaceError (``largest_free`` = the longest free extent) when
         the space is not there; nothing is allocated then.
         """
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
-        cdef uint64_t start = 0, h = self._hint(hint), c
+        cdef uint64_t start = 0, h, c
         cdef dw_alloc_status st
-        if not isinstance(n, int) or n < 1:
+        n = _index(n, "n", "a block count (int >= 1)")
+        if n < 1:
             raise InvalidArgumentError(f"n={n!r} must be a block count (int >= 1)")
         if not contiguous:
             return self.alloc_extents(n, hint)
+        h = self._hint(hint)
         if n > self._nblocks:
             raise NoSpaceError(
                 f"alloc: {n} blocks is more than the allocator's {self._nblocks}",
                 largest_free=self.stats_dict(False)["largest_free"])
         c = n
-        if c < NOGIL_MIN_BLOCKS:
-            st = dw_alloc_alloc(a, c, h, &start, &err)
-        else:
-            self._busy += 1
-            try:
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
+        try:
+            if c < NOGIL_MIN_BLOCKS:
+                st = dw_alloc_alloc(a, c, h, &start, &err)
+            else:
                 with nogil:
                     st = dw_alloc_alloc(a, c, h, &start, &err)
-            finally:
-                self._busy -= 1
-        if st != DW_ALLOC_OK:
-            self._raise(st, &err, f"alloc(n={n})", c)
+            if st != DW_ALLOC_OK:
+                self._raise(st, &err, f"alloc(n={n})", c)
+        finally:
+            self._busy -= 1
         return start
 
     def alloc_extents(self, n, hint=None, max_extents=None):
@@ -376,35 +429,41 @@ cdef class Allocator:
         ``max_extents`` extents (default: no limit below 2**20) raises
         NoSpaceError and allocates nothing.
         """
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
-        cdef uint64_t h = self._hint(hint), c
+        cdef uint64_t h, c
         cdef size_t cap, count = 0, i
         cdef dw_alloc_status st
-        if not isinstance(n, int) or n < 1:
+        cdef uint64_t[::1] vs, vl
+        n = _index(n, "n", "a block count (int >= 1)")
+        if n < 1:
             raise InvalidArgumentError(f"n={n!r} must be a block count (int >= 1)")
+        h = self._hint(hint)
         if n > self._nblocks:
             raise NoSpaceError(
                 f"alloc: {n} blocks is more than the allocator's {self._nblocks}",
                 largest_free=self.stats_dict(False)["largest_free"])
         if max_extents is None:
             cap = min(n, 1 << 20)
-        elif not isinstance(max_extents, int) or max_extents < 1:
-            raise InvalidArgumentError(f"max_extents={max_extents!r} must be an int >= 1")
         else:
+            max_extents = _index(max_extents, "max_extents", "an int >= 1")
+            if max_extents < 1:
+                raise InvalidArgumentError(f"max_extents={max_extents!r} must be an int >= 1")
             cap = min(n, max_extents)
         c = n
         starts = np.empty(cap, dtype=np.uint64)
         lens = np.empty(cap, dtype=np.uint64)
-        cdef uint64_t[::1] vs = starts, vl = lens
-        self._busy += 1
+        vs = starts
+        vl = lens
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
         try:
             with nogil:
                 st = dw_alloc_alloc_extents(a, c, h, &vs[0], &vl[0], cap, &count, &err)
+            if st != DW_ALLOC_OK:
+                self._raise(st, &err, f"alloc(n={n}, contiguous=False)", c)
         finally:
             self._busy -= 1
-        if st != DW_ALLOC_OK:
-            self._raise(st, &err, f"alloc(n={n}, contiguous=False)", c)
         return [(vs[i], vl[i]) for i in range(count)]
 
     def alloc_batch(self, count, n=1, hint=None):
@@ -414,36 +473,42 @@ cdef class Allocator:
         allocation fails, the earlier ones are undone and NoSpaceError is
         raised.  One lock and one Python call for the lot (under 10 ns a block).
         """
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
-        cdef uint64_t h = self._hint(hint), c
+        cdef uint64_t h, c
         cdef size_t k
         cdef dw_alloc_status st
-        if not isinstance(count, int) or count < 0:
+        cdef uint64_t[::1] v
+        count = _index(count, "count", "an int >= 0")
+        if count < 0:
             raise InvalidArgumentError(f"count={count!r} must be an int >= 0")
-        if not isinstance(n, int) or n < 1:
+        n = _index(n, "n", "a block count (int >= 1)")
+        if n < 1:
             raise InvalidArgumentError(f"n={n!r} must be a block count (int >= 1)")
+        h = self._hint(hint)
         if count * n > self._nblocks:
             raise NoSpaceError(
                 f"alloc_batch: {count} x {n} blocks is more than the allocator's "
                 f"{self._nblocks}", largest_free=self.stats_dict(False)["largest_free"])
         out = np.empty(count, dtype=np.uint64)
         if count == 0:
+            self._h()
             return out
-        cdef uint64_t[::1] v = out
+        v = out
         k = count
         c = n
-        if k < NOGIL_MIN_COUNT:
-            st = dw_alloc_alloc_batch(a, k, c, h, &v[0], &err)
-        else:
-            self._busy += 1
-            try:
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
+        try:
+            if k < NOGIL_MIN_COUNT:
+                st = dw_alloc_alloc_batch(a, k, c, h, &v[0], &err)
+            else:
                 with nogil:
                     st = dw_alloc_alloc_batch(a, k, c, h, &v[0], &err)
-            finally:
-                self._busy -= 1
-        if st != DW_ALLOC_OK:
-            self._raise(st, &err, f"alloc_batch(count={count}, n={n})", k * c)
+            if st != DW_ALLOC_OK:
+                self._raise(st, &err, f"alloc_batch(count={count}, n={n})", k * c)
+        finally:
+            self._busy -= 1
         return out
 
     def free(self, start, n=1):
@@ -453,38 +518,41 @@ cdef class Allocator:
         never allocated) raises InvalidArgumentError naming it, as do blocks
         past the end; nothing is freed then.
         """
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
         cdef uint64_t s, c
         cdef dw_alloc_status st
         self._range(start, n, &s, &c)
-        if c < NOGIL_MIN_BLOCKS:
-            st = dw_alloc_free(a, s, c, &err)
-        else:
-            self._busy += 1
-            try:
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
+        try:
+            if c < NOGIL_MIN_BLOCKS:
+                st = dw_alloc_free(a, s, c, &err)
+            else:
                 with nogil:
                     st = dw_alloc_free(a, s, c, &err)
-            finally:
-                self._busy -= 1
-        if st != DW_ALLOC_OK:
-            self._raise(st, &err, f"free(start={start}, n={n})", c)
+            if st != DW_ALLOC_OK:
+                self._raise(st, &err, f"free(start={s}, n={c})", c)
+        finally:
+            self._busy -= 1
 
     cdef int _batch(self, int which, object starts, object n, uint64_t *newly) except -1:
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
         cdef dw_alloc_status st
         cdef uint64_t each = 0
         cdef const uint64_t *pl = NULL
         cdef const uint64_t[::1] vs, vl
-        cdef size_t k
+        cdef size_t k, i
         name = "free_batch" if which == 0 else "mark_allocated_batch"
         sarr = _as_u64_array(starts, "starts")
         k = sarr.shape[0]
         if k == 0:
+            self._h()
             return 0
         vs = sarr
-        if isinstance(n, int):
+        if isinstance(n, (int, np.integer)) or (isinstance(n, np.ndarray) and n.ndim == 0):
+            n = _index(n, "n", "a block count >= 1, or one per start")
             if n < 1:
                 raise InvalidArgumentError(f"{name}: n={n!r} must be >= 1")
             each = n
@@ -495,7 +563,8 @@ cdef class Allocator:
                     f"{name}: {larr.shape[0]} lengths for {k} starts; give one per start")
             vl = larr
             pl = &vl[0]
-        self._busy += 1
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
         try:
             if which == 0:
                 with nogil:
@@ -503,12 +572,17 @@ cdef class Allocator:
             else:
                 with nogil:
                     st = dw_alloc_mark_batch(a, k, &vs[0], pl, each, newly, &err)
+            if st != DW_ALLOC_OK:
+                what = name
+                # err.value names the failing entry only for per-entry errors
+                if (st == DW_ALLOC_ENOTALLOC or st == DW_ALLOC_ERANGE
+                        or st == DW_ALLOC_EINVAL) and err.value < k:
+                    i = err.value
+                    what = (f"{name}: entry {i} (start={vs[i]}, "
+                            f"n={pl[i] if pl != NULL else each})")
+                self._raise(st, &err, what, 0)
         finally:
             self._busy -= 1
-        if st != DW_ALLOC_OK:
-            i = err.value
-            what = f"{name}: entry {i} (start={vs[i]}, n={pl[i] if pl != NULL else each})"
-            self._raise(st, &err, what, 0)
         return 0
 
     def free_batch(self, starts, n=1):
@@ -530,11 +604,19 @@ cdef class Allocator:
         cdef dw_alloc_err err
         cdef uint64_t s, c, newly = 0
         cdef dw_alloc_status st
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         self._range(start, n, &s, &c)
-        with nogil:
-            st = dw_alloc_mark_batch(a, 1, &s, &c, 0, &newly, &err)
-        self._ok(st, &err, f"mark_allocated(start={start}, n={n})", c)
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
+        try:
+            if c < NOGIL_MIN_BLOCKS:
+                st = dw_alloc_mark_batch(a, 1, &s, &c, 0, &newly, &err)
+            else:
+                with nogil:
+                    st = dw_alloc_mark_batch(a, 1, &s, &c, 0, &newly, &err)
+            self._ok(st, &err, f"mark_allocated(start={s}, n={c})", c)
+        finally:
+            self._busy -= 1
         return newly
 
     def mark_allocated_batch(self, starts, n=1):
@@ -545,11 +627,22 @@ cdef class Allocator:
 
     def count_allocated(self, start, n=1):
         """How many of the blocks [start, start+n) are allocated."""
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
         cdef uint64_t s, c, k = 0
+        cdef dw_alloc_status st
         self._range(start, n, &s, &c)
-        self._ok(dw_alloc_count_allocated(a, s, c, &k, &err), &err, "count_allocated", c)
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
+        try:
+            if c < NOGIL_MIN_BLOCKS:
+                st = dw_alloc_count_allocated(a, s, c, &k, &err)
+            else:
+                with nogil:
+                    st = dw_alloc_count_allocated(a, s, c, &k, &err)
+            self._ok(st, &err, "count_allocated", c)
+        finally:
+            self._busy -= 1
         return k
 
     def is_allocated(self, start, n=1):
@@ -569,7 +662,7 @@ cdef class Allocator:
         sync) are freed and returned as extents; referenced blocks found free
         are marked allocated.
         """
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
         cdef dw_alloc_status st
         cdef size_t k, cap = 1024, nout = 0, i
@@ -597,28 +690,29 @@ cdef class Allocator:
             vl = lens
             ps = &vs[0]
             pl = &vl[0]
-        while True:
-            out_s = np.empty(cap, dtype=np.uint64)
-            out_l = np.empty(cap, dtype=np.uint64)
-            os_ = out_s
-            ol_ = out_l
-            self._busy += 1
-            try:
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
+        try:
+            while True:
+                out_s = np.empty(cap, dtype=np.uint64)
+                out_l = np.empty(cap, dtype=np.uint64)
+                os_ = out_s
+                ol_ = out_l
                 with nogil:
                     st = dw_alloc_reconcile(a, k, ps, pl, &os_[0], &ol_[0], cap, &nout,
                                             &nfreed, &nrestored, &err)
-            finally:
-                self._busy -= 1
-            if st != DW_ALLOC_EBUFSIZE:
-                break
-            cap = nout + 64
-        if st != DW_ALLOC_OK:
-            if st == DW_ALLOC_ERANGE or st == DW_ALLOC_EINVAL:
-                i = err.value
-                raise InvalidArgumentError(
-                    f"reconcile: used extent ({starts[i]}, {lens[i]}) is past the end of the "
-                    f"allocator ({self._nblocks} blocks)")
-            self._raise(st, &err, "reconcile", 0)
+                if st != DW_ALLOC_EBUFSIZE:
+                    break
+                cap = nout + 64
+            if st != DW_ALLOC_OK:
+                if (st == DW_ALLOC_ERANGE or st == DW_ALLOC_EINVAL) and err.value < k:
+                    i = err.value
+                    raise InvalidArgumentError(
+                        f"reconcile: used extent ({starts[i]}, {lens[i]}) is past the end of "
+                        f"the allocator ({self._nblocks} blocks)")
+                self._raise(st, &err, "reconcile", 0)
+        finally:
+            self._busy -= 1
         return [(os_[i], ol_[i]) for i in range(nout)]
 
     # ----------------------------------------------------------- durability
@@ -628,15 +722,16 @@ cdef class Allocator:
 
         Changed bitmap pages are written into their uncommitted copies and
         flushed, then the other superblock copy names them and is flushed.
-        Allocation from other threads continues during the flushes.  A
-        no-op when nothing changed.  After an I/O error (OSError) the
-        allocator refuses changes until it is reopened; the last completed
-        sync stays intact on disk.
+        Allocation from other threads continues during the writes and
+        flushes.  A no-op when nothing changed.  After an I/O error (OSError)
+        the allocator refuses changes until it is reopened; the last
+        completed sync stays intact on disk.
         """
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
         cdef dw_alloc_status st
-        self._busy += 1
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
         self._hook_exc = None
         try:
             with nogil:
@@ -650,7 +745,10 @@ cdef class Allocator:
             _raise_common(st, &err, f"sync {self._path!r}")
 
     def close(self, sync=True):
-        """Sync (unless ``sync=False``) and release the file and memory; idempotent."""
+        """Sync (unless ``sync=False``) and release the file and memory; idempotent.
+
+        Raises InvalidArgumentError (and closes nothing) while another thread
+        is inside a call on this allocator."""
         cdef dw_alloc *a = self._a
         cdef dw_alloc_err err
         cdef dw_alloc_status st
@@ -659,9 +757,10 @@ cdef class Allocator:
             return
         if self._busy:
             raise InvalidArgumentError(
-                "close() while another thread is inside a call on this allocator "
-                "(sync, a batch call, stats or reconcile); wait for it first")
+                "close() while another thread is inside a call on this allocator; "
+                "wait for it first")
         self._a = NULL
+        memset(&err, 0, sizeof(err))
         with nogil:
             st = dw_alloc_close(a, do_sync, &err)
         if st != DW_ALLOC_OK:
@@ -669,12 +768,20 @@ cdef class Allocator:
 
     # --------------------------------------------------------------- views
 
+    @property
+    def opened_from_fallback(self):
+        """True if open() could not use the newest superblock copy (it fails its
+        checksum) and fell back to the previous generation: a sync cut short by a
+        crash (torn write), or media damage that rolled back the last acknowledged
+        sync -- the two look the same.  Run :meth:`reconcile` with the catalog."""
+        return self._fallback_gen != 0
+
     def stats_dict(self, full=True):
         """Raw figures (dwcore.alloc.BlockAllocator.stats wraps them)."""
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_stats s
         cdef int f = 1 if full else 0
-        self._busy += 1
+        a = self._enter()
         try:
             with nogil:
                 dw_alloc_get_stats(a, f, &s)
@@ -685,16 +792,17 @@ cdef class Allocator:
             "largest_free": s.largest_free, "free_extents": s.free_extents if full else None,
             "generation": s.generation, "dirty_pages": s.dirty_pages,
             "memory_bytes": s.memory_bytes, "file_bytes": s.file_bytes,
+            "recovered_from_fallback": s.recovered_from_fallback != 0,
         }
 
     def bitmap(self):
         """The allocation bitmap: ceil(nblocks/8) bytes, bit i of byte j is block 8j+i
         (1 = allocated)."""
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef size_t nbytes = (self._nblocks + 7) // 8
         out = PyBytes_FromStringAndSize(NULL, nbytes)
         cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(out)
-        self._busy += 1
+        a = self._enter()
         try:
             with nogil:
                 dw_alloc_bitmap(a, p, nbytes)
@@ -704,10 +812,11 @@ cdef class Allocator:
 
     def _check(self):
         """Cross-check every in-memory summary against the bitmap (tests)."""
-        cdef dw_alloc *a = self._h()
+        cdef dw_alloc *a
         cdef dw_alloc_err err
         cdef dw_alloc_status st
-        self._busy += 1
+        memset(&err, 0, sizeof(err))
+        a = self._enter()
         try:
             with nogil:
                 st = dw_alloc_check(a, &err)
@@ -722,20 +831,26 @@ cdef class Allocator:
         """TESTS ONLY: call ``hook(phase)`` after every flush sync really performs
         (1: bitmap pages, 2: superblock), so a test can capture the durable bytes.
         Use from one thread only."""
-        cdef dw_alloc *a = self._h()
-        self._hook = hook
-        with nogil:
-            if hook is None:
-                dw_alloc_set_flush_hook(a, NULL, NULL)
-            else:
-                dw_alloc_set_flush_hook(a, _flush_hook, <void *>self)
+        cdef dw_alloc *a = self._enter()
+        try:
+            self._hook = hook
+            with nogil:
+                if hook is None:
+                    dw_alloc_set_flush_hook(a, NULL, NULL)
+                else:
+                    dw_alloc_set_flush_hook(a, _flush_hook, <void *>self)
+        finally:
+            self._busy -= 1
 
     def _set_test_flags(self, unsigned flags):
         """TESTS ONLY: break sync on purpose (TEST_SKIP_FLUSH, TEST_SKIP_BARRIER) to show
         that the power-cut test catches a missing flush.  Never use otherwise."""
-        cdef dw_alloc *a = self._h()
-        with nogil:
-            dw_alloc_set_test_flags(a, flags)
+        cdef dw_alloc *a = self._enter()
+        try:
+            with nogil:
+                dw_alloc_set_test_flags(a, flags)
+        finally:
+            self._busy -= 1
 
     # ------------------------------------------------------------- protocol
 

@@ -211,7 +211,11 @@ def invert_matrix(bytes matrix, int n):
 
 def matrix_mul(bytes a, bytes b, int rows, int inner, int cols):
     """GF(2^8) product of a (rows x inner) and b (inner x cols), row-major bytes."""
-    if PyBytes_GET_SIZE(a) != rows * inner or PyBytes_GET_SIZE(b) != inner * cols:
+    for name, v in (("rows", rows), ("inner", inner), ("cols", cols)):
+        if not 1 <= v <= MAX_SHARDS:
+            raise InvalidArgumentError(f"matrix_mul: {name}={v} must be in 1..{MAX_SHARDS}")
+    if (PyBytes_GET_SIZE(a) != <Py_ssize_t>rows * inner
+            or PyBytes_GET_SIZE(b) != <Py_ssize_t>inner * cols):
         raise InvalidArgumentError("matrix_mul: operand sizes do not match the dimensions")
     out = PyBytes_FromStringAndSize(NULL, rows * cols)
     cdef const uint8_t *pa = <const uint8_t *>PyBytes_AS_STRING(a)
@@ -230,9 +234,11 @@ def matrix_mul(bytes a, bytes b, int rows, int inner, int cols):
 
 def init_tables(bytes coeffs, int k, int rows):
     """Split-nibble tables (32 bytes per coefficient) for a rows x k matrix."""
-    if k < 1 or rows < 1 or PyBytes_GET_SIZE(coeffs) != k * rows:
+    if not (1 <= k <= MAX_SHARDS and 1 <= rows <= MAX_SHARDS) \
+            or PyBytes_GET_SIZE(coeffs) != <Py_ssize_t>k * rows:
         raise InvalidArgumentError(
-            f"coeffs must hold rows*k = {rows * k} bytes (k={k}, rows={rows})")
+            f"coeffs must hold rows*k bytes with k and rows in 1..{MAX_SHARDS} "
+            f"(k={k}, rows={rows}, got {PyBytes_GET_SIZE(coeffs)} bytes)")
     out = PyBytes_FromStringAndSize(NULL, k * rows * TBL_BYTES)
     dw_gf_init_tables(k, rows, <const uint8_t *>PyBytes_AS_STRING(coeffs),
                       <uint8_t *>PyBytes_AS_STRING(out))
@@ -398,6 +404,62 @@ cdef int _same_length(BufSet *a, BufSet *b, str aname, str bname) except -1:
     return 0
 
 
+cdef inline bint _overlaps(const uint8_t *a, const uint8_t *b, size_t n) noexcept:
+    return a != NULL and b != NULL and n > 0 and a < b + n and b < a + n
+
+
+cdef int _check_io(BufSet *ins, BufSet *outs, str inname, str outname,
+                   bint alias_first=False, tuple in_idx=None, tuple out_idx=None) except -1:
+    """Equal lengths, and no output shares memory with an input or another output.
+
+    Kernels read inputs while writing outputs (and overlap their last
+    vector), so aliasing would silently produce wrong bytes.  With
+    alias_first, a single output may be exactly the first input (in place
+    XOR accumulate, which the XOR kernel supports)."""
+    cdef Py_ssize_t i, j
+    cdef size_t n
+    _same_length(ins, outs, inname, outname)
+    oname = (lambda x: f"{outname}[{out_idx[x] if out_idx else x}]") if outname else (
+        lambda x: out_idx[x])
+    n = <size_t>ins.length
+    for i in range(outs.count):
+        for j in range(ins.count):
+            if not _overlaps(outs.ptrs[i], ins.ptrs[j], n):
+                continue
+            if alias_first and j == 0 and outs.count == 1 and outs.ptrs[i] == ins.ptrs[0]:
+                continue
+            raise InvalidArgumentError(
+                f"{oname(i)} overlaps {inname}[{in_idx[j] if in_idx else j}]: outputs must "
+                f"not share memory with inputs")
+        for j in range(i):
+            if _overlaps(outs.ptrs[i], outs.ptrs[j], n):
+                raise InvalidArgumentError(
+                    f"{oname(i)} overlaps {oname(j)}: outputs must be distinct buffers")
+    return 0
+
+
+cdef int _check_disjoint(uint8_t **ptrs, Py_ssize_t count, size_t n, str name) except -1:
+    """Every buffer of an in-place recovery is a separate member of the stripe."""
+    cdef Py_ssize_t i, j
+    for i in range(count):
+        for j in range(i):
+            if _overlaps(ptrs[i], ptrs[j], n):
+                raise InvalidArgumentError(
+                    f"{name}: members {j} and {i} share memory; each block of a stripe "
+                    f"must be its own buffer")
+    return 0
+
+
+cdef int _check_stripe_disjoint(BufSet *data, BufSet *parity) except -1:
+    cdef uint8_t *ptrs[MAX_BUFS]
+    cdef Py_ssize_t i, n = data.count
+    for i in range(n):
+        ptrs[i] = data.ptrs[i]
+    for i in range(parity.count):
+        ptrs[n + i] = parity.ptrs[i]
+    return _check_disjoint(ptrs, n + parity.count, <size_t>data.length, "stripe")
+
+
 cdef int _check_status(dw_status st, str what) except -1:
     if st == DW_OK:
         return 0
@@ -438,7 +500,7 @@ def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
     try:
         bufset_collect(&din, data, k, False, data_name, False)
         bufset_collect(&dout, out, rows, True, out_name, False)
-        _same_length(&din, &dout, data_name, out_name)
+        _check_io(&din, &dout, data_name, out_name)
         length = <size_t>din.length
         gil = _release_gil(length)
         st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
@@ -475,6 +537,8 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
     cdef PyThreadState *gil
     cdef size_t length
     cdef const uint8_t *tb
+    if not (1 <= k <= MAX_SHARDS and 1 <= rows <= MAX_SHARDS):
+        raise InvalidArgumentError(f"k={k}, rows={rows}: both must be in 1..{MAX_SHARDS}")
     if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
         raise InvalidArgumentError("tables do not match k and rows")
     if len(src) != k or len(dst) != rows:
@@ -485,6 +549,7 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
     try:
         bufset_collect_rows(&din, shards, src, False, "shards")
         bufset_collect_rows(&dout, shards, dst, True, "shards")
+        _check_io(&din, &dout, "shards", "shards", False, src, dst)
         length = <size_t>din.length
         gil = _release_gil(length)
         st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
@@ -504,6 +569,8 @@ cdef int bufset_collect_rows(BufSet *bs, object seq, tuple idx, bint writable,
     cdef Py_buffer *view
     cdef Py_ssize_t j, i, n = len(idx)
     cdef char *base
+    if n > MAX_BUFS:
+        raise InvalidArgumentError(f"{argname}: at most {MAX_BUFS} shards per call, got {n}")
     if PyObject_CheckBuffer(seq) and not isinstance(seq, (bytes, bytearray)):
         view = &bs.views[bs.nviews]
         _get_view(seq, view, writable, argname, None)
@@ -576,7 +643,7 @@ def xor_gen(data, out, str out_name="out"):
             raise InvalidArgumentError(
                 f"data has {din.count} blocks; XOR parity supports at most {MAX_BUFS - 1}")
         bufset_collect(&dout, (out,), 1, True, "out", False, (out_name,))
-        _same_length(&din, &dout, "data", out_name)
+        _check_io(&din, &dout, "data", "", True, None, (out_name,))
         length = <size_t>din.length
         gil = _release_gil(length)
         st = dw_xor_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
@@ -602,7 +669,7 @@ def pq_gen(data, p, q, bint reverse=False):
             raise InvalidArgumentError(
                 f"data has {din.count} blocks; P+Q supports at most {MAX_PQ_DATA}")
         bufset_collect(&dout, (p, q), 2, True, "parity", False, ("p", "q"))
-        _same_length(&din, &dout, "data", "p and q")
+        _check_io(&din, &dout, "data", "", False, None, ("p", "q"))
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
@@ -630,7 +697,7 @@ def pqr_gen(data, p, q, r, bint reverse=False):
             raise InvalidArgumentError(
                 f"data has {din.count} blocks; P+Q+R supports at most {MAX_PQ_DATA}")
         bufset_collect(&dout, (p, q, r), 3, True, "parity", False, ("p", "q", "r"))
-        _same_length(&din, &dout, "data", "p, q and r")
+        _check_io(&din, &dout, "data", "", False, None, ("p", "q", "r"))
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
@@ -651,7 +718,6 @@ def raid6_recov_2data(data, int a, int b, p, q, bint reverse=False):
     are overwritten.  With reverse=True the blocks are in ZFS order."""
     cdef BufSet din, dpar
     cdef dw_status st
-    cdef PyThreadState *gil
     cdef size_t length
     cdef int k, ia, ib
     bufset_init(&din)
@@ -665,6 +731,7 @@ def raid6_recov_2data(data, int a, int b, p, q, bint reverse=False):
         _require_writable(data[b], f"data[{b}]")
         bufset_collect(&dpar, (p, q), 2, False, "parity", False, ("p", "q"))
         _same_length(&din, &dpar, "data", "parity")
+        _check_stripe_disjoint(&din, &dpar)
         if reverse:
             ia = k - 1 - a
             ib = k - 1 - b
@@ -688,7 +755,6 @@ def raid6_recov_datap(data, int a, p, q, bint reverse=False):
     """Recover data[a] and P in place from the other data and Q."""
     cdef BufSet din, dpar
     cdef dw_status st
-    cdef PyThreadState *gil
     cdef size_t length
     cdef int k, ia
     bufset_init(&din)
@@ -701,6 +767,7 @@ def raid6_recov_datap(data, int a, p, q, bint reverse=False):
         _require_writable(data[a], f"data[{a}]")
         bufset_collect(&dpar, (p, q), 2, False, "parity", False, ("p", "q"))
         _same_length(&din, &dpar, "data", "parity")
+        _check_stripe_disjoint(&din, &dpar)
         _require_writable(p, "p")
         ia = k - 1 - a if reverse else a
         if reverse:
@@ -745,6 +812,8 @@ def loop_ec_encode(bytes tables, int k, int rows, data, out, long iterations):
         bufset_collect(&dout, out, rows, True, "out", False)
         _same_length(&din, &dout, "data", "out")
         length = <size_t>din.length
+        _check_status(dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs,
+                                   dout.ptrs), "loop_ec_encode")
         with nogil:
             for it in range(iterations):
                 dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
@@ -765,6 +834,8 @@ def loop_pq_gen(data, p, q, long iterations):
         bufset_collect(&dout, (p, q), 2, True, "parity", False)
         _same_length(&din, &dout, "data", "parity")
         length = <size_t>din.length
+        _check_status(dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                                dout.ptrs[0], dout.ptrs[1]), "loop_pq_gen")
         with nogil:
             for it in range(iterations):
                 dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
@@ -786,6 +857,8 @@ def loop_xor_gen(data, out, long iterations):
         bufset_collect(&dout, (out,), 1, True, "out", False)
         _same_length(&din, &dout, "data", "out")
         length = <size_t>din.length
+        _check_status(dw_xor_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                                 dout.ptrs[0]), "loop_xor_gen")
         with nogil:
             for it in range(iterations):
                 dw_xor_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs, dout.ptrs[0])

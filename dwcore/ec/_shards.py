@@ -23,8 +23,15 @@ def missing_of(shards: Sequence[object], n: int, name: str) -> tuple[list[int], 
         raise InvalidArgumentError(
             f"{name} must be a list of {n} shards with None for the missing ones"
         )
-    if len(shards) != n:
-        raise InvalidArgumentError(f"{name} has {len(shards)} entries, expected {n}")
+    try:
+        count = len(shards)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"{name} must be a list of {n} shards with None for the missing ones, "
+            f"got {type(shards).__name__}"
+        ) from None
+    if count != n:
+        raise InvalidArgumentError(f"{name} has {count} entries, expected {n}")
     missing = [i for i, s in enumerate(shards) if s is None]
     length = _native.shard_length(shards, n, name, True)
     return missing, length

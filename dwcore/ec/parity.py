@@ -60,7 +60,13 @@ def _gf_pow(g: int, e: int) -> int:
 
 
 def _shard_count(shards: Sequence[object], nparity: int) -> int:
-    k = len(shards) - nparity
+    try:
+        k = len(shards) - nparity
+    except TypeError:
+        raise InvalidArgumentError(
+            f"shards must be a list of data blocks followed by {nparity} parity, "
+            f"got {type(shards).__name__}"
+        ) from None
     limit = MAX_XOR_DATA if nparity == 1 else MAX_DATA
     if not 1 <= k <= limit:
         raise InvalidArgumentError(
@@ -100,8 +106,8 @@ def xor_recover_into(shards: Sequence[object], missing: Iterable[int]) -> None:
 
 def xor_recover(shards: Sequence[object | None]) -> list[np.ndarray]:
     """All k+1 blocks of ``[D_0 .. D_{k-1}, P]``, the None one rebuilt."""
-    missing, length = missing_of(shards, len(shards), "shards")
     k = _shard_count(shards, 1)
+    missing, length = missing_of(shards, len(shards), "shards")
     lost = _parity_code(k, 1, "md").check_missing(missing)
     full, _ = fill_missing(shards, lost, length)
     xor_recover_into(full, lost)
@@ -168,8 +174,8 @@ def pq_recover_into(shards: Sequence[object], missing: Iterable[int], order: str
 def pq_recover(shards: Sequence[object | None], order: str = "md") -> list[np.ndarray]:
     """All k+2 blocks of ``[D_0 .. D_{k-1}, P, Q]`` with up to two None rebuilt."""
     _check_order(order)
-    missing, length = missing_of(shards, len(shards), "shards")
     k = _shard_count(shards, 2)
+    missing, length = missing_of(shards, len(shards), "shards")
     lost = _parity_code(k, 2, order).check_missing(missing)
     full, _ = fill_missing(shards, lost, length)
     pq_recover_into(full, lost, order)
@@ -216,8 +222,8 @@ def pqr_recover_into(shards: Sequence[object], missing: Iterable[int], order: st
 def pqr_recover(shards: Sequence[object | None], order: str = "zfs") -> list[np.ndarray]:
     """All k+3 blocks of ``[D_0 .. D_{k-1}, P, Q, R]`` with up to three None rebuilt."""
     _check_order(order)
-    missing, length = missing_of(shards, len(shards), "shards")
     k = _shard_count(shards, 3)
+    missing, length = missing_of(shards, len(shards), "shards")
     lost = _parity_code(k, 3, order).check_missing(missing)
     full, _ = fill_missing(shards, lost, length)
     pqr_recover_into(full, lost, order)
