@@ -283,7 +283,7 @@ cdef class Allocator:
                 f"checksum; opened at generation {s.generation}, the previous copy.  Either "
                 f"a sync was cut short by a crash, or media damage rolled back the last "
                 f"acknowledged sync: run reconcile() with the catalog",
-                RuntimeWarning, stacklevel=3)
+                RuntimeWarning, stacklevel=1)
         return self
 
     # ----------------------------------------------------------- properties

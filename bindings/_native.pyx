@@ -418,7 +418,7 @@ cdef int _check_io(BufSet *ins, BufSet *outs, str inname, str outname,
     XOR accumulate, which the XOR kernel supports)."""
     cdef Py_ssize_t i, j
     cdef size_t n
-    _same_length(ins, outs, inname, outname)
+    _same_length(ins, outs, inname, outname or " and ".join(out_idx))
     oname = (lambda x: f"{outname}[{out_idx[x] if out_idx else x}]") if outname else (
         lambda x: out_idx[x])
     n = <size_t>ins.length
