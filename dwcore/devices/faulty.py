@@ -237,7 +237,7 @@ class FaultyDevice(Device):
     def power_cut(
         self, seed: int = 0, keep: Literal["random", "none", "all"] | KeepFn = "random"
     ) -> PowerCut:
-        """Simulate losing power: keep some unsynced writes, lose the rest.
+        """Cut the power: keep some unsynced writes, lose the rest.
 
         Each unsynced write is cut at page boundaries (absolute offsets,
         multiples of ``page_size``); each piece survives or not: all
