@@ -21,6 +21,7 @@ from dwcore.errors import (
     UnsupportedFormatError,
     UnsupportedISAError,
 )
+from dwcore.pool import Pool
 
 try:
     __version__ = version("dwcore")
@@ -34,6 +35,7 @@ __all__ = [
     "DataLossError",
     "InvalidArgumentError",
     "NoSpaceError",
+    "Pool",
     "TooFewShardsError",
     "UnsupportedFormatError",
     "UnsupportedISAError",

@@ -1,0 +1,130 @@
+"""Codec operations on the members of one stripe, over numpy buffers (no copies).
+
+A stripe's members come in codec shard order (``dwcore.raid.StripeMap``):
+data 0..k-1, then P, Q — or, for mirrors, every copy of data 0, then of
+data 1, ...  These helpers compute redundancy (:func:`encode`), decide what
+an erasure set loses (:func:`lost_members`) and rebuild erased members in
+place (:func:`reconstruct`), for the codecs ``none``, ``mirror``, ``xor`` and
+``pq-md``.  Every buffer of one call has the same length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import numpy as np
+
+from dwcore.ec import pq_parity_into, pq_recover_into, xor_parity_into, xor_recover_into
+from dwcore.raid import Codec, RoleKind, StripeMap
+
+__all__ = [
+    "data_member_index",
+    "encode",
+    "lost_members",
+    "mismatched_rows",
+    "reconstruct",
+    "sources",
+]
+
+
+def data_member_index(sm: StripeMap) -> list[list[int]]:
+    """For each data index d, the member indices that carry it (copies for mirrors)."""
+    out: list[list[int]] = [[] for _ in range(sm.k)]
+    for j, m in enumerate(sm.members):
+        d = m.role.data_index
+        if d is not None:
+            out[d].append(j)
+    return out
+
+
+def _parity_slots(sm: StripeMap) -> list[int]:
+    kinds = (RoleKind.P, RoleKind.Q, RoleKind.R, RoleKind.PARITY)
+    return [j for j, m in enumerate(sm.members) if m.role.kind in kinds]
+
+
+def encode(sm: StripeMap, bufs: Sequence[np.ndarray]) -> None:
+    """Fill the parity members of ``bufs`` from its data members (mirrors: nothing to do)."""
+    if sm.codec is Codec.XOR:
+        (p,) = _parity_slots(sm)
+        xor_parity_into(list(bufs[: sm.k]), bufs[p])
+    elif sm.codec is Codec.PQ_MD:
+        p, q = _parity_slots(sm)
+        pq_parity_into(list(bufs[: sm.k]), bufs[p], bufs[q], order="md")
+
+
+def sources(sm: StripeMap, erased: Collection[int], j: int) -> int | None:
+    """For a mirror, a live copy to restore member ``j`` from (None when every copy is lost)."""
+    d = sm.members[j].role.data_index
+    for i, m in enumerate(sm.members):
+        if i not in erased and m.role.data_index == d:
+            return i
+    return None
+
+
+def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
+    """The erased members that cannot be reconstructed from the others."""
+    if not erased:
+        return set()
+    if sm.codec is Codec.MIRROR:
+        return {j for j in erased if sources(sm, erased, j) is None}
+    if sm.codec is Codec.NONE or len(erased) > sm.codec.parity_count:
+        return set(erased)
+    return set()
+
+
+def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int]) -> set[int]:
+    """Rebuild the erased members of ``bufs`` in place; returns those that are lost.
+
+    When anything is lost for a parity codec every erased member is left as is
+    (and reported lost); for mirrors each member is restored independently.
+    """
+    erased = set(erased)
+    if not erased:
+        return set()
+    lost = lost_members(sm, erased)
+    if sm.codec is Codec.MIRROR:
+        for j in erased - lost:
+            src = sources(sm, erased, j)
+            assert src is not None
+            bufs[j][:] = bufs[src]
+        return lost
+    if lost:
+        return lost
+    order = sorted(erased)
+    if sm.codec is Codec.XOR:
+        xor_recover_into(list(bufs), order)
+    elif sm.codec is Codec.PQ_MD:
+        pq_recover_into(list(bufs), order, order="md")
+    return set()
+
+
+def mismatched_rows(sm: StripeMap, bufs: Sequence[np.ndarray], block: int) -> dict[int, np.ndarray]:
+    """Redundancy check: for each redundancy member, the rows that disagree with the data.
+
+    Parity codecs recompute P (and Q) from the data; mirrors compare every
+    copy with the first copy of its data index.  Returns member index ->
+    row indices (only members with a mismatch).
+    """
+    rows = len(bufs[0]) // block
+    out: dict[int, np.ndarray] = {}
+    if sm.codec is Codec.MIRROR:
+        for copies in data_member_index(sm):
+            ref = bufs[copies[0]].reshape(rows, block)
+            for j in copies[1:]:
+                bad = np.nonzero((bufs[j].reshape(rows, block) != ref).any(axis=1))[0]
+                if len(bad):
+                    out[j] = bad
+        return out
+    slots = _parity_slots(sm)
+    if not slots:
+        return out
+    fresh = [np.empty_like(bufs[0]) for _ in slots]
+    if sm.codec is Codec.XOR:
+        xor_parity_into(list(bufs[: sm.k]), fresh[0])
+    else:
+        pq_parity_into(list(bufs[: sm.k]), fresh[0], fresh[1], order="md")
+    for j, f in zip(slots, fresh, strict=True):
+        bad = np.nonzero((bufs[j].reshape(rows, block) != f.reshape(rows, block)).any(axis=1))[0]
+        if len(bad):
+            out[j] = bad
+    return out

@@ -1,0 +1,1547 @@
+"""The pool engine: extents striped over devices by a RAID layout.
+
+Geometry
+--------
+Each member device has a 1 MiB metadata area at each end (superblocks,
+:mod:`dwcore.devices.superblock`); between them is the *data area*.  Its
+first ``usable`` bytes (a multiple of the layout period) are the layout's
+stripes; right after them lies the device's **checksum table**: one
+little-endian CRC-32C (u32) per ``block_size`` block of the stripe region,
+entry ``j`` at ``usable + 4*j`` for the block at data-area offset
+``j*block_size``.
+
+The allocation unit is the **row**: the ``block_size`` slice at the same
+offset inside the chunk of every member of one stripe (k data blocks and m
+redundancy blocks).  Row ``g`` is row ``g mod (C/B)`` of stripe
+``g div (C/B)``; for the levels built so far it sits at data-area offset
+``g*B`` on every device.  A :class:`~dwcore.pool.extent.Extent` owns whole,
+consecutive rows allocated from the pool's
+:class:`~dwcore.alloc.BlockAllocator` (``alloc.bin`` in the pool directory,
+one allocator block per row).  Inside the rows of one stripe (a *segment* of
+``n`` rows) the extent's bytes fill data member 0's ``n`` blocks, then data
+member 1's, ... so each member's part of a segment is one contiguous span on
+its device and one contiguous slice of the caller's buffer: one ``pwrite`` or
+``preadinto`` per member per segment, parity computed over numpy views
+without copies, checksums through the batch kernels.
+
+Space cost: an extent of ``L`` bytes takes ``ceil(L / (k*B))`` rows, i.e.
+``(k+m)*B`` device bytes per ``k*B`` user bytes; a 1-byte extent costs one
+full row (for RAID 6 on 8 devices with 4 KiB blocks: 32 KiB).  Store small
+objects packed together above this layer.
+
+Write-hole safety (full-stripe copy-on-write)
+---------------------------------------------
+Parity is computed per row, rows are never shared by two extents, and
+extents are immutable: a write only touches rows that no acknowledged extent
+owns (and their checksum entries, written as exactly the 4-byte entries of
+those rows).  A crash in the middle of a write can tear only that write's
+rows; every acknowledged extent keeps data, parity and checksums that agree.
+No write-intent log is needed.
+
+Checksums and repair
+--------------------
+Every block of every member (data and parity) has a CRC-32C on its device.
+A read verifies the blocks it reads; a block that fails (or a device that
+fails the read) becomes an erasure, the row is reconstructed from the other
+members (mirror copy, XOR, or md's P+Q recovery), the right bytes are
+returned and the bad block is rewritten together with its checksum entry (if
+the reconstructed block equals what was read, the checksum entry was the bad
+part and only it is rewritten).  When a row cannot be reconstructed the read
+raises :class:`~dwcore.errors.DataLossError` naming the devices and the lost
+byte range of the extent; wrong bytes are never returned.  The zero padding
+of an extent's last rows is known to the reader and never counts as an
+erasure, so a partly filled row can read back with more members lost than
+``StripeMap.recoverable`` allows for a full row.
+
+Fast paths: for layouts where row ``g`` sits at offset ``g*B`` on every
+device (RAID 0, 1, 5, 6, 10), multi-row writes, multi-stripe reads and
+rebuild do one data and one checksum request per device (a reused scratch
+buffer, parity and CRCs computed over its views); anything unexpected (a bad
+checksum, an I/O error, an unrecoverable row) falls back to the per-stripe
+path above, which does the repairs and raises the errors.
+
+Durability
+----------
+``write`` puts data, parity and checksums on the devices; ``sync`` syncs
+every device and then the allocator, after which the extents written before
+are durable.  Rows allocated after the last sync may come back allocated
+after a crash (a leak); :meth:`Pool.reconcile` with the live extents frees
+them.  ``close(sync=False)`` drops unsynced allocator changes as a crash
+would.
+
+Membership and degraded operation
+---------------------------------
+Superblocks carry the pool id, device index and count, the layout and a
+generation, bumped on every membership change (fail, replace, end of
+rebuild) and written to every member still in use.  :meth:`Pool.open`
+treats a device that cannot be opened, has no valid superblock, belongs to
+another pool or index, or has a lower generation (stale) as MISSING, and
+warns (:class:`PoolDegradedWarning`).  Reads treat FAILED and MISSING
+members as erasures; writes skip them and store every member they can (a
+write that cannot store enough members to be readable raises
+:class:`~dwcore.errors.DataLossError` and allocates nothing).  A device whose
+write fails is marked FAILED.
+
+Rebuild
+-------
+:meth:`Pool.replace_device` puts a blank device in a FAILED or MISSING slot
+(state REBUILDING, flag and checkpoint in its superblock).  :meth:`Pool.rebuild`
+walks the allocated rows in order (unallocated rows are skipped: no extent
+can read them), reconstructs the replacement's members, writes them with
+their checksums and checkpoints progress in the replacement's superblock
+(``rebuild_offset`` = rows done × block size) every 64 MiB, so an
+interrupted rebuild resumes there.  Until then rows at or past the
+checkpoint are read degraded; new writes go to the replacement too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from dwcore import raid
+from dwcore.alloc import MAX_BLOCKS, BlockAllocator
+from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.devices import (
+    MIN_DEVICE_SIZE,
+    BlockDevice,
+    Device,
+    DeviceError,
+    DeviceInUseError,
+    FileDevice,
+    MissingSuperblockError,
+    Superblock,
+    SuperblockFlags,
+    check_member,
+    data_area,
+    probe,
+    probe_bytes,
+    read_superblock,
+    read_superblock_copies,
+    write_superblock,
+)
+from dwcore.devices.base import byte_view
+from dwcore.errors import CorruptionError, DataLossError, DWError, InvalidArgumentError
+from dwcore.pool import codec
+from dwcore.pool.extent import Extent
+from dwcore.pool.manifest import MANIFEST_NAME, Manifest
+from dwcore.pool.status import DeviceInfo, DeviceState, Mismatch, PoolStatus, ScrubReport
+
+__all__ = ["DeviceSpec", "Pool", "PoolDegradedWarning", "PoolDeviceInUseError"]
+
+#: What a device argument may be: a path (file or block device) or an open Device.
+DeviceSpec = str | os.PathLike[str] | Device
+
+ALLOC_NAME = "alloc.bin"
+#: Largest device_size accepted (1 PiB): anything above is a unit mistake.
+MAX_DEVICE_SIZE = 1 << 50
+#: Bytes of replacement written between two rebuild checkpoints.
+CHECKPOINT_BYTES = 64 << 20
+#: Most rows one rebuild / scrub step handles (bounded by the stripe too).
+STEP_ROWS = 256
+_PROBE_HEAD = 128 << 10
+
+
+class PoolDegradedWarning(UserWarning):
+    """A pool was opened with members missing, foreign, stale or unreadable."""
+
+
+class PoolDeviceInUseError(DeviceInUseError, InvalidArgumentError):
+    """A device given to create or replace already holds data (a file system or a
+    dwcore superblock); pass ``force=True`` to overwrite it."""
+
+
+def _check_size(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{name} must be an integer number of bytes, got {value!r}")
+    if not lo <= value <= hi:
+        raise InvalidArgumentError(f"{name} must be in {lo}..{hi} bytes, got {value}")
+    return value
+
+
+class _Geometry:
+    """Sizes derived from the layout, the block size and the device size."""
+
+    def __init__(self, layout: raid.Layout, block_size: int, device_size: int) -> None:
+        self.block = block_size
+        self.rpc = layout.chunk_size // block_size
+        area = data_area(device_size).size
+        usable = layout.usable_device_size(area * block_size // (block_size + 4))
+        while usable > 0 and usable + self.table_bytes(usable) > area:
+            usable -= layout.period_bytes
+        self.usable = max(usable, 0)
+        self.stripes = layout.stripe_count(self.usable)
+        self.rows = self.stripes * self.rpc
+        self.table_off = self.usable
+
+    def table_bytes(self, usable: int) -> int:
+        b = self.block
+        return -(-(usable // b * 4) // b) * b
+
+
+class _Member:
+    """One pool slot: the device (if open), its state and superblock."""
+
+    def __init__(self, index: int, path: str) -> None:
+        self.index = index
+        self.path = path
+        self.device: Device | None = None
+        self.state = DeviceState.MISSING
+        self.reason = ""
+        self.sb: Superblock | None = None
+        self.owned = False
+        #: For REBUILDING: rows below this are rebuilt (readable).
+        self.rebuilt_rows = 0
+
+    @property
+    def writable(self) -> bool:
+        return self.device is not None and self.state in (
+            DeviceState.ONLINE,
+            DeviceState.REBUILDING,
+        )
+
+    def readable(self, row_end: int) -> bool:
+        if self.device is None:
+            return False
+        if self.state is DeviceState.ONLINE:
+            return True
+        return self.state is DeviceState.REBUILDING and row_end <= self.rebuilt_rows
+
+
+class _Segment:
+    """The rows of an extent (or row range) that fall in one stripe."""
+
+    __slots__ = ("first", "n", "offset", "row", "stripe")
+
+    def __init__(self, stripe: int, row: int, n: int, first: int, offset: int) -> None:
+        self.stripe = stripe
+        self.row = row  # row inside the chunk
+        self.n = n
+        self.first = first  # global row number
+        self.offset = offset  # byte offset of the segment in the extent's data
+
+
+class _Outcome:
+    """What one row-group pass found: member buffers, lost rows, problems seen."""
+
+    def __init__(self) -> None:
+        self.bufs: list[np.ndarray | None] = []
+        self.lost: dict[int, set[int]] = {}
+        #: (member index, kind, repaired, how)
+        self.events: list[tuple[int, str, bool, str]] = []
+        self.bad_devices: set[int] = set()
+
+
+def _is_path(spec: object) -> bool:
+    return isinstance(spec, (str, os.PathLike))
+
+
+class Pool:
+    """A pool of devices under one RAID layout; see the module documentation.
+
+    Build one with :meth:`create` or :meth:`open`.  Every public method is
+    thread-safe (one lock; long rebuilds and scrubs take it step by step).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        manifest: Manifest,
+        layout: raid.Layout,
+        members: list[_Member],
+        alloc: BlockAllocator,
+    ) -> None:
+        self._path = path
+        self._manifest = manifest
+        self._pool_id = uuid.UUID(manifest.pool_id)
+        self._tag = self._pool_id.bytes[:8]
+        self.layout = layout
+        self._members = members
+        self._alloc = alloc
+        self._block = manifest.block_size
+        self._geo = _Geometry(layout, manifest.block_size, manifest.device_size)
+        self._rpc = self._geo.rpc
+        self._lock = threading.RLock()
+        self._closed = False
+        self._generation = manifest.generation
+        self._stripe_cache: dict[int, raid.StripeMap] = {}
+        self._dmi_cache: dict[int, list[list[int]]] = {}
+        self._flat = self._rows_are_flat()
+        self._scratch = np.empty(0, dtype=np.uint8)
+
+    # ------------------------------------------------------------------
+    # creation and opening
+    # ------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        level: str | int,
+        devices: int | Sequence[DeviceSpec],
+        device_size: int,
+        chunk_size: int = 64 * 1024,
+        block_size: int = 4096,
+        *,
+        force: bool = False,
+        **level_options: Any,
+    ) -> Pool:
+        """Create a pool in the new directory ``path`` and return it open.
+
+        ``devices`` is a count (sparse files ``dev-00`` ... created under
+        ``path``), a list of paths (files created when absent, existing files
+        and block devices opened) or a list of :class:`~dwcore.devices.Device`
+        objects (the caller keeps ownership: the pool does not close them).
+        ``device_size`` is the bytes used on each device.  Everything is
+        validated before anything is written; a device that holds a file
+        system or a dwcore superblock is refused unless ``force``.
+        """
+        root = os.fspath(path)
+        if isinstance(devices, bool):
+            raise InvalidArgumentError("devices must be a count or a list of devices")
+        if isinstance(devices, int):
+            count = devices
+            if count < 1 or count > 255:
+                raise InvalidArgumentError(f"devices must be 1..255, got {count}")
+            specs: list[DeviceSpec] = [os.path.join(root, f"dev-{i:02d}") for i in range(count)]
+        elif isinstance(devices, (str, bytes, os.PathLike)) or not isinstance(devices, Sequence):
+            raise InvalidArgumentError(
+                "devices must be a count, a list of paths or a list of Device objects"
+            )
+        else:
+            specs = list(devices)
+            count = len(specs)
+        lay = raid.layout(level, count, chunk_size, **level_options)
+        _check_size("block_size", block_size, 512, lay.chunk_size)
+        if block_size & (block_size - 1):
+            raise InvalidArgumentError(f"block_size must be a power of two, got {block_size}")
+        _check_size("device_size", device_size, MIN_DEVICE_SIZE, MAX_DEVICE_SIZE)
+        geo = _Geometry(lay, block_size, device_size)
+        if geo.stripes < 1:
+            raise InvalidArgumentError(
+                f"device_size {device_size} is too small for one stripe of RAID {lay.level} "
+                f"(chunk {lay.chunk_size} bytes, 2 MiB of metadata per device)"
+            )
+        if geo.rows > MAX_BLOCKS:
+            raise InvalidArgumentError(
+                f"device_size {device_size} gives more than {MAX_BLOCKS} rows"
+            )
+        if os.path.exists(root):
+            if not os.path.isdir(root):
+                raise InvalidArgumentError(f"{root}: exists and is not a directory")
+            if os.path.exists(os.path.join(root, MANIFEST_NAME)):
+                raise InvalidArgumentError(f"{root}: already holds a pool (pool.json)")
+        seen: set[str] = set()
+        for i, spec in enumerate(specs):
+            if isinstance(spec, (str, os.PathLike)):
+                key = os.path.realpath(os.fspath(spec))
+            else:
+                key = f"id:{id(spec)}"
+            if key in seen:
+                raise InvalidArgumentError(f"device {i} ({spec}) is listed twice")
+            seen.add(key)
+            cls._check_new_device(spec, device_size, force, i)
+        # --- nothing modified above this line ---
+        os.makedirs(root, exist_ok=True)
+        pool_id = uuid.uuid4()
+        members: list[_Member] = []
+        try:
+            for i, spec in enumerate(specs):
+                mem = _Member(i, "")
+                mem.device, mem.owned = cls._open_new_device(spec, device_size)
+                mem.path = mem.device.path
+                mem.state = DeviceState.ONLINE
+                members.append(mem)
+            params = lay.params
+            for mem in members:
+                assert mem.device is not None
+                sb = Superblock.for_device(
+                    device_size,
+                    pool_id=pool_id,
+                    device_index=mem.index,
+                    device_count=count,
+                    layout=lay.level,
+                    layout_params={**params, "block_size": block_size},
+                    chunk_size=lay.chunk_size,
+                )
+                write_superblock(mem.device, sb)
+                mem.sb = sb
+            alloc = BlockAllocator.create(os.path.join(root, ALLOC_NAME), nblocks=geo.rows)
+            manifest = Manifest(
+                pool_id=str(pool_id),
+                layout=params,
+                block_size=block_size,
+                device_size=device_size,
+                usable=geo.usable,
+                rows=geo.rows,
+                devices=[m.path for m in members],
+                states=[m.state.value for m in members],
+            )
+            manifest.save(root)
+        except BaseException:
+            for mem in members:
+                if mem.owned and mem.device is not None:
+                    mem.device.close()
+            raise
+        return cls(root, manifest, lay, members, alloc)
+
+    @staticmethod
+    def _check_new_device(spec: DeviceSpec, device_size: int, force: bool, i: int) -> None:
+        if isinstance(spec, Device):
+            if spec.closed:
+                raise InvalidArgumentError(f"device {i} ({spec.path}) is closed")
+            if spec.size < device_size:
+                raise InvalidArgumentError(
+                    f"device {i} ({spec.path}) has {spec.size} bytes, less than device_size "
+                    f"{device_size}"
+                )
+            if force:
+                return
+            found = probe_bytes(spec.pread(0, min(spec.size, _PROBE_HEAD)))
+            copies = read_superblock_copies(spec) if spec.size >= MIN_DEVICE_SIZE else None
+            if copies is not None and (copies.primary or copies.backup):
+                found = found or ["dwcore superblock"]  # type: ignore[list-item]
+            if found:
+                raise PoolDeviceInUseError(
+                    f"device {i} ({spec.path}) is in use (holds a file system or a dwcore "
+                    f"superblock); pass force=True to overwrite it",
+                    spec.path,
+                )
+            return
+        if not _is_path(spec):
+            raise InvalidArgumentError(
+                f"device {i} must be a path or a Device, got {type(spec).__name__}"
+            )
+        p = os.fspath(spec)
+        if not os.path.exists(p):
+            return
+        st = os.stat(p)
+        is_blk = stat.S_ISBLK(st.st_mode)
+        if not is_blk and not stat.S_ISREG(st.st_mode):
+            raise InvalidArgumentError(f"device {i}: {p} is neither a file nor a block device")
+        if is_blk:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = os.lseek(fd, 0, os.SEEK_END)
+            finally:
+                os.close(fd)
+            if size < device_size:
+                raise InvalidArgumentError(
+                    f"device {i}: {p} has {size} bytes, less than device_size {device_size}"
+                )
+        if not force and (is_blk or st.st_size):
+            found = probe(p)
+            if found:
+                what = "; ".join(sig.detail for sig in found)
+                raise PoolDeviceInUseError(
+                    f"device {i}: {p} is in use ({what}); pass force=True to overwrite it", p
+                )
+
+    @staticmethod
+    def _open_new_device(spec: DeviceSpec, device_size: int) -> tuple[Device, bool]:
+        if isinstance(spec, Device):
+            return spec, False
+        p = os.fspath(spec)
+        if os.path.exists(p):
+            if stat.S_ISBLK(os.stat(p).st_mode):
+                dev: Device = BlockDevice.open(p)
+                if dev.size < device_size:
+                    dev.close()
+                    raise InvalidArgumentError(
+                        f"{p}: block device has {dev.size} bytes, less than {device_size}"
+                    )
+                return dev, True
+            return FileDevice.create(p, device_size, overwrite=True), True
+        os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+        return FileDevice.create(p, device_size), True
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], devices: Sequence[DeviceSpec | None] | None = None
+    ) -> Pool:
+        """Open the pool in ``path``.
+
+        ``devices`` (same forms as :meth:`create`, ``None`` entries for absent
+        members) overrides the paths in the manifest.  Members that cannot be
+        opened or whose superblock is missing, foreign or stale are MISSING;
+        the pool opens degraded and warns with :class:`PoolDegradedWarning`.
+        """
+        root = os.fspath(path)
+        try:
+            manifest = Manifest.load(root)
+        except FileNotFoundError:
+            raise InvalidArgumentError(f"{root}: no pool here (pool.json missing)") from None
+        params = dict(manifest.layout)
+        lay = raid.layout(params.pop("name"), params.pop("n_devices"), **params)
+        n = lay.n_devices
+        if devices is not None and len(devices) != n:
+            raise InvalidArgumentError(f"the pool has {n} devices, {len(devices)} were given")
+        pool_id = uuid.UUID(manifest.pool_id)
+        members: list[_Member] = []
+        specs: list[DeviceSpec | None] = (
+            list(devices) if devices is not None else list(manifest.devices)
+        )
+        for i in range(n):
+            spec = specs[i]
+            mem = _Member(i, manifest.devices[i])
+            members.append(mem)
+            if manifest.states[i] == DeviceState.FAILED.value:
+                mem.state, mem.reason = DeviceState.FAILED, "marked failed"
+                continue
+            if spec is None:
+                mem.reason = "no device given"
+                continue
+            try:
+                if isinstance(spec, Device):
+                    dev, owned = spec, False
+                else:
+                    p = os.fspath(spec)
+                    if stat.S_ISBLK(os.stat(p).st_mode):
+                        dev, owned = BlockDevice.open(p), True
+                    else:
+                        dev, owned = FileDevice.open(p), True
+            except (OSError, DWError) as exc:
+                mem.reason = f"cannot open: {exc}"
+                continue
+            mem.device, mem.owned, mem.path = dev, owned, dev.path
+            try:
+                sb = read_superblock(dev)
+                check_member(sb, pool_id, i, dev.path)
+            except MissingSuperblockError:
+                mem.reason = "no dwcore superblock (blank or foreign device)"
+            except (CorruptionError, DWError, OSError) as exc:
+                mem.reason = str(exc)
+            else:
+                mem.sb = sb
+                continue
+            if owned:
+                dev.close()
+            mem.device = None
+        gens = [m.sb.generation for m in members if m.sb is not None]
+        generation = max(gens) if gens else manifest.generation
+        for mem in members:
+            if mem.sb is None:
+                continue
+            if mem.sb.generation < generation:
+                mem.reason = f"stale: generation {mem.sb.generation} < {generation}"
+                if mem.owned and mem.device is not None:
+                    mem.device.close()
+                mem.device, mem.sb = None, None
+                continue
+            if mem.sb.flags & SuperblockFlags.REBUILDING:
+                mem.state = DeviceState.REBUILDING
+                mem.rebuilt_rows = mem.sb.rebuild_offset // manifest.block_size
+            else:
+                mem.state = DeviceState.ONLINE
+        if not any(m.sb is not None for m in members):
+            raise InvalidArgumentError(f"{root}: none of the pool's devices could be opened")
+        alloc = BlockAllocator.open(os.path.join(root, ALLOC_NAME))
+        manifest.generation = generation
+        pool = cls(root, manifest, lay, members, alloc)
+        bad = [m for m in members if m.state is not DeviceState.ONLINE]
+        if bad:
+            text = "; ".join(f"device {m.index} {m.state.value}: {m.reason}" for m in bad)
+            warnings.warn(f"pool {root} opened degraded: {text}", PoolDegradedWarning, stacklevel=2)
+        return pool
+
+    # ------------------------------------------------------------------
+    # helpers
+    # ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidArgumentError(f"pool {self._path} is closed")
+
+    def _stripe(self, s: int) -> raid.StripeMap:
+        sm = self._stripe_cache.get(s)
+        if sm is None:
+            if len(self._stripe_cache) > 4096:
+                self._stripe_cache.clear()
+                self._dmi_cache.clear()
+            sm = self.layout.stripe(s)
+            self._stripe_cache[s] = sm
+            self._dmi_cache[s] = codec.data_member_index(sm)
+        return sm
+
+    def _segments(self, first: int, rows: int, cap: int | None = None) -> Iterator[_Segment]:
+        """Split rows at stripe boundaries (the extent data mapping: never change it);
+        ``cap`` further limits the rows of a piece (for scans, not for extents)."""
+        g, end, off = first, first + rows, 0
+        k, b = self.layout.k, self._block
+        limit = cap or self._rpc
+        while g < end:
+            s, r = divmod(g, self._rpc)
+            n = min(self._rpc - r, end - g, limit)
+            yield _Segment(s, r, n, g, off)
+            off += n * k * b
+            g += n
+
+    def _addr(self, mem: _Member, member: raid.Member, row: int) -> tuple[int, int]:
+        """Device offsets of a member's block at chunk row ``row`` and of its checksum."""
+        assert mem.sb is not None
+        rel = member.device_offset + row * self._block
+        base = mem.sb.data_offset
+        return base + rel, base + self._geo.table_off + 4 * (rel // self._block)
+
+    def _rows_are_flat(self) -> bool:
+        """True when row g lies at data-area offset g*B on every device (one member per
+        device per stripe, every stripe on every device at s*C): then a run of rows
+        is one contiguous span per device and I/O is batched per device."""
+        lay = self.layout
+        if lay.device_bytes_per_stripe != lay.chunk_size:
+            return False
+        for s in range(max(1, lay.period)):
+            sm = lay.stripe(s)
+            devs = [m.device for m in sm.members]
+            if sorted(devs) != list(range(lay.n_devices)):
+                return False
+            if any(
+                m.device_offset != s * lay.chunk_size or m.length != lay.chunk_size
+                for m in sm.members
+            ):
+                return False
+        return True
+
+    def _check_extent(self, ext: Extent) -> None:
+        if not isinstance(ext, Extent):
+            raise InvalidArgumentError(f"expected an Extent, got {type(ext).__name__}")
+        if ext.pool_tag != self._tag:
+            raise InvalidArgumentError(
+                f"extent belongs to another pool ({ext.pool_tag.hex()}, this is {self._tag.hex()})"
+            )
+        if ext.first_row + ext.rows > self._geo.rows or ext.length > (
+            ext.rows * self.layout.k * self._block
+        ):
+            raise InvalidArgumentError(f"extent {ext!r} does not fit this pool")
+
+    def _mark_failed(self, index: int, reason: str) -> None:
+        mem = self._members[index]
+        if mem.state in (DeviceState.FAILED, DeviceState.MISSING):
+            return
+        mem.state, mem.reason = DeviceState.FAILED, reason
+        warnings.warn(
+            f"pool {self._path}: device {index} failed: {reason}", PoolDegradedWarning, stacklevel=3
+        )
+        self._commit_membership()
+
+    def _commit_membership(self) -> None:
+        """Bump the generation, write it to every member in use, save the manifest."""
+        self._generation += 1
+        pending = True
+        while pending:
+            pending = False
+            for mem in self._members:
+                if not mem.writable or mem.sb is None or mem.device is None:
+                    continue
+                flags = mem.sb.flags & ~SuperblockFlags.REBUILDING
+                rebuild = 0
+                if mem.state is DeviceState.REBUILDING:
+                    flags |= SuperblockFlags.REBUILDING
+                    rebuild = mem.rebuilt_rows * self._block
+                    try:
+                        mem.device.sync()
+                    except DeviceError:
+                        rebuild = mem.sb.rebuild_offset
+                sb = mem.sb.bumped(generation=self._generation, flags=flags, rebuild_offset=rebuild)
+                try:
+                    write_superblock(mem.device, sb)
+                    mem.sb = sb
+                except DeviceError as exc:
+                    mem.state, mem.reason = DeviceState.FAILED, f"superblock write failed: {exc}"
+                    pending = True
+        self._manifest.generation = self._generation
+        self._manifest.devices = [m.path for m in self._members]
+        self._manifest.states = [
+            DeviceState.FAILED.value if m.state is DeviceState.FAILED else m.state.value
+            for m in self._members
+        ]
+        self._manifest.save(self._path)
+
+    # ------------------------------------------------------------------
+    # the row-group engine
+    # ------------------------------------------------------------------
+
+    def _rows(
+        self,
+        seg: _Segment,
+        targets: dict[int, np.ndarray],
+        *,
+        need_all: bool = False,
+        repair: bool = True,
+        skip_devices: Iterable[int] = (),
+        check_redundancy: bool = False,
+        pad_from: dict[int, int] | None = None,
+    ) -> _Outcome:
+        """Read, verify, reconstruct and repair ``seg.n`` rows of one stripe.
+
+        ``targets`` maps a data index to a buffer of ``n*B`` bytes to fill;
+        with ``need_all`` every member is loaded and reconstructed (rebuild,
+        scrub).  Members on ``skip_devices`` are treated as erased.
+        ``pad_from`` maps a data index to its first row that holds only the
+        extent's zero padding: those blocks are known (zeros), never erasures,
+        so a partly filled row reads back from fewer members.
+        """
+        sm = self._stripe(seg.stripe)
+        dmi = self._dmi_cache[seg.stripe]
+        b, n = self._block, seg.n
+        nb = n * b
+        members = sm.members
+        out = _Outcome()
+        bufs: list[np.ndarray | None] = [None] * len(members)
+        out.bufs = bufs
+        skip = set(skip_devices)
+        known: dict[int, int] = {}  # member -> first row known to be zero padding
+        if pad_from:
+            for d, r in pad_from.items():
+                if r < n:
+                    for j in dmi[d]:
+                        known[j] = r
+        erased: set[int] = set()
+        for j, m in enumerate(members):
+            mem = self._members[m.device]
+            unusable = m.device in skip or not mem.readable(seg.first + n)
+            if unusable and known.get(j, n) > 0:
+                erased.add(j)
+        bad: dict[int, np.ndarray] = {}
+        ioerr: set[int] = set()
+        want: dict[int, np.ndarray] = {}
+        for d, buf in targets.items():
+            copies = dmi[d]
+            choice = next((j for j in copies if j not in erased), copies[0])
+            want[choice] = buf
+
+        def load(j: int) -> None:
+            buf = want.get(j)
+            if buf is None:
+                buf = np.empty(nb, dtype=np.uint8)
+            bufs[j] = buf
+            zero_from = known.get(j, n)
+            if zero_from < n:
+                buf[zero_from * b :] = 0
+            if j in erased or zero_from == 0:
+                return
+            m = members[j]
+            mem = self._members[m.device]
+            assert mem.device is not None
+            off, coff = self._addr(mem, m, seg.row)
+            try:
+                mem.device.preadinto(off, buf[: zero_from * b])
+                crcs = np.frombuffer(mem.device.pread(coff, 4 * zero_from), dtype="<u4")
+            except DeviceError:
+                ioerr.add(j)
+                erased.add(j)
+                return
+            bad_rows = verify_blocks(buf[: zero_from * b], b, crcs)
+            if len(bad_rows):
+                bad[j] = bad_rows
+
+        for j in want:
+            load(j)
+        if not need_all and not bad and not (erased & set(want)):
+            return out
+        for j in range(len(members)):
+            if bufs[j] is None:
+                load(j)
+        full: list[np.ndarray] = [x for x in bufs if x is not None]
+        # save what was read of bad blocks (to tell a bad block from a bad checksum entry)
+        saved = {
+            (j, int(i)): bytes(full[j][int(i) * b : (int(i) + 1) * b])
+            for j, rows in bad.items()
+            for i in rows
+        }
+        # the erasure set of each row: erased members (but not where they are known
+        # padding) and the blocks that failed their checksum
+        per_row: list[frozenset[int]] = []
+        bad_at: dict[int, set[int]] = {}
+        for j, rows in bad.items():
+            for i in rows:
+                bad_at.setdefault(int(i), set()).add(j)
+        for i in range(n):
+            here = {j for j in erased if i < known.get(j, n)}
+            here |= bad_at.get(i, set())
+            per_row.append(frozenset(here))
+        i = 0
+        while i < n:
+            e = per_row[i]
+            stop = i + 1
+            while stop < n and per_row[stop] == e:
+                stop += 1
+            if e:
+                views = [x[i * b : stop * b] for x in full]
+                for j in codec.reconstruct(sm, views, e):
+                    out.lost.setdefault(j, set()).update(range(i, stop))
+            i = stop
+        # repair blocks that failed their checksum, where they could be reconstructed
+        for (j, i), old in saved.items():
+            if i in out.lost.get(j, ()):
+                out.events.append((j, "checksum", False, "cannot reconstruct: too many bad"))
+                continue
+            if not repair:
+                out.events.append((j, "checksum", False, "not repaired (repair=False)"))
+                continue
+            m = members[j]
+            mem = self._members[m.device]
+            block = full[j][i * b : (i + 1) * b]
+            fix_data = bytes(block) != old
+            try:
+                off, coff = self._addr(mem, m, seg.row + i)
+                assert mem.device is not None
+                if fix_data:
+                    mem.device.pwrite(off, block)
+                mem.device.pwrite(coff, crc32c_blocks(block, b))
+            except DeviceError as exc:
+                out.events.append((j, "checksum", False, f"rewrite failed: {exc}"))
+                self._mark_failed(m.device, f"repair write failed: {exc}")
+                continue
+            how = "rewrote block from redundancy" if fix_data else "rewrote checksum entry"
+            out.events.append((j, "checksum", True, how))
+        for j in sorted(ioerr) if check_redundancy else ():
+            m = members[j]
+            lost_rows = out.lost.get(j, set())
+            if lost_rows or not repair:
+                why = "cannot reconstruct" if lost_rows else "not repaired (repair=False)"
+                out.events.append((j, "io", False, why))
+                continue
+            mem = self._members[m.device]
+            off, coff = self._addr(mem, m, seg.row)
+            try:
+                assert mem.device is not None
+                mem.device.pwrite(off, full[j])
+                mem.device.pwrite(coff, crc32c_blocks(full[j], b))
+                out.events.append((j, "io", True, "rewrote member from redundancy"))
+            except DeviceError as exc:
+                out.events.append((j, "io", False, f"rewrite failed: {exc}"))
+                self._mark_failed(m.device, f"read and rewrite failed: {exc}")
+        if check_redundancy:
+            dirty = set(bad) | erased | set(out.lost)
+            if not dirty or sm.codec is raid.Codec.MIRROR:
+                for j, rows in codec.mismatched_rows(sm, full, b).items():
+                    if j in dirty:
+                        continue
+                    kind = "copy" if sm.codec is raid.Codec.MIRROR else "parity"
+                    if not repair:
+                        out.events.append((j, kind, False, "not repaired (repair=False)"))
+                        continue
+                    self._fix_redundancy(sm, seg, full, j, rows)
+                    how = "rewrote copy from copy 0" if kind == "copy" else "rewrote parity"
+                    out.events.append((j, kind, True, how))
+        out.bad_devices = {members[j].device for j in set(bad) | erased}
+        return out
+
+    def _fix_redundancy(
+        self,
+        sm: raid.StripeMap,
+        seg: _Segment,
+        full: list[np.ndarray],
+        j: int,
+        rows: np.ndarray,
+    ) -> None:
+        b = self._block
+        fresh = [x.copy() for x in full]
+        if sm.codec is raid.Codec.MIRROR:
+            src = self._dmi_cache[seg.stripe][sm.members[j].role.data_index or 0][0]
+            fresh[j][:] = full[src]
+        else:
+            codec.encode(sm, fresh)
+        m = sm.members[j]
+        mem = self._members[m.device]
+        assert mem.device is not None
+        for i in rows:
+            i = int(i)
+            off, coff = self._addr(mem, m, seg.row + i)
+            block = fresh[j][i * b : (i + 1) * b]
+            mem.device.pwrite(off, block)
+            mem.device.pwrite(coff, crc32c_blocks(block, b))
+
+    # ------------------------------------------------------------------
+    # data path
+    # ------------------------------------------------------------------
+
+    def write(self, data: Any) -> Extent:
+        """Store ``data`` (any bytes-like object) in new rows; returns its :class:`Extent`."""
+        view = byte_view(data)
+        length = view.nbytes
+        k, b = self.layout.k, self._block
+        rows = -(-length // (k * b))
+        with self._lock:
+            self._check_open()
+            if rows == 0:
+                return Extent(self._tag, 0, 0, 0)
+            first = self._alloc.alloc(rows)
+            try:
+                if self._flat and rows > 1:
+                    self._write_flat(first, rows, view)
+                else:
+                    self._write_rows(first, rows, view)
+            except BaseException:
+                self._alloc.free(first, rows)
+                raise
+        return Extent(self._tag, first, rows, length)
+
+    def _scratch_rows(self, rows: int) -> np.ndarray:
+        """A reused (devices × rows·B) buffer (fresh large buffers cost page faults);
+        only used under the pool lock."""
+        need = self.layout.n_devices * rows * self._block
+        if len(self._scratch) < need:
+            self._scratch = np.empty(max(need, 2 * len(self._scratch)), dtype=np.uint8)
+        return self._scratch[:need].reshape(self.layout.n_devices, rows * self._block)
+
+    def _write_flat(self, first: int, rows: int, view: memoryview) -> None:
+        """Multi-row write with one data and one checksum write per device."""
+        b = self._block
+        src = np.frombuffer(view, dtype=np.uint8)
+        length = len(src)
+        nd = self.layout.n_devices
+        devbuf = self._scratch_rows(rows)
+        for seg in self._segments(first, rows):
+            sm = self._stripe(seg.stripe)
+            nb = seg.n * b
+            lo = (seg.first - first) * b
+            views = [devbuf[m.device, lo : lo + nb] for m in sm.members]
+            for j, m in enumerate(sm.members):
+                d = m.role.data_index
+                if d is None:
+                    continue
+                a = seg.offset + d * nb
+                part = src[a : a + nb] if a < length else src[:0]
+                views[j][: len(part)] = part
+                if len(part) < nb:
+                    views[j][len(part) :] = 0
+            codec.encode(sm, views)
+        crcs = crc32c_blocks(devbuf, b).reshape(nd, rows)
+        failed: list[int] = []
+        for dv, mem in enumerate(self._members):
+            if not mem.writable:
+                failed.append(dv)
+                continue
+            assert mem.device is not None and mem.sb is not None
+            base = mem.sb.data_offset
+            try:
+                mem.device.pwrite(base + first * b, devbuf[dv])
+                mem.device.pwrite(base + self._geo.table_off + 4 * first, crcs[dv])
+            except DeviceError as exc:
+                self._mark_failed(dv, f"write failed: {exc}")
+                failed.append(dv)
+        if failed and not self.layout.survives(failed):
+            raise DataLossError(
+                f"pool {self._path}: cannot write: devices {failed} are unavailable, more than "
+                f"RAID {self.layout.level} tolerates",
+                failed=failed,
+            )
+
+    def _read_flat(self, ext: Extent, offset: int, end: int) -> bytes | None:
+        """Healthy multi-segment read: one read per device; None to take the careful path."""
+        k, b = self.layout.k, self._block
+        segs = [
+            seg
+            for seg in self._segments(ext.first_row, ext.rows)
+            if seg.offset < end and seg.offset + k * seg.n * b > offset
+        ]
+        if len(segs) < 2:
+            return None
+        g0, g1 = segs[0].first, segs[-1].first + segs[-1].n
+        erased = {m.index for m in self._members if not m.readable(g1) or m.sb is None}
+        want: set[int] = set()
+        if erased:
+            want = set(range(self.layout.n_devices)) - erased
+        else:
+            for seg in segs:
+                sm = self._stripe(seg.stripe)
+                for copies in self._dmi_cache[seg.stripe]:
+                    want.add(sm.members[copies[0]].device)
+        devbuf = self._scratch_rows(g1 - g0)
+        for dv in want:
+            mem = self._members[dv]
+            assert mem.device is not None and mem.sb is not None
+            base = mem.sb.data_offset
+            try:
+                mem.device.preadinto(base + g0 * b, devbuf[dv])
+                raw = mem.device.pread(base + self._geo.table_off + 4 * g0, 4 * (g1 - g0))
+            except DeviceError:
+                return None
+            if len(verify_blocks(devbuf[dv], b, np.frombuffer(raw, dtype="<u4"))):
+                return None
+        if erased:
+            for seg in segs:
+                sm = self._stripe(seg.stripe)
+                lo = (seg.first - g0) * b
+                views = [devbuf[m.device, lo : lo + seg.n * b] for m in sm.members]
+                gone = {j for j, m in enumerate(sm.members) if m.device in erased}
+                if codec.reconstruct(sm, views, gone):
+                    return None
+        pieces: list[memoryview] = []
+        for seg in segs:
+            sm = self._stripe(seg.stripe)
+            dmi = self._dmi_cache[seg.stripe]
+            nb = seg.n * b
+            lo_row = (seg.first - g0) * b
+            # a mirror's first copy may be erased: the reconstruction filled it in
+            for d in range(k):
+                a = max(offset, seg.offset + d * nb)
+                z = min(end, seg.offset + (d + 1) * nb)
+                if a >= z:
+                    continue
+                dv = sm.members[dmi[d][0]].device
+                rel = lo_row + a - seg.offset - d * nb
+                pieces.append(devbuf[dv, rel : rel + (z - a)].data)
+        return b"".join(pieces)
+
+    def _write_rows(self, first: int, rows: int, view: memoryview) -> None:
+        k, b = self.layout.k, self._block
+        src = np.frombuffer(view, dtype=np.uint8)
+        length = len(src)
+        for seg in self._segments(first, rows):
+            sm = self._stripe(seg.stripe)
+            nb = seg.n * b
+            data: list[np.ndarray] = []
+            for d in range(k):
+                lo = seg.offset + d * nb
+                part = src[lo : lo + nb] if lo < length else src[:0]
+                if len(part) < nb:
+                    padded = np.zeros(nb, dtype=np.uint8)
+                    padded[: len(part)] = part
+                    part = padded
+                data.append(part)
+            bufs: list[np.ndarray] = []
+            for m in sm.members:
+                di = m.role.data_index
+                bufs.append(data[di] if di is not None else np.empty(nb, dtype=np.uint8))
+            codec.encode(sm, bufs)
+            crcs: dict[int, np.ndarray] = {}
+            written: set[int] = set()
+            for j, m in enumerate(sm.members):
+                mem = self._members[m.device]
+                if not mem.writable:
+                    continue
+                key = id(bufs[j])
+                if key not in crcs:
+                    crcs[key] = crc32c_blocks(bufs[j], b)
+                off, coff = self._addr(mem, m, seg.row)
+                try:
+                    assert mem.device is not None
+                    mem.device.pwrite(off, bufs[j])
+                    mem.device.pwrite(coff, crcs[key])
+                except DeviceError as exc:
+                    self._mark_failed(m.device, f"write failed: {exc}")
+                    continue
+                written.add(j)
+            missing = set(range(len(sm.members))) - written
+            if codec.lost_members(sm, missing) & {
+                j for j, m in enumerate(sm.members) if m.role.data_index is not None
+            }:
+                bad = sorted({sm.members[j].device for j in missing})
+                raise DataLossError(
+                    f"pool {self._path}: cannot write: devices {bad} are unavailable, more than "
+                    f"RAID {self.layout.level} tolerates",
+                    failed=bad,
+                )
+
+    def read(self, ext: Extent, offset: int = 0, length: int | None = None) -> bytes:
+        """``length`` bytes (default: to the end) of ``ext`` from ``offset``.
+
+        Verifies every block read; reconstructs around failed devices and bad
+        blocks and repairs the latter.  Raises DataLossError when part of the
+        range cannot be reconstructed.
+        """
+        self._check_extent(ext)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
+        if offset > ext.length:
+            raise InvalidArgumentError(f"offset {offset} is past the extent ({ext.length} bytes)")
+        if length is None:
+            length = ext.length - offset
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise InvalidArgumentError(f"length must be an int >= 0, got {length!r}")
+        if offset + length > ext.length:
+            raise InvalidArgumentError(
+                f"range {offset}+{length} is past the end of the extent ({ext.length} bytes)"
+            )
+        if length == 0:
+            return b""
+        if self._flat and ext.rows > 1:
+            with self._lock:
+                self._check_open()
+                fast = self._read_flat(ext, offset, offset + length)
+            if fast is not None:
+                return fast
+        out = bytearray(length)
+        outv = np.frombuffer(out, dtype=np.uint8)
+        end = offset + length
+        k, b = self.layout.k, self._block
+        lost_ranges: list[tuple[int, int]] = []
+        lost_devices: set[int] = set()
+        with self._lock:
+            self._check_open()
+            for seg in self._segments(ext.first_row, ext.rows):
+                nb = seg.n * b
+                if seg.offset >= end or seg.offset + k * nb <= offset:
+                    continue
+                spans: dict[int, tuple[int, int]] = {}
+                for d in range(k):
+                    lo = max(offset, seg.offset + d * nb)
+                    hi = min(end, seg.offset + (d + 1) * nb)
+                    if lo < hi:
+                        rel = lo - seg.offset - d * nb
+                        spans[d] = (rel // b, -(-(hi - seg.offset - d * nb) // b))
+                r0 = min(a for a, _ in spans.values())
+                r1 = max(z for _, z in spans.values())
+                sub = _Segment(
+                    seg.stripe, seg.row + r0, r1 - r0, seg.first + r0, seg.offset + r0 * b
+                )
+                targets: dict[int, np.ndarray] = {}
+                direct: dict[int, bool] = {}
+                for d in spans:
+                    start = seg.offset + d * nb + r0 * b
+                    stop = start + (r1 - r0) * b
+                    if start >= offset and stop <= end:
+                        targets[d] = outv[start - offset : stop - offset]
+                        direct[d] = True
+                    else:
+                        targets[d] = np.empty((r1 - r0) * b, dtype=np.uint8)
+                        direct[d] = False
+                pad: dict[int, int] = {}
+                for d in range(k):
+                    valid = ext.length - (seg.offset + d * nb + r0 * b)
+                    pad[d] = min(max(-(-valid // b), 0), r1 - r0)
+                res = self._rows(sub, targets, pad_from=pad)
+                dmi = self._dmi_cache[seg.stripe]
+                for d, buf in targets.items():
+                    start = seg.offset + d * nb + r0 * b
+                    lost_rows: set[int] = set()
+                    for j in dmi[d]:
+                        lost_rows |= res.lost.get(j, set())
+                    for i in sorted(lost_rows):
+                        lo = max(offset, start + i * b)
+                        hi = min(end, start + (i + 1) * b)
+                        if lo < hi:
+                            lost_ranges.append((lo, hi))
+                    if lost_rows:
+                        lost_devices |= res.bad_devices
+                    if not direct[d]:
+                        lo = max(offset, start)
+                        hi = min(end, start + len(buf))
+                        outv[lo - offset : hi - offset] = buf[lo - start : hi - start]
+        if lost_ranges:
+            lo = min(a for a, _ in lost_ranges)
+            hi = max(z for _, z in lost_ranges)
+            failed = sorted(lost_devices)
+            err = DataLossError(
+                f"pool {self._path}: extent {ext!r}: bytes [{lo}, {hi}) are lost: devices "
+                f"{failed} are failed, missing or corrupt beyond what RAID {self.layout.level} "
+                f"tolerates",
+                failed=failed,
+            )
+            err.lost_range = (lo, hi)  # type: ignore[attr-defined]
+            raise err
+        return bytes(out)
+
+    def free(self, ext: Extent) -> None:
+        """Release the rows of ``ext`` (durable at the next :meth:`sync`)."""
+        self._check_extent(ext)
+        with self._lock:
+            self._check_open()
+            if ext.rows:
+                self._alloc.free(ext.first_row, ext.rows)
+
+    def reconcile(self, live_extents: Iterable[Extent]) -> int:
+        """Free rows no live extent references (leaked by a crash); returns rows freed."""
+        used = []
+        for ext in live_extents:
+            self._check_extent(ext)
+            if ext.rows:
+                used.append((ext.first_row, ext.rows))
+        with self._lock:
+            self._check_open()
+            return sum(n for _, n in self._alloc.reconcile(used))
+
+    def sync(self) -> None:
+        """Make every extent written so far durable (devices, then the allocator)."""
+        with self._lock:
+            self._check_open()
+            for mem in self._members:
+                if mem.writable and mem.device is not None:
+                    try:
+                        mem.device.sync()
+                    except DeviceError as exc:
+                        self._mark_failed(mem.index, f"sync failed: {exc}")
+            self._alloc.sync()
+
+    def close(self, sync: bool = True) -> None:
+        """Sync (unless ``sync=False``, which drops unsynced allocations like a crash)
+        and close the devices the pool opened; closing twice is a no-op."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if sync:
+                    self.sync()
+                    rebuilding = [m for m in self._members if m.state is DeviceState.REBUILDING]
+                    if rebuilding:
+                        self._checkpoint(rebuilding)
+            finally:
+                self._closed = True
+                self._alloc.close(sync=sync)
+                for mem in self._members:
+                    if mem.owned and mem.device is not None:
+                        mem.device.close()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------
+    # membership
+    # ------------------------------------------------------------------
+
+    def _check_index(self, i: object) -> int:
+        n = self.layout.n_devices
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+            raise InvalidArgumentError(f"device index must be in 0..{n - 1}, got {i!r}")
+        return i
+
+    def fail_device(self, i: int) -> None:
+        """Mark device ``i`` FAILED: no more I/O goes to it."""
+        i = self._check_index(i)
+        with self._lock:
+            self._check_open()
+            mem = self._members[i]
+            if mem.state is DeviceState.FAILED:
+                return
+            mem.state, mem.reason = DeviceState.FAILED, "failed by request"
+            self._commit_membership()
+
+    def replace_device(
+        self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
+    ) -> None:
+        """Put a blank device in the FAILED or MISSING slot ``i``; it becomes REBUILDING.
+
+        ``None`` creates a new sparse file in the pool directory.  A device
+        holding data is refused unless ``force`` (or it is a member of this pool).
+        """
+        i = self._check_index(i)
+        with self._lock:
+            self._check_open()
+            mem = self._members[i]
+            if mem.state in (DeviceState.ONLINE, DeviceState.REBUILDING):
+                raise InvalidArgumentError(
+                    f"device {i} is {mem.state.value}; fail it before replacing it"
+                )
+            size = self._manifest.device_size
+            spec: DeviceSpec
+            if path_or_device is None:
+                gen = 1
+                while True:
+                    spec = os.path.join(self._path, f"dev-{i:02d}.r{gen}")
+                    if not os.path.exists(spec):
+                        break
+                    gen += 1
+            else:
+                spec = path_or_device
+            if not force and not self._own_member(spec):
+                self._check_new_device(spec, size, force, i)
+            dev, owned = self._open_new_device(spec, size)
+            if mem.owned and mem.device is not None and mem.device is not dev:
+                mem.device.close()
+            sb = Superblock.for_device(
+                size,
+                pool_id=self._pool_id,
+                device_index=i,
+                device_count=self.layout.n_devices,
+                layout=self.layout.level,
+                layout_params={**self.layout.params, "block_size": self._block},
+                chunk_size=self.layout.chunk_size,
+                generation=self._generation,
+                flags=SuperblockFlags.REBUILDING,
+            )
+            try:
+                write_superblock(dev, sb)
+            except DeviceError:
+                if owned:
+                    dev.close()
+                raise
+            mem.device, mem.owned, mem.path, mem.sb = dev, owned, dev.path, sb
+            mem.state, mem.reason, mem.rebuilt_rows = DeviceState.REBUILDING, "replacement", 0
+            self._commit_membership()
+
+    def _own_member(self, spec: DeviceSpec) -> bool:
+        """True when ``spec`` holds a superblock of this pool (a member coming back)."""
+        try:
+            if isinstance(spec, Device):
+                sb = read_superblock(spec)
+            elif os.path.exists(os.fspath(spec)):
+                with FileDevice.open(spec, readonly=True) as dev:
+                    sb = read_superblock(dev)
+            else:
+                return False
+        except (DWError, OSError):
+            return False
+        return sb.pool_id == self._pool_id
+
+    def _allocated_runs(self, start_row: int = 0) -> list[tuple[int, int]]:
+        bits = np.unpackbits(np.frombuffer(self._alloc.bitmap(), dtype=np.uint8), bitorder="little")
+        bits = bits[: self._geo.rows].astype(np.int8)
+        bits[:start_row] = 0
+        edges = np.diff(np.concatenate(([0], bits, [0])))
+        starts = np.nonzero(edges == 1)[0]
+        stops = np.nonzero(edges == -1)[0]
+        return [(int(a), int(z - a)) for a, z in zip(starts, stops, strict=True)]
+
+    def rebuild(self, progress: Callable[[int, int], Any] | None = None) -> None:
+        """Reconstruct every REBUILDING device's members for all allocated rows.
+
+        ``progress(done_bytes, total_bytes)`` is called after each step (bytes
+        written to the replacements).  Checkpoints let an interrupted rebuild
+        resume; at the end the devices are ONLINE and the generation is bumped.
+        Raises DataLossError (leaving the device REBUILDING) for rows that
+        cannot be reconstructed.
+        """
+        b = self._block
+        with self._lock:
+            self._check_open()
+            targets = [m for m in self._members if m.state is DeviceState.REBUILDING]
+            if not targets:
+                return
+            start = min(m.rebuilt_rows for m in targets)
+            runs = self._allocated_runs(start)
+            total = sum(n for _, n in runs) * b * len(targets)
+        done = 0
+        since = 0
+        if progress is not None:
+            progress(0, total)
+        tdev = {m.index for m in targets}
+        for first, rows in runs:
+            for g in range(first, first + rows, STEP_ROWS):
+                n = min(STEP_ROWS, first + rows - g)
+                with self._lock:
+                    self._check_open()
+                    if any(m.state is not DeviceState.REBUILDING for m in targets):
+                        raise InvalidArgumentError("device states changed during rebuild")
+                    pending_targets = [m for m in targets if m.rebuilt_rows < g + n]
+                    if not pending_targets:
+                        continue
+                    if not (self._flat and self._rebuild_flat(g, n, tdev)):
+                        for seg in self._segments(g, n, STEP_ROWS):
+                            self._rebuild_segment(seg, tdev)
+                    for m in pending_targets:
+                        m.rebuilt_rows = g + n
+                    step = n * b * len(pending_targets)
+                    done += step
+                    since += step
+                    if since >= CHECKPOINT_BYTES:
+                        since = 0
+                        self._checkpoint(pending_targets)
+                if progress is not None:
+                    progress(min(done, total), total)
+        if progress is not None and done != total:
+            progress(total, total)
+        with self._lock:
+            for m in targets:
+                m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
+                if m.device is not None:
+                    m.device.sync()
+            self._commit_membership()
+
+    def _rebuild_flat(self, g0: int, n: int, tdev: set[int]) -> bool:
+        """Rebuild rows [g0, g0+n) with one read per surviving device and one write per
+        target; False (nothing written) when anything needs the careful path."""
+        b = self._block
+        erased = {m.index for m in self._members if not m.readable(g0 + n) or m.sb is None}
+        erased |= tdev
+        devbuf = self._scratch_rows(n)
+        for mem in self._members:
+            if mem.index in erased:
+                continue
+            assert mem.device is not None and mem.sb is not None
+            base = mem.sb.data_offset
+            try:
+                mem.device.preadinto(base + g0 * b, devbuf[mem.index])
+                raw = mem.device.pread(base + self._geo.table_off + 4 * g0, 4 * n)
+            except DeviceError:
+                return False
+            if len(verify_blocks(devbuf[mem.index], b, np.frombuffer(raw, dtype="<u4"))):
+                return False
+        for seg in self._segments(g0, n):
+            sm = self._stripe(seg.stripe)
+            lo = (seg.first - g0) * b
+            views = [devbuf[m.device, lo : lo + seg.n * b] for m in sm.members]
+            gone = {j for j, m in enumerate(sm.members) if m.device in erased}
+            if codec.reconstruct(sm, views, gone):
+                return False
+        for t in sorted(tdev):
+            mem = self._members[t]
+            assert mem.device is not None and mem.sb is not None
+            base = mem.sb.data_offset
+            try:
+                mem.device.pwrite(base + g0 * b, devbuf[t])
+                mem.device.pwrite(base + self._geo.table_off + 4 * g0, crc32c_blocks(devbuf[t], b))
+            except DeviceError as exc:
+                self._mark_failed(t, f"write failed during rebuild: {exc}")
+                raise
+        return True
+
+    def _rebuild_segment(self, seg: _Segment, tdev: set[int]) -> None:
+        """Rebuild one stripe's rows through the careful (per-member) path."""
+        b = self._block
+        res = self._rows(seg, {}, need_all=True, skip_devices=tdev)
+        sm = self._stripe(seg.stripe)
+        for j, m in enumerate(sm.members):
+            if m.device not in tdev:
+                continue
+            if res.lost.get(j):
+                failed = sorted(res.bad_devices - tdev)
+                raise DataLossError(
+                    f"pool {self._path}: rebuild of device {m.device} cannot "
+                    f"reconstruct stripe {seg.stripe}: devices {failed} are failed "
+                    f"or corrupt beyond what RAID {self.layout.level} tolerates",
+                    failed=failed,
+                )
+            mem = self._members[m.device]
+            buf = res.bufs[j]
+            assert buf is not None and mem.device is not None
+            off, coff = self._addr(mem, m, seg.row)
+            try:
+                mem.device.pwrite(off, buf)
+                mem.device.pwrite(coff, crc32c_blocks(buf, b))
+            except DeviceError as exc:
+                self._mark_failed(m.device, f"write failed during rebuild: {exc}")
+                raise
+
+    def _checkpoint(self, members: list[_Member]) -> None:
+        for m in members:
+            if m.device is None or m.sb is None:
+                continue
+            m.device.sync()
+            sb = dataclasses.replace(m.sb, rebuild_offset=m.rebuilt_rows * self._block)
+            write_superblock(m.device, sb)
+            m.sb = sb
+
+    # ------------------------------------------------------------------
+    # scrub and status
+    # ------------------------------------------------------------------
+
+    def scrub(
+        self, repair: bool = True, progress: Callable[[int, int], Any] | None = None
+    ) -> ScrubReport:
+        """Read and verify every member of every allocated row.
+
+        Checks each block's checksum and the redundancy (parity recomputed,
+        copies compared); with ``repair`` rewrites what is wrong from the
+        redundancy.  ``progress(done_bytes, total_bytes)`` counts user rows.
+        """
+        b = self._block
+        report = ScrubReport()
+        found: dict[tuple[int, int, str], list[tuple[bool, str]]] = {}
+        with self._lock:
+            self._check_open()
+            runs = self._allocated_runs()
+        total = sum(n for _, n in runs) * b * self.layout.k
+        done = 0
+        stripes: set[int] = set()
+        for first, rows in runs:
+            for seg in self._segments(first, rows, STEP_ROWS):
+                with self._lock:
+                    self._check_open()
+                    res = self._rows(seg, {}, need_all=True, repair=repair, check_redundancy=True)
+                    sm = self._stripe(seg.stripe)
+                for j, kind, ok, how in res.events:
+                    found.setdefault((seg.stripe, sm.members[j].device, kind), []).append((ok, how))
+                stripes.add(seg.stripe)
+                report.rows_checked += seg.n
+                report.bytes_checked += seg.n * b * len(sm.members)
+                done += seg.n * b * self.layout.k
+                if progress is not None:
+                    progress(done, total)
+        report.stripes_checked = len(stripes)
+        for (s, dev, kind), outcomes in sorted(found.items()):
+            ok = all(o for o, _ in outcomes)
+            hows = sorted({h for _, h in outcomes})
+            report.mismatches.append(Mismatch(s, dev, kind, ok, "; ".join(hows)))
+        return report
+
+    def status(self) -> PoolStatus:
+        """Device states, capacity and use (user bytes), degraded or not, rebuild progress."""
+        with self._lock:
+            self._check_open()
+            k, b = self.layout.k, self._block
+            st = self._alloc.stats_dict(False)
+            used_rows = int(st["nblocks"]) - int(st["free_blocks"])
+            infos = [DeviceInfo(m.index, m.path, m.state) for m in self._members]
+            rebuilding = [m for m in self._members if m.state is DeviceState.REBUILDING]
+            progress: float | None = None
+            if rebuilding:
+                pos = min(m.rebuilt_rows for m in rebuilding)
+                done = self._alloc.count_allocated(0, pos) if pos else 0
+                progress = done / used_rows if used_rows else 1.0
+                progress = min(progress, 1.0)
+            return PoolStatus(
+                level=self.layout.level,
+                devices=infos,
+                capacity=self._geo.rows * k * b,
+                used=used_rows * k * b,
+                degraded=any(m.state is not DeviceState.ONLINE for m in self._members),
+                rebuild_progress=progress,
+                failed=tuple(
+                    m.index
+                    for m in self._members
+                    if m.state in (DeviceState.FAILED, DeviceState.MISSING)
+                ),
+                reasons={m.index: m.reason for m in self._members if m.reason},
+            )
+
+    # ------------------------------------------------------------------
+    # properties
+    # ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The pool directory."""
+        return self._path
+
+    @property
+    def pool_id(self) -> uuid.UUID:
+        """The pool's UUID (in every superblock and, abbreviated, every extent)."""
+        return self._pool_id
+
+    @property
+    def block_size(self) -> int:
+        """Checksum and row block size in bytes."""
+        return self._block
+
+    @property
+    def checksum_table_offset(self) -> int:
+        """Where each device's checksum table starts, relative to its data area."""
+        return self._geo.table_off
+
+    @property
+    def rows(self) -> int:
+        """Rows (allocation units) in the pool."""
+        return self._geo.rows
+
+    @property
+    def generation(self) -> int:
+        """Membership generation (bumped on fail, replace and end of rebuild)."""
+        return self._generation
+
+    @property
+    def devices(self) -> list[Device | None]:
+        """The open device of each slot (None when FAILED-and-closed or MISSING)."""
+        return [m.device for m in self._members]
+
+    def __repr__(self) -> str:
+        return f"<Pool {self._path} RAID {self.layout.level} x{self.layout.n_devices}>"

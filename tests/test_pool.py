@@ -1,0 +1,412 @@
+"""Unit tests of the pool engine (dwcore.pool); the §0.5 suite is test_pool_conformance.py."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dwcore
+from dwcore.devices import FaultyDevice, RamDevice, read_superblock
+from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
+from dwcore.pool import DeviceState, Extent, Pool, PoolDegradedWarning, ScrubReport
+from dwcore.raid import LevelUnavailableError
+
+MiB = 1 << 20
+CHUNK = 16 * 1024
+SIZE = 8 * MiB
+LEVELS = {"0": 3, "1": 3, "5": 4, "6": 5, "10": 4}
+SIZES = [1, 100, 4095, 4096, 4097, 3 * CHUNK + 7, 70_000, 200_000]
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PoolDegradedWarning)
+        yield
+
+
+def make(tmp_path: Any, level: str, n: int | None = None, **kw: Any) -> tuple[Pool, list[Any]]:
+    n = n or LEVELS[level]
+    devs = [FaultyDevice(RamDevice(SIZE, name=f"{tmp_path.name}-{i}")) for i in range(n)]
+    pool = Pool.create(tmp_path / "pool", level, devs, SIZE, chunk_size=CHUNK, **kw)
+    return pool, devs
+
+
+def fill(pool: Pool, seed: int = 0) -> list[tuple[Extent, bytes]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in SIZES:
+        data = rng.bytes(size)
+        out.append((pool.write(data), data))
+    return out
+
+
+def check(pool: Pool, ref: list[tuple[Extent, bytes]]) -> None:
+    for ext, data in ref:
+        assert pool.read(ext) == data
+
+
+def block_of(pool: Pool, ext: Extent, device: int) -> int:
+    """Device offset of the extent's first row on ``device``."""
+    sb = read_superblock(pool.devices[device])  # type: ignore[arg-type]
+    return sb.data_offset + ext.first_row * pool.block_size
+
+
+@pytest.mark.parametrize("level", list(LEVELS))
+def test_round_trip_and_unaligned_reads(tmp_path: Any, level: str) -> None:
+    pool, _ = make(tmp_path, level)
+    ref = fill(pool)
+    check(pool, ref)
+    rng = np.random.default_rng(1)
+    for ext, data in ref:
+        for _ in range(5):
+            a = int(rng.integers(0, len(data)))
+            z = int(rng.integers(a, len(data) + 1))
+            assert pool.read(ext, a, z - a) == data[a:z]
+        assert pool.read(ext, len(data)) == b""
+    empty = pool.write(b"")
+    assert pool.read(empty) == b""
+    pool.close()
+
+
+def test_extent_encoding(tmp_path: Any) -> None:
+    pool, _ = make(tmp_path, "5")
+    ext = pool.write(b"abc")
+    raw = bytes(ext)
+    assert len(raw) < 64 and Extent.from_bytes(raw) == ext
+    with pytest.raises(InvalidArgumentError):
+        Extent.from_bytes(raw[:-1])
+    with pytest.raises(InvalidArgumentError):
+        Extent.from_bytes(raw[:10] + bytes([raw[10] ^ 1]) + raw[11:])
+    other, _ = make(tmp_path / "b", "5")
+    with pytest.raises(InvalidArgumentError):
+        other.read(ext)
+    with pytest.raises(InvalidArgumentError):
+        pool.read(ext, 2, 5)
+    pool.free(ext)
+    with pytest.raises(InvalidArgumentError):
+        pool.free(ext)
+
+
+@pytest.mark.parametrize("level", ["1", "5", "6", "10"])
+def test_degraded_reads_every_tolerated_set(tmp_path: Any, level: str) -> None:
+    pool, devs = make(tmp_path, level)
+    ref = fill(pool)
+    n = len(devs)
+    for r in range(1, 3):
+        for failed in itertools.combinations(range(n), r):
+            for i in failed:
+                devs[i].fail_now()
+            if pool.layout.survives(failed):
+                check(pool, ref)
+            else:
+                with pytest.raises(DataLossError) as info:
+                    for ext, _data in ref:
+                        pool.read(ext)
+                assert set(info.value.failed) & set(failed)
+            for i in failed:
+                devs[i].heal()
+    check(pool, ref)
+
+
+def test_raid0_loss_is_partial(tmp_path: Any) -> None:
+    pool, _devs = make(tmp_path, "0")
+    ref = fill(pool)
+    pool.fail_device(1)
+    lost = 0
+    for ext, data in ref:
+        try:
+            assert pool.read(ext) == data
+        except DataLossError as exc:
+            lost += 1
+            assert exc.failed == (1,)
+            assert "bytes [" in str(exc)
+    assert 0 < lost < len(ref)
+
+
+@pytest.mark.parametrize("level", ["1", "5", "6", "10"])
+def test_corruption_detected_and_repaired_on_read(tmp_path: Any, level: str) -> None:
+    pool, devs = make(tmp_path, level)
+    ref = fill(pool)
+    ext, data = ref[-1]
+    # rot every member of the extent's first row on device 0 (data or redundancy)
+    devs[0].corrupt(block_of(pool, ext, 0), 4096, persistent=True, seed=3)
+    assert pool.read(ext) == data
+    rep = pool.scrub(repair=True)
+    assert rep.unrepaired == 0
+    # every device's member of the first row, one at a time: the read never returns
+    # wrong bytes (it repairs what it reads), scrub repairs the members reads skip
+    for dev in range(len(devs)):
+        devs[dev].corrupt(block_of(pool, ext, dev) + 100, 50, persistent=True, seed=dev)
+        assert pool.read(ext) == data
+        assert pool.scrub(repair=True).unrepaired == 0
+        assert pool.scrub(repair=False).mismatches == []
+    check(pool, ref)
+
+
+def test_corrupt_checksum_entry_is_rewritten(tmp_path: Any) -> None:
+    pool, devs = make(tmp_path, "5")
+    ext = pool.write(bytes(range(256)) * 16)
+    sb = read_superblock(devs[0])
+    stripe_bytes = sb.data_offset + pool.checksum_table_offset
+    devs[1].corrupt(stripe_bytes + 4 * ext.first_row, 4, persistent=True)
+    rep = pool.scrub(repair=True)
+    hows = {m.how for m in rep.mismatches}
+    assert "rewrote checksum entry" in hows and rep.unrepaired == 0
+    assert pool.scrub(repair=False).mismatches == []
+    assert pool.read(ext) == bytes(range(256)) * 16
+
+
+def test_corruption_beyond_tolerance_raises(tmp_path: Any) -> None:
+    pool, devs = make(tmp_path, "5")
+    ext = pool.write(np.random.default_rng(0).bytes(3 * 4096))
+    for d in devs[:2]:
+        d.corrupt(block_of(pool, ext, 0), 4096, persistent=True)
+    with pytest.raises(DataLossError):
+        pool.read(ext)
+    rep = pool.scrub(repair=True)
+    assert rep.unrepaired > 0
+
+
+@pytest.mark.parametrize("level", ["1", "5", "6", "10"])
+def test_fail_replace_rebuild_then_fail_another(tmp_path: Any, level: str) -> None:
+    pool, devs = make(tmp_path, level)
+    ref = fill(pool)
+    tol = pool.layout.fault_tolerance
+    first = list(range(tol))
+    for i in first:
+        pool.fail_device(i)
+    st = pool.status()
+    assert st.degraded and st.failed == tuple(first)
+    more = fill(pool, seed=5)  # degraded writes
+    for i in first:
+        pool.replace_device(i, RamDevice(SIZE))
+    assert pool.status().devices[0].state is DeviceState.REBUILDING
+    seen: list[tuple[int, int]] = []
+    pool.rebuild(progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1]
+    st = pool.status()
+    assert not st.degraded and st.rebuild_progress is None
+    assert pool.scrub(repair=False).mismatches == []
+    second = list(range(len(devs) - tol, len(devs)))
+    for i in second:
+        pool.fail_device(i)
+    check(pool, ref + more)
+
+
+def test_rebuild_resumes_from_checkpoint(tmp_path: Any, monkeypatch: Any) -> None:
+    import dwcore.pool.pool as mod
+
+    monkeypatch.setattr(mod, "CHECKPOINT_BYTES", 8192)
+    monkeypatch.setattr(mod, "STEP_ROWS", 4)
+    pool, devs = make(tmp_path, "5")
+    ref = fill(pool)
+    pool.sync()
+    pool.fail_device(2)
+    new = RamDevice(SIZE)
+    pool.replace_device(2, new)
+
+    class Crash(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        if done > total // 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        pool.rebuild(progress=stop)
+    checkpoint = read_superblock(new).rebuild_offset
+    assert checkpoint > 0
+    pool.close(sync=False)
+    pool = Pool.open(tmp_path / "pool", devices=[*devs[:2], new, devs[3]])
+    st = pool.status()
+    assert st.devices[2].state is DeviceState.REBUILDING
+    assert st.rebuild_progress is not None and 0 < st.rebuild_progress < 1
+    seen: list[tuple[int, int]] = []
+    pool.rebuild(progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][1] < sum(e.rows for e, _ in ref) * pool.block_size  # resumed
+    assert pool.scrub(repair=False).mismatches == []
+    pool.fail_device(0)
+    check(pool, ref)
+
+
+def test_scrub_reports_and_repairs(tmp_path: Any) -> None:
+    pool, devs = make(tmp_path, "6")
+    ref = fill(pool)
+    ext, _data = ref[-1]
+    devs[3].corrupt(block_of(pool, ext, 3) + 10, 20, persistent=True)
+    rep = pool.scrub(repair=False)
+    assert isinstance(rep, ScrubReport) and rep.stripes_checked > 0
+    assert [(m.device, m.kind, m.repaired) for m in rep.mismatches] == [(3, "checksum", False)]
+    rep = pool.scrub(repair=True)
+    assert rep.repaired == 1 and rep.unrepaired == 0
+    assert pool.scrub().mismatches == []
+    check(pool, ref)
+
+
+@pytest.mark.parametrize("level", ["5", "10"])
+def test_power_cut_keeps_synced_extents(tmp_path: Any, level: str) -> None:
+    pool, devs = make(tmp_path, level)
+    ref = fill(pool)
+    pool.sync()
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        pool.write(rng.bytes(int(rng.integers(1, 50_000))))
+    for seed, d in enumerate(devs):
+        d.power_cut(seed=seed)
+    pool.close(sync=False)
+    pool = Pool.open(tmp_path / "pool", devices=devs)
+    check(pool, ref)
+    leak = pool.write(b"not in any catalog")
+    pool.sync()
+    assert pool.reconcile([e for e, _ in ref]) == leak.rows
+    pool.fail_device(1)
+    check(pool, ref)
+    pool.close()
+
+
+def test_reopen_from_manifest_files(tmp_path: Any) -> None:
+    root = tmp_path / "p"
+    pool = Pool.create(root, "6", 5, SIZE, chunk_size=CHUNK)
+    ref = fill(pool)
+    pool.close()
+    assert sorted(os.listdir(root))[:2] == ["alloc.bin", "dev-00"]
+    with Pool.open(root) as pool:
+        check(pool, ref)
+        assert not pool.status().degraded
+    os.rename(root / "dev-02", tmp_path / "elsewhere")
+    with pytest.warns(PoolDegradedWarning, match="device 2"):
+        warnings.simplefilter("always", PoolDegradedWarning)
+        pool = Pool.open(root)
+    st = pool.status()
+    assert st.devices[2].state is DeviceState.MISSING and st.degraded
+    check(pool, ref)
+    pool.fail_device(3)  # generation bump: device 2 (if it came back) is stale
+    pool.close()
+    os.rename(tmp_path / "elsewhere", root / "dev-02")
+    pool = Pool.open(root)
+    st = pool.status()
+    assert st.devices[2].state is DeviceState.MISSING and "stale" in st.reasons[2]
+    assert st.devices[3].state is DeviceState.FAILED
+    check(pool, ref)
+    pool.close()
+
+
+def test_bad_inputs_modify_nothing(tmp_path: Any) -> None:
+    root = tmp_path / "p"
+    with pytest.raises(LevelUnavailableError):
+        Pool.create(root, "Z2", 4, SIZE)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "nope", 4, SIZE)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "6", 3, SIZE)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "5", 4, 1 << 60)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "5", 4, 3 * MiB, chunk_size=1 << 20)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "5", 4, SIZE, block_size=3000)
+    assert not root.exists()
+    # a device of another pool is refused, and nothing is written to any device
+    _other, odevs = make(tmp_path / "o", "5")
+    fresh = [RamDevice(SIZE) for _ in range(3)]
+    before = [d.pread(0, 8192) for d in odevs]
+    with pytest.raises(InvalidArgumentError, match="in use"):
+        Pool.create(root, "5", [*fresh, odevs[0]], SIZE)
+    assert not root.exists() and [d.pread(0, 8192) for d in odevs] == before
+    assert all(not any(d.pread(0, 8192)) for d in fresh)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "5", [fresh[0], fresh[0], fresh[1]], SIZE)
+    with pytest.raises(InvalidArgumentError):
+        Pool.create(root, "5", [RamDevice(SIZE // 2)] * 1 + fresh, SIZE)
+
+
+def test_no_space(tmp_path: Any) -> None:
+    pool = Pool.create(tmp_path / "p", "1", [RamDevice(4 * MiB) for _ in range(2)], 4 * MiB)
+    cap = pool.status().capacity
+    with pytest.raises(NoSpaceError):
+        pool.write(bytes(cap + 4096))
+    ext = pool.write(bytes(cap // 2))
+    assert pool.status().used >= cap // 2
+    pool.free(ext)
+    assert pool.status().used == 0
+
+
+def test_status_and_exports(tmp_path: Any) -> None:
+    assert dwcore.Pool is Pool
+    pool, _ = make(tmp_path, "10")
+    st = pool.status()
+    assert st.level == "10" and len(st.devices) == 4 and not st.degraded
+    assert st.capacity > 0 and st.used == 0 and st.failed == ()
+    pool.write(b"x")
+    assert pool.status().used == pool.layout.k * pool.block_size
+
+
+def test_cli(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from dwcore.cli import app
+
+    run = CliRunner()
+    root = str(tmp_path / "p")
+    res = run.invoke(app, ["pool", "create", root, "-l", "5", "-n", "4", "-s", "8M"])
+    assert res.exit_code == 0, res.output
+    with Pool.open(root) as pool:
+        ref = fill(pool)
+    res = run.invoke(app, ["pool", "fail", root, "2"])
+    assert res.exit_code == 0 and "DEGRADED" in res.output
+    res = run.invoke(app, ["pool", "replace", root, "2"])
+    assert res.exit_code == 0, res.output
+    res = run.invoke(app, ["pool", "scrub", root])
+    assert res.exit_code == 0 and "0 problems" in res.output
+    res = run.invoke(app, ["pool", "status", root])
+    assert res.exit_code == 0 and "healthy" in res.output
+    with Pool.open(root) as pool:
+        check(pool, ref)
+    res = run.invoke(app, ["pool", "create", str(tmp_path / "q"), "-l", "Z2", "-n", "4"])
+    assert res.exit_code == 1 and not (tmp_path / "q").exists()
+
+
+def test_bench_pool_smoke(tmp_path: Any) -> None:
+    from dwcore.bench.pool import judge, run_pool_bench
+
+    rows = run_pool_bench(
+        str(tmp_path), configs=[("5", 3)], device_size=32 * MiB, extents=4, repeats=1
+    )
+    assert len(rows) == 1 and rows[0].write > 0 and rows[0].rebuild > 0
+    assert next(name for name, *_ in judge(rows, ram=False)).startswith("sequential write")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_threads(tmp_path: Any) -> None:
+    import threading
+
+    pool, _ = make(tmp_path, "6")
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            rng = np.random.default_rng(seed)
+            mine = []
+            for _ in range(20):
+                data = rng.bytes(int(rng.integers(1, 60_000)))
+                mine.append((pool.write(data), data))
+            check(pool, mine)
+            for ext, _data in mine[::2]:
+                pool.free(ext)
+            check(pool, mine[1::2])
+        except BaseException as exc:  # collected for the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
