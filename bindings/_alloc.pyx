@@ -6,8 +6,11 @@
 is :class:`dwcore.alloc.BlockAllocator`, a subclass.  The C side locks its
 own mutex, so every method may be called from any thread.  Single calls
 keep the GIL (they take well under a microsecond); open, create, sync,
-close, stats, reconcile, the bitmap copy and batch calls of 64 or more
-extents release it.  C status codes become dwcore.errors exceptions.
+close, stats, reconcile, the bitmap copy, batch calls of 64 or more
+extents and range calls of 65536 or more blocks release it.  Every method
+registers itself (``_busy``) in the same step as it fetches the C handle,
+and close() refuses while any is registered, so the handle is never freed
+under a running call.  C status codes become dwcore.errors exceptions.
 
 The ``_bench_*`` functions time the C calls from C loops (no Python per
 call) for :mod:`dwcore.bench.alloc`.
@@ -923,21 +926,24 @@ cdef int _grow(uint64_t **st, uint64_t **ln, size_t *cap) noexcept nogil:
 
 def _bench_alloc_free(Allocator al, uint64_t iters, uint64_t n=1):
     """``iters`` x (alloc(n) then free it) from C: (wall s, thread cpu s)."""
-    cdef dw_alloc *a = al._h()
+    cdef dw_alloc *a = al._enter()
     cdef dw_alloc_err err
     cdef uint64_t i, s = 0
     cdef double w0, c0, w1, c1
     cdef int bad = 0
-    with nogil:
-        w0 = _now(CLOCK_MONOTONIC)
-        c0 = _now(CLOCK_THREAD_CPUTIME_ID)
-        for i in range(iters):
-            if dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) != DW_ALLOC_OK:
-                bad = 1
-                break
-            dw_alloc_free(a, s, n, &err)
-        c1 = _now(CLOCK_THREAD_CPUTIME_ID)
-        w1 = _now(CLOCK_MONOTONIC)
+    try:
+        with nogil:
+            w0 = _now(CLOCK_MONOTONIC)
+            c0 = _now(CLOCK_THREAD_CPUTIME_ID)
+            for i in range(iters):
+                if dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) != DW_ALLOC_OK:
+                    bad = 1
+                    break
+                dw_alloc_free(a, s, n, &err)
+            c1 = _now(CLOCK_THREAD_CPUTIME_ID)
+            w1 = _now(CLOCK_MONOTONIC)
+    finally:
+        al._busy -= 1
     if bad:
         raise NoSpaceError("benchmark allocator is full", largest_free=0)
     return w1 - w0, c1 - c0
@@ -945,17 +951,20 @@ def _bench_alloc_free(Allocator al, uint64_t iters, uint64_t n=1):
 
 def _bench_fill(Allocator al, uint64_t n):
     """alloc(n) from C until the allocator is full: (blocks, wall s, thread cpu s)."""
-    cdef dw_alloc *a = al._h()
+    cdef dw_alloc *a = al._enter()
     cdef dw_alloc_err err
     cdef uint64_t s = 0, blocks = 0
     cdef double w0, c0, w1, c1
-    with nogil:
-        w0 = _now(CLOCK_MONOTONIC)
-        c0 = _now(CLOCK_THREAD_CPUTIME_ID)
-        while dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) == DW_ALLOC_OK:
-            blocks += n
-        c1 = _now(CLOCK_THREAD_CPUTIME_ID)
-        w1 = _now(CLOCK_MONOTONIC)
+    try:
+        with nogil:
+            w0 = _now(CLOCK_MONOTONIC)
+            c0 = _now(CLOCK_THREAD_CPUTIME_ID)
+            while dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) == DW_ALLOC_OK:
+                blocks += n
+            c1 = _now(CLOCK_THREAD_CPUTIME_ID)
+            w1 = _now(CLOCK_MONOTONIC)
+    finally:
+        al._busy -= 1
     return blocks, w1 - w0, c1 - c0
 
 
@@ -968,7 +977,7 @@ def _bench_fragmented(Allocator al, double fill=0.9, uint64_t max_n=256, uint64_
     near ``fill``; the probes stop early if no run of probe_n blocks is left).
     Returns (latencies in ns of the probes done, as a float64 array, used
     fraction before probing, setup seconds)."""
-    cdef dw_alloc *a = al._h()
+    cdef dw_alloc *a = NULL
     cdef dw_alloc_err err
     cdef uint64_t nb = al._nblocks, rs = seed | 1, s = 0, n, used = 0, target
     cdef size_t cap = <size_t>(nb // 64 + 1024), cnt = 0, i, j, kept
@@ -984,6 +993,12 @@ def _bench_fragmented(Allocator al, double fill=0.9, uint64_t max_n=256, uint64_
         free(ln)
         raise MemoryError("benchmark extent table")
     target = <uint64_t>(fill * nb)
+    try:
+        a = al._enter()
+    except BaseException:
+        free(st)
+        free(ln)
+        raise
     try:
         with nogil:
             setup0 = _now(CLOCK_MONOTONIC)
@@ -1041,6 +1056,7 @@ def _bench_fragmented(Allocator al, double fill=0.9, uint64_t max_n=256, uint64_
                 st[j] = s
                 ln[j] = probe_n
     finally:
+        al._busy -= 1
         free(st)
         free(ln)
     if not ok:

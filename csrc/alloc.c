@@ -1174,6 +1174,8 @@ dw_alloc_status dw_alloc_get_stats(dw_alloc *a, int full, dw_alloc_stats *st)
     for (uint64_t i = 0; i < a->pwords; i++) st->dirty_pages += dw_popcount64(a->pdirty[i]);
     st->memory_bytes = a->heap_bytes;
     st->file_bytes = a->file_bytes;
+    st->recovered_from_fallback = (uint64_t)a->fallback;
+    st->damaged_area_gen = a->damaged_gen;
     if (full) {
         uint64_t runs = 0, prev = 0;
         for (uint64_t w = 0; w < a->nwords; w++) {

@@ -90,6 +90,9 @@ struct dw_alloc {
     uint64_t *slot;          /* committed copy of each page (1 bit)       */
     uint64_t *pdirty;        /* pages changed since the last sync          */
     uint64_t *inflight;      /* pages written by the sync in progress      */
+    unsigned sb_area;        /* superblock area holding the committed copy */
+    int fallback;            /* open() fell back from a damaged newest area */
+    uint64_t damaged_gen;    /* the generation that area claims (unverified) */
     uint8_t *area_buf;       /* area_bytes */
     uint8_t *page_buf;       /* one page */
     int failed;              /* an I/O error in sync: refuse changes      */

@@ -1,10 +1,11 @@
 /* alloc_io.c - the block allocator's file: format, create, open, sync, close.
  *
  * Format and crash-safety argument: see dw_alloc.h.  In short, shadow
- * paging: sync() writes changed bitmap pages into their uncommitted copies,
- * fdatasync()s, writes the other superblock area naming those copies,
- * fdatasync()s.  open() maps the file, takes the newest verifying area and
- * reads the copies it names.
+ * paging: sync() snapshots the changed bitmap pages under the mutex, writes
+ * them without it into their uncommitted copies, fdatasync()s, writes the
+ * superblock area not in use naming those copies, fdatasync()s.  open()
+ * maps the file, takes the newest verifying area and reads the copies it
+ * names, and reports a fallback from a damaged newer area.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -366,11 +367,13 @@ static dw_alloc_status load(dw_alloc *a, const char *path, const uint8_t *map, u
     sb best = {0}, cand = {0};
     int have = 0, magic = 0;
     uint32_t newer = 0;
+    uint64_t verified = 0; /* bit k: a verifying area at k pages */
     for (uint64_t k = 0; k <= MAX_AREA_PAGES; k++) {
         uint64_t off = k * PB;
         if (off + 16 <= size && rd64(map + off + 8) == SB_MAGIC) magic = 1;
         if (!read_area(map, size, off, &cand, &newer)) continue;
         if (k && cand.area_pages != k) continue; /* area 1 sits right after area 0 */
+        verified |= 1ULL << k;
         if (!have || cand.gen > best.gen) best = cand, have = 1;
     }
     if (newer) {
@@ -406,6 +409,25 @@ static dw_alloc_status load(dw_alloc *a, const char *path, const uint8_t *map, u
     a->file_bytes = g.file_bytes;
     a->uuid = best.uuid;
     a->gen = best.gen;
+    /* The next sync writes the area not holding this copy, whatever the
+     * generation's parity (a copied or crafted file may have it elsewhere). */
+    a->sb_area = best.off ? 1u : 0u;
+    {
+        /* The other area: verifying (older) is the normal case, and so is
+         * all zero right after create (generation 1 in area 1, area 0 never
+         * written).  Anything else is a damaged newer copy: a torn
+         * superblock write, or media damage that rolls back an acknowledged
+         * sync; the two look alike, so open() says so (see CRASH SAFETY). */
+        uint64_t other = a->sb_area ? 0 : g.area_bytes;
+        if (!(verified & (1ULL << (other / PB)))) {
+            int zero = 1;
+            for (uint64_t i = 0; i < g.area_bytes && zero; i++) zero = map[other + i] == 0;
+            if (!zero || best.gen != 1 || a->sb_area != 1) {
+                a->fallback = 1;
+                a->damaged_gen = rd64(map + other + 8) == SB_MAGIC ? rd64(map + other + 48) : 0;
+            }
+        }
+    }
     dw_alloc_status rc = dw_alloc__init_mem(a, err);
     if (rc) return rc;
     for (uint64_t i = 0; i < a->pwords; i++) a->slot[i] = rd64(best.base + SB_HDR + 8 * i);
@@ -556,52 +578,109 @@ static dw_alloc_status sync_failed(dw_alloc *a, int e, const char *what, dw_allo
     return DW_ALLOC_EIO;
 }
 
+/* Page p's header and checksum for generation gen around the 504 bitmap
+ * words already at dst + PAGE_HDR (host order; put in file order here). */
+static void seal_page(uint8_t *dst, uint64_t p, uint64_t gen, uint64_t uuid)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (unsigned i = 0; i < DW_ALLOC_PAGE_WORDS; i++) {
+        uint64_t v;
+        memcpy(&v, dst + PAGE_HDR + 8 * i, 8);
+        wr64(dst + PAGE_HDR + 8 * i, v);
+    }
+#endif
+    memset(dst, 0, PAGE_HDR);
+    wr32(dst + 8, PAGE_MAGIC);
+    wr32(dst + 12, (uint32_t)p);
+    wr64(dst + 16, gen);
+    wr64(dst + 24, uuid);
+    wr64(dst, dw_alloc_hash64(dst + 8, PB - 8, uuid ^ PAGE_SEED));
+}
+
+static uint64_t count_dirty(const dw_alloc *a)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < a->pwords; i++) n += dw_popcount64(a->pdirty[i]);
+    return n;
+}
+
 dw_alloc_status dw_alloc_sync(dw_alloc *a, dw_alloc_err *err)
 {
     if (!a) return DW_ALLOC_ENULL;
     pthread_mutex_lock(&a->sync_mtx);
-    pthread_mutex_lock(&a->mtx);
     dw_alloc_status rc = DW_ALLOC_OK;
-    if (a->failed) {
-        dw_alloc__set_err(err, a->failed_errno, -1,
-                          "an earlier sync failed (%s); close and reopen the allocator",
-                          strerror(a->failed_errno));
-        pthread_mutex_unlock(&a->mtx);
-        pthread_mutex_unlock(&a->sync_mtx);
-        return DW_ALLOC_EFAILED;
-    }
-    uint64_t gen = a->gen + 1, nwritten = 0;
+    uint8_t *buf = NULL;
+    uint64_t *idx = NULL, cap = 0, nwritten = 0, gen = a->gen + 1, free_snap = 0;
     int e = 0;
-    /* 1. changed pages into their uncommitted copies (the lock is held so
-     *    the images are a consistent snapshot) */
-    for (uint64_t i = 0; i < a->pwords && !e; i++) {
+    /* 1. snapshot the changed pages under the lock (a memcpy each, into a
+     *    buffer sized and touched beforehand without the lock), then build
+     *    and write their images without it: other threads only wait for the
+     *    copy.  A page changed after its copy stays dirty for the next sync. */
+    for (;;) {
+        pthread_mutex_lock(&a->mtx);
+        if (a->failed) {
+            dw_alloc__set_err(err, a->failed_errno, -1,
+                              "an earlier sync failed (%s); close and reopen the allocator",
+                              strerror(a->failed_errno));
+            pthread_mutex_unlock(&a->mtx);
+            rc = DW_ALLOC_EFAILED;
+            goto out;
+        }
+        uint64_t need = count_dirty(a);
+        if (need <= cap) break;
+        pthread_mutex_unlock(&a->mtx);
+        if (buf) munmap(buf, (size_t)(cap * PB));
+        free(idx);
+        cap = need + need / 8 + 16;
+        /* faulted in now (page by page: MAP_POPULATE would hold the mm lock
+         * throughout), so the copy under the mutex takes no page faults */
+        buf = mmap(NULL, (size_t)(cap * PB), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (buf == MAP_FAILED) buf = NULL;
+        for (uint64_t j = 0; buf && j < cap; j++) ((volatile uint8_t *)buf)[j * PB] = 1;
+        idx = malloc((size_t)(cap * 8));
+        if (!buf || !idx) {
+            dw_alloc__set_err(err, ENOMEM, -1, "sync: out of memory for %llu page images",
+                              (unsigned long long)cap);
+            rc = DW_ALLOC_ENOMEM;
+            goto out;
+        }
+    }
+    for (uint64_t i = 0; i < a->pwords; i++) {
         uint64_t x = a->pdirty[i];
-        while (x && !e) {
+        while (x) {
             uint64_t p = (i << 6) + dw_ctz64(x);
             x &= x - 1;
-            unsigned s = 1u - (unsigned)((a->slot[i] >> (p & 63)) & 1);
-            build_page(a->page_buf, p, gen, a->uuid, a->bm + p * DW_ALLOC_PAGE_WORDS);
-            e = pwrite_all(a->fd, a->page_buf, PB, copy_off(a, p, s));
-            a->inflight[i] |= 1ULL << (p & 63);
-            nwritten++;
+            memcpy(buf + nwritten * PB + PAGE_HDR, a->bm + p * DW_ALLOC_PAGE_WORDS, PB - PAGE_HDR);
+            idx[nwritten++] = p;
         }
-        a->pdirty[i] &= ~a->inflight[i];
+        a->inflight[i] = a->pdirty[i];
+        a->pdirty[i] = 0;
     }
-    uint64_t free_snap = a->free_count;
+    free_snap = a->free_count;
     pthread_mutex_unlock(&a->mtx);
+    if (nwritten == 0) goto out; /* nothing changed since the last commit */
+    /* 2. into their uncommitted copies (inflight and slot change only under
+     *    sync_mtx, which this thread holds) */
+    for (uint64_t j = 0; j < nwritten && !e; j++) {
+        uint64_t p = idx[j];
+        unsigned s = 1u - (unsigned)((a->slot[p >> 6] >> (p & 63)) & 1);
+        seal_page(buf + j * PB, p, gen, a->uuid);
+        e = pwrite_all(a->fd, buf + j * PB, PB, copy_off(a, p, s));
+    }
     if (e) {
         rc = sync_failed(a, e, "writing bitmap pages", err);
         goto out;
     }
-    if (nwritten == 0) goto out; /* nothing changed since the last commit */
-    /* 2. make them durable before anything points at them */
+    /* 3. make them durable before anything points at them */
     if ((e = flush(a, 1))) {
         rc = sync_failed(a, e, "flushing bitmap pages", err);
         goto out;
     }
-    /* 3. commit: the other superblock area names the new copies */
+    /* 4. commit: the area not holding the committed copy names the new ones */
     build_area(a, a->area_buf, gen, free_snap, a->slot, a->inflight);
-    if ((e = pwrite_all(a->fd, a->area_buf, (size_t)a->area_bytes, (gen & 1) * a->area_bytes)) ||
+    if ((e = pwrite_all(a->fd, a->area_buf, (size_t)a->area_bytes,
+                        (uint64_t)(1u - a->sb_area) * a->area_bytes)) ||
         (e = flush(a, 2))) {
         rc = sync_failed(a, e, "writing the superblock", err);
         goto out;
@@ -609,10 +688,13 @@ dw_alloc_status dw_alloc_sync(dw_alloc *a, dw_alloc_err *err)
     pthread_mutex_lock(&a->mtx);
     for (uint64_t i = 0; i < a->pwords; i++) a->slot[i] ^= a->inflight[i], a->inflight[i] = 0;
     a->gen = gen;
+    a->sb_area = 1u - a->sb_area;
     a->committed_free = free_snap;
     pthread_mutex_unlock(&a->mtx);
 out:
     pthread_mutex_unlock(&a->sync_mtx);
+    if (buf) munmap(buf, (size_t)(cap * PB));
+    free(idx);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-/* dw_alloc.h - persistent block allocator over a memory-mapped file.
+/* dw_alloc.h - persistent block allocator: state in RAM, made durable in one file.
  *
  * One allocator per pool: it hands out extents of a logical block space of
  * up to 2^32 fixed-size blocks (4 KiB by default; the size is recorded, the
@@ -36,10 +36,14 @@
  *
  * CRASH SAFETY (shadow pages + double-buffered superblock, ordered flushes)
  *
- *   sync() writes every bitmap page changed since the last sync into the copy
- *   the committed slot map does NOT name, stamped with generation G+1;
- *   fdatasync; then writes superblock area (G+1) % 2 with the slot map of the
- *   written pages flipped; fdatasync.  The committed copies are never written
+ *   sync() copies every bitmap page changed since the last sync into a
+ *   buffer (under the mutex: one consistent snapshot; a page changed after
+ *   that stays dirty for the next sync), then, without the mutex, writes
+ *   each into the copy the committed slot map does NOT name, stamped with
+ *   generation G+1; fdatasync; then writes the superblock area not holding
+ *   generation G with the slot map of the written pages flipped;
+ *   fdatasync.  (The buffer, 4 KiB per changed page, lives only during the
+ *   sync.)  The committed copies are never written
  *   between two commits, so any crash image (any subset of the writes after
  *   the last flush, pages torn at any sector) holds either the area of G and
  *   every copy it names intact, or also a complete, verifying area G+1 whose
@@ -53,15 +57,26 @@
  *   at that sync.  Allocations after the last sync may be lost (the caller
  *   never recorded them durably either) and frees after it come back as
  *   leaks, which dw_alloc_reconcile() returns.  The superblock also records
- *   the free-block count, cross-checked at open: an old page copy paired
- *   with a newer superblock (what a missing flush produces) is refused as
- *   corruption instead of being served.
+ *   the free-block count, cross-checked at open.  That is the only check
+ *   against an old page copy paired with a newer superblock (what a missing
+ *   flush produces: the stale copy still verifies): it is refused as
+ *   corruption when the free totals differ, and served when they happen to
+ *   match.  The flush ordering is what guarantees it cannot happen.
  *   A committed copy that fails its checksum is media corruption, not a
  *   crash (its write was flushed before the commit): the other copy holds an
  *   older generation, so open() refuses with DW_ALLOC_ECORRUPT naming the
  *   page rather than serve stale state.  A damaged superblock area falls
  *   back to the other one (the previous generation), as a torn superblock
- *   write looks exactly the same.
+ *   write looks exactly the same.  LIMITATION: the format cannot tell the
+ *   two apart, and media damage to the newest area rolls back the last
+ *   acknowledged sync.  So it is never silent: when the other area is
+ *   written (not all zero, or the chosen one is not generation 1 of a fresh
+ *   file) but fails to verify, stats.recovered_from_fallback is set (and
+ *   damaged_area_gen to the generation it claims, when readable); the
+ *   binding warns, and the caller must reconcile() with its catalog.
+ *   sync() always writes the area not holding the committed copy (tracked
+ *   from open, not derived from the generation's parity, so a copied or
+ *   crafted file with generation G in area 1 - G % 2 is safe too).
  *   Writes go through pwrite() (no read-before-write of cold pages, errors
  *   as return codes instead of SIGBUS); open() maps the file read-only,
  *   verifies and copies the committed page copies into RAM and unmaps it.
@@ -89,9 +104,13 @@
  * no 256-block run), else the first run of n at or after the cursor found
  * through the tree (runs across regions, n > 4096), wrapping around.
  *
- * THREADS: every call locks the allocator's mutex; sync() drops it while
- * flushing, so allocation continues during a sync.  dw_alloc_close() must
- * not race with other calls on the same handle (the binding ensures it).
+ * THREADS: every call locks the allocator's mutex; sync() holds it only to
+ * copy the changed pages, so allocation continues while it writes and
+ * flushes.  dw_alloc_close() frees the handle: the caller must make sure
+ * no other call on it is running or starts later (nothing here can).  The
+ * Python binding does: every method registers itself in the same step as it
+ * fetches the handle, under the GIL, and close() refuses while any is
+ * registered.
  * A file is opened by one allocator at a time (flock).
  *
  * Buffers are owned by the caller; nothing here keeps a pointer to them.
@@ -126,7 +145,9 @@ typedef enum dw_alloc_status {
     DW_ALLOC_EIO = -105,          /* a system call failed; err->sys_errno                */
     DW_ALLOC_ENOMEM = -106,       /* out of memory                                       */
     DW_ALLOC_EFAILED = -107,      /* an earlier sync failed: reopen the allocator        */
-    DW_ALLOC_EBUFSIZE = -108,     /* output capacity too small; err->value = needed      */
+    DW_ALLOC_EBUFSIZE = -108,     /* output capacity too small; err->value = the needed
+                                     count (reconcile, also *nout) or the largest free
+                                     extent (alloc_extents: more than cap extents)    */
     DW_ALLOC_EBUSY = -109,        /* the file is open in another allocator (flock)       */
 } dw_alloc_status;
 
@@ -135,8 +156,10 @@ typedef struct dw_alloc_err {
     int sys_errno;   /* errno of the failing system call (EIO, EBUSY, ...) */
     int64_t page;    /* bitmap page at fault, -1 if none (ECORRUPT)         */
     uint64_t block;  /* first block at fault (ENOTALLOC, ERANGE)            */
-    uint64_t value;  /* largest free extent (ENOSPC), needed size (EBUFSIZE),
-                        index of the failing entry (batch calls)            */
+    uint64_t value;  /* largest free extent (ENOSPC; EBUFSIZE of alloc_extents),
+                        needed count (EBUFSIZE of reconcile), index of the
+                        failing entry (ENOTALLOC, ERANGE, EINVAL of batch
+                        calls); unset for other statuses                    */
     char msg[320];   /* a sentence for ECORRUPT, EVERSION, EIO, EINVAL      */
 } dw_alloc_err;
 
@@ -152,6 +175,11 @@ typedef struct dw_alloc_stats {
     uint64_t dirty_pages;   /* bitmap pages changed since the last sync       */
     uint64_t memory_bytes;  /* heap the allocator holds                       */
     uint64_t file_bytes;
+    uint64_t recovered_from_fallback; /* 1: open() found the other superblock area
+                                         written but failing its checksum and used
+                                         the previous generation (see CRASH SAFETY) */
+    uint64_t damaged_area_gen;        /* the generation that damaged area claims
+                                         (unverified; 0 if unreadable)              */
 } dw_alloc_stats;
 
 /* Create `path` (which must not exist) for `nblocks` blocks of `block_size`
@@ -169,7 +197,9 @@ dw_alloc_status dw_alloc_open(const char *path, dw_alloc **out, dw_alloc_err *er
 dw_alloc_status dw_alloc_close(dw_alloc *a, int do_sync, dw_alloc_err *err);
 
 /* Make the current state durable (see CRASH SAFETY).  A no-op when nothing
- * changed since the last sync. */
+ * changed since the last sync.  Holds the mutex only while copying the
+ * changed pages (a memcpy each); allocates 4 KiB per changed page for that
+ * (DW_ALLOC_ENOMEM if it cannot, nothing changed). */
 dw_alloc_status dw_alloc_sync(dw_alloc *a, dw_alloc_err *err);
 
 /* Allocate n contiguous blocks, next-fit from `hint` (or, with

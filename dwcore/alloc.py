@@ -1,4 +1,4 @@
-"""Persistent block allocator: one per pool, over a memory-mapped file.
+"""Persistent block allocator: one per pool, its state in one file.
 
 :class:`BlockAllocator` hands out extents of a pool's logical block space
 (up to 2**32 blocks of a fixed size, 4 KiB by default) and keeps its state
@@ -19,12 +19,27 @@ of the one in flight: every allocation a sync acknowledged is still
 allocated, nothing freed before it is handed out twice.  Allocations made
 after the last sync may be lost, frees after it may come back as leaked
 blocks; :meth:`BlockAllocator.reconcile` with the extents the catalog
-references frees those.  Corruption that no copy can repair raises
+references frees those.
+
+Superblock fallback: the superblock is double-buffered, and when the newest
+copy fails its checksum :meth:`BlockAllocator.open` uses the other one, the
+previous generation.  A sync cut short by a crash (a torn superblock write)
+looks exactly like media damage to the newest copy, and the format cannot
+tell them apart; in the second case the last *acknowledged* sync is rolled
+back.  So open never does it silently: it emits a ``RuntimeWarning`` naming
+the file and both generations, and sets
+:attr:`BlockAllocator.opened_from_fallback` (and
+``stats().recovered_from_fallback``); the pool must then run
+:meth:`BlockAllocator.reconcile` with its catalog, which restores every
+referenced block.  Corruption that no copy can repair raises
 :class:`~dwcore.errors.CorruptionError` naming the page; a file from a newer
 format raises :class:`~dwcore.errors.UnsupportedFormatError`.
 
 Every method may be called from any thread (the C side holds a mutex; long
-calls release the GIL).
+calls release the GIL; sync() holds it only to copy the changed pages).
+``close()`` while another thread is inside a call raises
+InvalidArgumentError instead of freeing the allocator under it.  Block
+numbers and counts may be Python or numpy integers (not bools).
 
 >>> import os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "pool0.alloc")
@@ -63,6 +78,9 @@ class AllocStats:
     #: Heap the allocator holds (bitmap, summaries, buffers).
     memory_bytes: int
     file_bytes: int
+    #: open() fell back to the previous superblock copy (see the module docstring):
+    #: reconcile() with the catalog.
+    recovered_from_fallback: bool = False
 
     @property
     def used_blocks(self) -> int:
