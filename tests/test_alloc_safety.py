@@ -38,12 +38,15 @@ def run_child(code: str, tmp_path: Path, timeout: float = 60) -> subprocess.Comp
     """Run ``code`` in a fresh interpreter (a use after free kills it, not pytest)."""
     env = dict(os.environ, DW_TMP=str(tmp_path))
     flags = ["-S"] if sys.flags.no_site else []
+    # From tmp_path, so `python -c` imports the installed package, never the
+    # source tree at the repository root.
     return subprocess.run(
         [sys.executable, *flags, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env,
+        cwd=tmp_path,
     )
 
 
