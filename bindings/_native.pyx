@@ -655,60 +655,48 @@ def xor_gen(data, out, str out_name="out"):
         bufset_release(&dout)
 
 
-def pq_gen(data, p, q, bint reverse=False):
-    """P and Q (md order: Q = sum 2^d D_d; reverse=True gives ZFS order)."""
+cdef _syndrome_gen(data, tuple outs, tuple names, bint reverse):
+    """P and Q (and R when three outputs are given) over the data blocks."""
     cdef BufSet din, dout
     cdef dw_status st
     cdef PyThreadState *gil
     cdef size_t length
+    cdef Py_ssize_t nout = len(outs)
+    what = "P+Q" if nout == 2 else "P+Q+R"
     bufset_init(&din)
     bufset_init(&dout)
     try:
         bufset_collect(&din, data, -1, False, "data", True)
         if din.count > MAX_PQ_DATA:
             raise InvalidArgumentError(
-                f"data has {din.count} blocks; P+Q supports at most {MAX_PQ_DATA}")
-        bufset_collect(&dout, (p, q), 2, True, "parity", False, ("p", "q"))
-        _check_io(&din, &dout, "data", "", False, None, ("p", "q"))
+                f"data has {din.count} blocks; {what} supports at most {MAX_PQ_DATA}")
+        bufset_collect(&dout, outs, nout, True, "parity", False, names)
+        _check_io(&din, &dout, "data", "", False, None, names)
         if reverse:
             _reverse(din.ptrs, din.count)
         length = <size_t>din.length
         gil = _release_gil(length)
-        st = dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                       dout.ptrs[0], dout.ptrs[1])
+        if nout == 2:
+            st = dw_pq_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                           dout.ptrs[0], dout.ptrs[1])
+        else:
+            st = dw_pqr_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
+                            dout.ptrs[0], dout.ptrs[1], dout.ptrs[2])
         _restore_gil(gil)
-        _check_status(st, "pq_gen")
+        _check_status(st, what)
     finally:
         bufset_release(&din)
         bufset_release(&dout)
+
+
+def pq_gen(data, p, q, bint reverse=False):
+    """P and Q (md order: Q = sum 2^d D_d; reverse=True gives ZFS order)."""
+    _syndrome_gen(data, (p, q), ("p", "q"), reverse)
 
 
 def pqr_gen(data, p, q, r, bint reverse=False):
     """P, Q and R (md order: R = sum 4^d D_d; reverse=True gives ZFS order)."""
-    cdef BufSet din, dout
-    cdef dw_status st
-    cdef PyThreadState *gil
-    cdef size_t length
-    bufset_init(&din)
-    bufset_init(&dout)
-    try:
-        bufset_collect(&din, data, -1, False, "data", True)
-        if din.count > MAX_PQ_DATA:
-            raise InvalidArgumentError(
-                f"data has {din.count} blocks; P+Q+R supports at most {MAX_PQ_DATA}")
-        bufset_collect(&dout, (p, q, r), 3, True, "parity", False, ("p", "q", "r"))
-        _check_io(&din, &dout, "data", "", False, None, ("p", "q", "r"))
-        if reverse:
-            _reverse(din.ptrs, din.count)
-        length = <size_t>din.length
-        gil = _release_gil(length)
-        st = dw_pqr_gen(<int>din.count, length, <const uint8_t *const *>din.ptrs,
-                        dout.ptrs[0], dout.ptrs[1], dout.ptrs[2])
-        _restore_gil(gil)
-        _check_status(st, "pqr_gen")
-    finally:
-        bufset_release(&din)
-        bufset_release(&dout)
+    _syndrome_gen(data, (p, q, r), ("p", "q", "r"), reverse)
 
 
 def raid6_recov_2data(data, int a, int b, p, q, bint reverse=False):
