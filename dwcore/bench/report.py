@@ -344,4 +344,12 @@ def write_json(result: BenchResult, path: Path) -> None:
     """Write the result (metadata, rows, derived GB/s and ratios, judged targets) as JSON."""
     data = result.to_json()
     data["targets"] = [t.to_json() for t in evaluate(result)]
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, default=_json_scalar) + "\n", encoding="utf-8")
+
+
+def _json_scalar(value: object) -> object:
+    """numpy scalars (np.float64, np.bool_, ...) as the Python values they hold."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -108,7 +108,7 @@ def _judge(
     median = statistics.median(v for _, v in values)
 
     def passes(threshold: float) -> bool:
-        return worst >= threshold if higher_is_better else worst <= threshold
+        return bool(worst >= threshold if higher_is_better else worst <= threshold)
 
     measured = (
         f"{word} {worst:.{digits}f}{unit} ({worst_label}) · median {median:.{digits}f}{unit}"
@@ -121,8 +121,8 @@ def _judge(
         measured=measured,
         target=target_text,
         met=passes(bar),
-        value=worst,
-        median=median,
+        value=float(worst),
+        median=float(median),
         worst=worst_label,
         goal=goal_text,
         goal_met=None if goal is None else passes(goal),
