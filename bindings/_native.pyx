@@ -476,6 +476,27 @@ cdef int _check_status(dw_status st, str what) except -1:
 # Reed-Solomon
 # --------------------------------------------------------------------------
 
+cdef const uint8_t *_encode_tables(bytes tables, int k, int rows) except NULL:
+    """The tables of a rows x k matrix, after checking their dimensions."""
+    if not (1 <= k <= MAX_SHARDS and 1 <= rows <= MAX_SHARDS):
+        raise InvalidArgumentError(f"k={k}, rows={rows}: both must be in 1..{MAX_SHARDS}")
+    if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
+        raise InvalidArgumentError(
+            f"tables hold {PyBytes_GET_SIZE(tables)} bytes, expected k*rows*32 = "
+            f"{<Py_ssize_t>k * rows * TBL_BYTES}")
+    return <const uint8_t *>PyBytes_AS_STRING(tables)
+
+
+cdef int _encode(const uint8_t *tb, int k, int rows, BufSet *din, BufSet *dout) except -1:
+    """Run the dot-product kernel over collected, checked buffers."""
+    cdef size_t length = <size_t>din.length
+    cdef PyThreadState *gil = _release_gil(length)
+    cdef dw_status st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs,
+                                     dout.ptrs)
+    _restore_gil(gil)
+    return _check_status(st, "ec_encode")
+
+
 def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
               str out_name="out"):
     """coding[i] = sum_j a[i][j] * data[j] for the tables of a rows x k matrix.
@@ -484,28 +505,14 @@ def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
     (or a (rows, n) array).  Entries of ``data`` must all be present.
     """
     cdef BufSet din, dout
-    cdef dw_status st
-    cdef PyThreadState *gil
-    cdef const uint8_t *tb
-    cdef size_t length
-    if k < 1 or k > MAX_SHARDS or rows < 1 or rows > MAX_SHARDS:
-        raise InvalidArgumentError(f"k={k}, rows={rows}: both must be in 1..{MAX_SHARDS}")
-    if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
-        raise InvalidArgumentError(
-            f"tables hold {PyBytes_GET_SIZE(tables)} bytes, expected k*rows*32 = "
-            f"{k * rows * TBL_BYTES}")
-    tb = <const uint8_t *>PyBytes_AS_STRING(tables)
+    cdef const uint8_t *tb = _encode_tables(tables, k, rows)
     bufset_init(&din)
     bufset_init(&dout)
     try:
         bufset_collect(&din, data, k, False, data_name, False)
         bufset_collect(&dout, out, rows, True, out_name, False)
         _check_io(&din, &dout, data_name, out_name)
-        length = <size_t>din.length
-        gil = _release_gil(length)
-        st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
-        _restore_gil(gil)
-        _check_status(st, "ec_encode")
+        _encode(tb, k, rows, &din, &dout)
     finally:
         bufset_release(&din)
         bufset_release(&dout)
@@ -513,16 +520,18 @@ def ec_encode(bytes tables, int k, int rows, data, out, str data_name="data",
 
 def ec_encode_new(bytes tables, int k, int rows, data):
     """Like ec_encode, into a new (rows, n) uint8 array, which is returned."""
-    cdef BufSet din
-    cdef Py_ssize_t length
+    cdef BufSet din, dout
+    cdef const uint8_t *tb = _encode_tables(tables, k, rows)
     bufset_init(&din)
+    bufset_init(&dout)
     try:
         bufset_collect(&din, data, k, False, "data", False)
-        length = din.length
+        out = np.empty((rows, din.length), dtype=np.uint8)
+        bufset_collect(&dout, out, rows, True, "out", False)
+        _encode(tb, k, rows, &din, &dout)
     finally:
         bufset_release(&din)
-    out = np.empty((rows, length), dtype=np.uint8)
-    ec_encode(tables, k, rows, data, out)
+        bufset_release(&dout)
     return out
 
 
@@ -533,28 +542,16 @@ def ec_encode_rows(bytes tables, int k, int rows, shards, tuple src, tuple dst):
     ``dst`` rows distinct indices into it (the decode fast path: no
     per-call lists or views are built)."""
     cdef BufSet din, dout
-    cdef dw_status st
-    cdef PyThreadState *gil
-    cdef size_t length
-    cdef const uint8_t *tb
-    if not (1 <= k <= MAX_SHARDS and 1 <= rows <= MAX_SHARDS):
-        raise InvalidArgumentError(f"k={k}, rows={rows}: both must be in 1..{MAX_SHARDS}")
-    if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
-        raise InvalidArgumentError("tables do not match k and rows")
+    cdef const uint8_t *tb = _encode_tables(tables, k, rows)
     if len(src) != k or len(dst) != rows:
         raise InvalidArgumentError(f"need {k} source and {rows} destination indices")
-    tb = <const uint8_t *>PyBytes_AS_STRING(tables)
     bufset_init(&din)
     bufset_init(&dout)
     try:
         bufset_collect_rows(&din, shards, src, False, "shards")
         bufset_collect_rows(&dout, shards, dst, True, "shards")
         _check_io(&din, &dout, "shards", "shards", False, src, dst)
-        length = <size_t>din.length
-        gil = _release_gil(length)
-        st = dw_ec_encode(length, k, rows, tb, <const uint8_t *const *>din.ptrs, dout.ptrs)
-        _restore_gil(gil)
-        _check_status(st, "ec_encode")
+        _encode(tb, k, rows, &din, &dout)
     finally:
         bufset_release(&din)
         bufset_release(&dout)
@@ -789,10 +786,8 @@ def loop_ec_encode(bytes tables, int k, int rows, data, out, long iterations):
     """Run the encode kernel `iterations` times without the GIL (benchmarks)."""
     cdef BufSet din, dout
     cdef long it
-    cdef const uint8_t *tb = <const uint8_t *>PyBytes_AS_STRING(tables)
+    cdef const uint8_t *tb = _encode_tables(tables, k, rows)
     cdef size_t length
-    if PyBytes_GET_SIZE(tables) != <Py_ssize_t>k * rows * TBL_BYTES:
-        raise InvalidArgumentError("tables do not match k and rows")
     bufset_init(&din)
     bufset_init(&dout)
     try:
