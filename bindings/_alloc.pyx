@@ -968,6 +968,26 @@ def _bench_fill(Allocator al, uint64_t n):
     return blocks, w1 - w0, c1 - c0
 
 
+cdef int _fill_random(dw_alloc *a, uint64_t *rs, uint64_t max_n, uint64_t target,
+                      uint64_t **st, uint64_t **ln, size_t *cap, size_t *cnt,
+                      uint64_t *used) noexcept nogil:
+    """Allocate random 1..max_n-block extents, recorded in st/ln, until the map
+    is full or ``used`` reaches ``target``.  0 if the extent table could not grow."""
+    cdef dw_alloc_err err
+    cdef uint64_t n, s = 0
+    while used[0] < target:
+        n = 1 + _xorshift(rs) % max_n
+        if dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) != DW_ALLOC_OK:
+            return 1
+        if cnt[0] == cap[0] and not _grow(st, ln, cap):
+            return 0
+        st[0][cnt[0]] = s
+        ln[0][cnt[0]] = n
+        cnt[0] += 1
+        used[0] += n
+    return 1
+
+
 def _bench_fragmented(Allocator al, double fill=0.9, uint64_t max_n=256, uint64_t probe_n=256,
                       size_t probes=20000, uint64_t seed=12345, bint keep=False):
     """Fill with random 1..max_n-block allocations, free a random half, refill to
@@ -1003,17 +1023,7 @@ def _bench_fragmented(Allocator al, double fill=0.9, uint64_t max_n=256, uint64_
         with nogil:
             setup0 = _now(CLOCK_MONOTONIC)
             # 1. fill
-            while True:
-                n = 1 + _xorshift(&rs) % max_n
-                if dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) != DW_ALLOC_OK:
-                    break
-                if cnt == cap and not _grow(&st, &ln, &cap):
-                    ok = 0
-                    break
-                st[cnt] = s
-                ln[cnt] = n
-                cnt += 1
-                used += n
+            ok = _fill_random(a, &rs, max_n, <uint64_t>-1, &st, &ln, &cap, &cnt, &used)
             # 2. free a random half
             kept = 0
             for i in range(cnt):
@@ -1026,17 +1036,8 @@ def _bench_fragmented(Allocator al, double fill=0.9, uint64_t max_n=256, uint64_
                     kept += 1
             cnt = kept
             # 3. refill to the target
-            while ok and used < target:
-                n = 1 + _xorshift(&rs) % max_n
-                if dw_alloc_alloc(a, n, DW_ALLOC_NO_HINT, &s, &err) != DW_ALLOC_OK:
-                    break
-                if cnt == cap and not _grow(&st, &ln, &cap):
-                    ok = 0
-                    break
-                st[cnt] = s
-                ln[cnt] = n
-                cnt += 1
-                used += n
+            if ok:
+                ok = _fill_random(a, &rs, max_n, target, &st, &ln, &cap, &cnt, &used)
             setup = _now(CLOCK_MONOTONIC) - setup0
             # 4. probe
             for i in range(probes):
