@@ -15,6 +15,7 @@ other, as on a disk).  :meth:`Device.close` waits for requests in flight.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from types import TracebackType
@@ -208,6 +209,33 @@ class Device(ABC):
             offset=offset,
             length=length,
         )
+
+    def _pread_fully(self, fd: int, offset: int, view: memoryview, what: str) -> None:
+        """Fill ``view`` from ``fd`` at ``offset``, retrying short reads; EOF is an error."""
+        done, total = 0, view.nbytes
+        while done < total:
+            try:
+                n = os.preadv(fd, [view[done:]], offset + done)
+            except OSError as exc:
+                raise self._io_error(what, exc, offset, total) from exc
+            if n == 0:
+                raise DeviceIOError(
+                    f"{self._path}: {what} of {total} bytes at offset {offset} hit the end "
+                    f"after {done} bytes (was the device shrunk or the file truncated?)",
+                    self._path,
+                    offset=offset,
+                    length=total,
+                )
+            done += n
+
+    def _pwrite_fully(self, fd: int, offset: int, view: memoryview, what: str) -> None:
+        """Write all of ``view`` to ``fd`` at ``offset``, retrying short writes."""
+        done, total = 0, view.nbytes
+        while done < total:
+            try:
+                done += os.pwritev(fd, [view[done:]], offset + done)
+            except OSError as exc:
+                raise self._io_error(what, exc, offset, total) from exc
 
     def _read(self, offset: int, length: int) -> bytes:
         """Read into a new buffer; subclasses may override to save a copy."""

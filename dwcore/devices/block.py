@@ -29,7 +29,6 @@ import stat
 import struct
 import threading
 
-from dwcore.devices.errors import DeviceIOError
 from dwcore.devices.file import FdDevice, _open_fd
 from dwcore.errors import InvalidArgumentError
 
@@ -172,30 +171,11 @@ class BlockDevice(FdDevice):
 
     def _direct_read(self, offset: int, view: memoryview) -> None:
         assert self._dfd is not None
-        done, total = 0, view.nbytes
-        while done < total:
-            try:
-                n = os.preadv(self._dfd, [view[done:]], offset + done)
-            except OSError as exc:
-                raise self._io_error("direct read", exc, offset, total) from exc
-            if n == 0:
-                raise DeviceIOError(
-                    f"{self._path}: direct read of {total} bytes at offset {offset} hit the "
-                    f"end after {done} bytes (was the device shrunk?)",
-                    self._path,
-                    offset=offset,
-                    length=total,
-                )
-            done += n
+        self._pread_fully(self._dfd, offset, view, "direct read")
 
     def _direct_write(self, offset: int, view: memoryview) -> None:
         assert self._dfd is not None
-        done, total = 0, view.nbytes
-        while done < total:
-            try:
-                done += os.pwritev(self._dfd, [view[done:]], offset + done)
-            except OSError as exc:
-                raise self._io_error("direct write", exc, offset, total) from exc
+        self._pwrite_fully(self._dfd, offset, view, "direct write")
 
     def _sync(self) -> None:
         try:

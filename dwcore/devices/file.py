@@ -59,31 +59,12 @@ class FdDevice(Device):
         return bytes(buf)
 
     def _read_into(self, offset: int, view: memoryview) -> None:
-        done, total = 0, view.nbytes
-        while done < total:
-            try:
-                n = os.preadv(self._fd, [view[done:]], offset + done)
-            except OSError as exc:
-                raise self._io_error("read", exc, offset, total) from exc
-            if n == 0:
-                raise DeviceIOError(
-                    f"{self._path}: read of {total} bytes at offset {offset} hit end of file "
-                    f"after {done} bytes (was the file truncated?)",
-                    self._path,
-                    offset=offset,
-                    length=total,
-                )
-            done += n
+        self._pread_fully(self._fd, offset, view, "read")
 
     def _write(self, offset: int, view: memoryview) -> None:
         if self._readonly:
             raise InvalidArgumentError(f"{self._path}: device is open read-only")
-        done, total = 0, view.nbytes
-        while done < total:
-            try:
-                done += os.pwrite(self._fd, view[done:], offset + done)
-            except OSError as exc:
-                raise self._io_error("write", exc, offset, total) from exc
+        self._pwrite_fully(self._fd, offset, view, "write")
 
     def _sync(self) -> None:
         try:
