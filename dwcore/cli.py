@@ -4,7 +4,8 @@
 use; ``dwcore bench`` (alone, or as ``dwcore bench kernels``) races dwcore's
 kernels against ISA-L and memcpy, prints the tables and ends with the targets
 judged from them.  ``dwcore pool create|status|scrub|rebuild|replace|fail``
-manages pools (:mod:`dwcore.pool.cli`).
+manages pools (:mod:`dwcore.pool.cli`); ``dwcore plugins list|validate``
+shows and checks the installed plugins (:mod:`dwcore.plugins.cli`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dwcore.bench.report import render, write_json
 from dwcore.bench.runner import Progress as ProgressCallback
 from dwcore.bench.runner import run_benchmarks
 from dwcore.errors import InvalidArgumentError
+from dwcore.plugins.cli import plugins_app
 from dwcore.pool.cli import pool_app
 
 __all__ = ["app", "main"]
@@ -48,6 +50,7 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.add_typer(pool_app, name="pool")
+app.add_typer(plugins_app, name="plugins")
 
 #: Width of tables when stdout is not a terminal (files, CI logs).
 _PLAIN_WIDTH = 160

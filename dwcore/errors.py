@@ -50,3 +50,7 @@ class CorruptionError(DWError):
 
 class UnsupportedFormatError(DWError):
     """An on-disk structure has a newer format version than this dwcore reads."""
+
+
+class PluginError(DWError):
+    """A plugin could not be found, validated or loaded; the message names it and why."""

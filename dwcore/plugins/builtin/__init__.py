@@ -1,0 +1,1 @@
+"""dwcore's own plugins, registered through the ``dwcore.plugins`` entry-point group."""
