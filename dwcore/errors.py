@@ -52,5 +52,32 @@ class UnsupportedFormatError(DWError):
     """An on-disk structure has a newer format version than this dwcore reads."""
 
 
-class PluginError(DWError):
-    """A plugin could not be found, validated or loaded; the message names it and why."""
+class NotFoundError(DWError, LookupError):
+    """A named thing (user, role, API key, session) does not exist; the message names it."""
+
+
+class AlreadyExistsError(DWError):
+    """A thing with that name already exists; the message names it."""
+
+
+class AuthenticationError(DWError):
+    """Credentials were wrong, expired, revoked or belong to a disabled account.
+
+    The message never says which part of a user name and password was wrong.
+    """
+
+
+class AccountLockedError(AuthenticationError):
+    """Too many failed logins; ``retry_after_s`` says when the next attempt is accepted."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermissionDeniedError(DWError, PermissionError):
+    """The authorization decision point refused an action; the message names it."""
+
+
+class AuditLogBusyError(DWError):
+    """Another process holds the audit log of this instance open for writing."""

@@ -1,0 +1,264 @@
+"""The audit record: categories, outcomes, canonical JSON and the chain hash.
+
+A record is one JSON object on one line.  Its ``hash`` is the SHA-256 of the
+canonical JSON (sorted keys, no spaces, UTF-8) of every other field, and its
+``prev`` is the ``hash`` of the record before it (``GENESIS`` for the
+first), so editing, removing, inserting or reordering records breaks the
+chain where it happened.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from dwcore.errors import InvalidArgumentError, UnsupportedFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS",
+    "AuditRecord",
+    "Category",
+    "Outcome",
+    "canonical_json",
+    "day_file_name",
+    "format_ts",
+    "parse_day_file_name",
+    "parse_ts",
+    "record_hash",
+]
+
+#: Version of the record format; a reader meeting a newer one refuses.
+FORMAT_VERSION = 1
+#: ``prev`` of the very first record.
+GENESIS = "0" * 64
+_FILE_PREFIX = "audit-"
+_FILE_SUFFIX = ".jsonl"
+
+
+class Category(str, enum.Enum):
+    """The seven kinds of audited event."""
+
+    AUTHENTICATION = "authentication"
+    AUTHORIZATION = "authorization"
+    DATA_ACCESS = "data_access"
+    DATA_CHANGE = "data_change"
+    CONFIGURATION = "configuration"
+    ADMINISTRATION = "administration"
+    SECURITY_INCIDENT = "security_incident"
+
+    @classmethod
+    def parse(cls, value: Category | str) -> Category:
+        """A category from itself or its name (``"data_access"``, ``"data-access"``)."""
+        if isinstance(value, Category):
+            return value
+        text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+        try:
+            return cls(text)
+        except ValueError:
+            allowed = ", ".join(c.value for c in cls)
+            raise InvalidArgumentError(
+                f"unknown audit category {value!r}; use one of: {allowed}"
+            ) from None
+
+
+class Outcome(str, enum.Enum):
+    """How the audited action ended."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+    @classmethod
+    def parse(cls, value: Outcome | str) -> Outcome:
+        """An outcome from itself or its name."""
+        if isinstance(value, Outcome):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            allowed = ", ".join(o.value for o in cls)
+            raise InvalidArgumentError(
+                f"unknown audit outcome {value!r}; use one of: {allowed}"
+            ) from None
+
+
+def canonical_json(obj: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, UTF-8, no NaN: the bytes the chain hash covers."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def record_hash(fields: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of *fields* without ``hash``."""
+    body = {k: v for k, v in fields.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def format_ts(when: datetime) -> str:
+    """``2026-11-29T15:25:13.123456Z`` (UTC, microseconds)."""
+    if when.tzinfo is None:
+        raise InvalidArgumentError("audit timestamps must be aware datetimes (use UTC)")
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    """Inverse of :func:`format_ts`."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def day_file_name(day: date) -> str:
+    """``audit-2026-11-29.jsonl``: the file holding the records of one UTC day."""
+    return f"{_FILE_PREFIX}{day.isoformat()}{_FILE_SUFFIX}"
+
+
+def parse_day_file_name(name: str) -> date | None:
+    """The day of an audit file name, or ``None`` if *name* is not one."""
+    if not (name.startswith(_FILE_PREFIX) and name.endswith(_FILE_SUFFIX)):
+        return None
+    try:
+        return date.fromisoformat(name[len(_FILE_PREFIX) : -len(_FILE_SUFFIX)])
+    except ValueError:
+        return None
+
+
+def _check_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise InvalidArgumentError(f"audit details must be a mapping, not {type(details).__name__}")
+    out = dict(details)
+    try:
+        canonical_json(out)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"audit details must be JSON values (str, int, float, bool, None, lists, "
+            f"dicts with str keys) without NaN: {exc}"
+        ) from None
+    return out
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audited event as written to (and read back from) the log."""
+
+    seq: int
+    ts: datetime
+    category: Category
+    action: str
+    principal: str
+    resource: str
+    outcome: Outcome
+    details: dict[str, Any] = field(default_factory=dict)
+    prev: str = GENESIS
+    hash: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        """The record as the JSON object stored on disk (with ``hash`` if set)."""
+        out: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "seq": self.seq,
+            "ts": format_ts(self.ts),
+            "category": self.category.value,
+            "action": self.action,
+            "principal": self.principal,
+            "resource": self.resource,
+            "outcome": self.outcome.value,
+            "details": self.details,
+            "prev": self.prev,
+        }
+        if self.hash:
+            out["hash"] = self.hash
+        return out
+
+    def to_line(self) -> bytes:
+        """The record as one line of the day file, newline included."""
+        return canonical_json(self.fields()) + b"\n"
+
+    def computed_hash(self) -> str:
+        """The hash the record's content should carry."""
+        return record_hash(self.fields())
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        seq: int,
+        ts: datetime,
+        category: Category | str,
+        action: str,
+        principal: str,
+        resource: str,
+        outcome: Outcome | str,
+        details: Mapping[str, Any] | None,
+        prev: str,
+    ) -> AuditRecord:
+        """Validate the arguments of a new record and seal it with its hash."""
+        for name, value in (("action", action), ("principal", principal), ("resource", resource)):
+            if not isinstance(value, str) or not value or "\n" in value:
+                raise InvalidArgumentError(
+                    f"audit {name} must be a non-empty one-line string, got {value!r}"
+                )
+        draft = cls(
+            seq=seq,
+            ts=ts,
+            category=Category.parse(category),
+            action=action,
+            principal=principal,
+            resource=resource,
+            outcome=Outcome.parse(outcome),
+            details=_check_details(details),
+            prev=prev,
+        )
+        return cls(**{**draft.__dict__, "hash": draft.computed_hash()})
+
+    @classmethod
+    def from_fields(cls, obj: Mapping[str, Any]) -> AuditRecord:
+        """A record from its stored JSON object (the hash is kept, not checked).
+
+        Raises :class:`UnsupportedFormatError` for a newer format and
+        ``ValueError``/``KeyError``/``TypeError`` for a malformed object.
+        """
+        version = obj.get("v")
+        if not isinstance(version, int):
+            raise ValueError("record has no format version")
+        if version > FORMAT_VERSION:
+            raise UnsupportedFormatError(
+                f"audit record format {version} is newer than this dwcore reads "
+                f"({FORMAT_VERSION}); upgrade dwcore"
+            )
+        seq = obj["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise ValueError(f"bad seq {seq!r}")
+        details = obj.get("details", {})
+        if not isinstance(details, dict):
+            raise ValueError("details is not an object")
+        return cls(
+            seq=seq,
+            ts=parse_ts(obj["ts"]),
+            category=Category(obj["category"]),
+            action=str(obj["action"]),
+            principal=str(obj["principal"]),
+            resource=str(obj["resource"]),
+            outcome=Outcome(obj["outcome"]),
+            details=details,
+            prev=str(obj["prev"]),
+            hash=str(obj["hash"]),
+        )
+
+    @classmethod
+    def from_line(cls, line: bytes) -> AuditRecord:
+        """Parse one stored line (``ValueError`` and friends if it is not a record)."""
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            raise ValueError("line is not a JSON object")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in obj.values()):
+            raise ValueError("non-finite number")
+        return cls.from_fields(obj)
