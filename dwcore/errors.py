@@ -52,6 +52,10 @@ class UnsupportedFormatError(DWError):
     """An on-disk structure has a newer format version than this dwcore reads."""
 
 
+class PluginError(DWError):
+    """A plugin could not be found, validated or loaded; the message names it and why."""
+
+
 class NotFoundError(DWError, LookupError):
     """A named thing (user, role, API key, session) does not exist; the message names it."""
 
