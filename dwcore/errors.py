@@ -85,3 +85,16 @@ class PermissionDeniedError(DWError, PermissionError):
 
 class AuditLogBusyError(DWError):
     """Another process holds the audit log of this instance open for writing."""
+
+
+class CircuitOpenError(DWError):
+    """A circuit breaker is open: calls fail fast until its open duration has passed.
+
+    ``name`` is the breaker's name and ``retry_after`` the seconds until it
+    lets a probe call through.
+    """
+
+    def __init__(self, message: str, name: str = "", retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.name = name
+        self.retry_after = retry_after

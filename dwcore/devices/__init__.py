@@ -7,6 +7,8 @@
   ``O_DIRECT`` where aligned), :class:`RamDevice`.
 * :class:`FaultyDevice` — wraps any device to inject I/O errors, corruption,
   slowness and power cuts in tests.
+* :class:`ResilientDevice` — wraps any device to retry transient errors and
+  fail a dead one fast (:class:`DeviceDeadError`) through a circuit breaker.
 * Superblocks (:mod:`dwcore.devices.superblock`): :class:`Superblock`,
   :func:`write_superblock`, :func:`read_superblock`, :func:`data_area`.
 * :func:`probe` / :func:`check_unused` — is a disk already in use?
@@ -26,6 +28,7 @@ from dwcore.devices.block import BlockDevice
 from dwcore.devices.errors import (
     DeviceBoundsError,
     DeviceClosedError,
+    DeviceDeadError,
     DeviceError,
     DeviceInUseError,
     DeviceIOError,
@@ -35,6 +38,7 @@ from dwcore.devices.faulty import FaultyDevice, IOStats, PowerCut
 from dwcore.devices.file import FileDevice
 from dwcore.devices.probe import Signature, check_unused, probe, probe_bytes
 from dwcore.devices.ram import RamDevice
+from dwcore.devices.resilient import ResilientDevice
 from dwcore.devices.superblock import (
     FORMAT_VERSION,
     METADATA_SIZE,
@@ -63,6 +67,7 @@ __all__ = [
     "Device",
     "DeviceBoundsError",
     "DeviceClosedError",
+    "DeviceDeadError",
     "DeviceError",
     "DeviceIOError",
     "DeviceInUseError",
@@ -73,6 +78,7 @@ __all__ = [
     "MissingSuperblockError",
     "PowerCut",
     "RamDevice",
+    "ResilientDevice",
     "Signature",
     "Superblock",
     "SuperblockCopies",

@@ -9,6 +9,7 @@ from dwcore.errors import DWError, InvalidArgumentError
 __all__ = [
     "DeviceBoundsError",
     "DeviceClosedError",
+    "DeviceDeadError",
     "DeviceError",
     "DeviceIOError",
     "DeviceInUseError",
@@ -65,3 +66,17 @@ class DeviceInUseError(DeviceError):
 
 class ForeignDeviceError(DeviceError):
     """A device's superblock belongs to another pool, or names another device index."""
+
+
+class DeviceDeadError(DeviceIOError):
+    """A device failed so persistently that its circuit breaker opened.
+
+    Raised at once, without touching the device, by
+    :class:`~dwcore.devices.resilient.ResilientDevice` until the breaker lets a
+    probe through; ``reason`` is the last error the device gave.  Its
+    ``errno`` is ``ENODEV``, so retry policies that retry ``EIO`` leave it alone.
+    """
+
+    def __init__(self, message: str, device: str = "", *, reason: str = "") -> None:
+        super().__init__(message, device, errno=_errno.ENODEV)
+        self.reason = reason
