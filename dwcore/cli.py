@@ -5,7 +5,8 @@ use; ``dwcore bench`` (alone, or as ``dwcore bench kernels``) races dwcore's
 kernels against ISA-L and memcpy, prints the tables and ends with the targets
 judged from them.  ``dwcore pool create|status|scrub|rebuild|replace|fail``
 manages pools (:mod:`dwcore.pool.cli`); ``dwcore plugins list|validate``
-shows and checks the installed plugins (:mod:`dwcore.plugins.cli`).
+shows and checks the installed plugins (:mod:`dwcore.plugins.cli`);
+``dwcore memory status`` shows the memory-pressure level (:mod:`dwcore.memory.cli`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dwcore.bench.report import render, write_json
 from dwcore.bench.runner import Progress as ProgressCallback
 from dwcore.bench.runner import run_benchmarks
 from dwcore.errors import InvalidArgumentError
+from dwcore.memory.cli import memory_app
 from dwcore.plugins.cli import plugins_app
 from dwcore.pool.cli import pool_app
 
@@ -51,6 +53,7 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(pool_app, name="pool")
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(memory_app, name="memory")
 
 #: Width of tables when stdout is not a terminal (files, CI logs).
 _PLAIN_WIDTH = 160

@@ -98,3 +98,7 @@ class CircuitOpenError(DWError):
         super().__init__(message)
         self.name = name
         self.retry_after = retry_after
+
+
+class MemoryPressureError(DWError):
+    """New work was refused because memory stayed critical for the whole wait."""

@@ -4,13 +4,16 @@ A code is given by its (k+m) x k generator matrix with the identity on top:
 shard i is row i times the data.  To recover the missing shards from any k
 survivors, invert the survivors' k x k sub-matrix; each missing shard is then
 its generator row times that inverse, applied to the survivors in one pass
-of the dot-product kernel.  Decode tables are cached per erasure pattern.
+of the dot-product kernel.  Decode tables are cached per erasure pattern,
+at most :data:`_PLAN_CACHE_SIZE` per code; :func:`shrink_plan_caches` trims
+the caches of every live code (the memory-pressure module calls it).
 """
 
 from __future__ import annotations
 
 import operator
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +22,27 @@ from dwcore import _native
 from dwcore.errors import InvalidArgumentError, TooFewShardsError
 
 _PLAN_CACHE_SIZE = 512
+#: Every live code, so memory pressure can trim their plan caches.
+_CODES: weakref.WeakSet[MatrixCode] = weakref.WeakSet()
+_CODES_LOCK = threading.Lock()
+
+
+def shrink_plan_caches(keep: float) -> int:
+    """Keep the newest ``keep`` fraction (0..1) of every code's decode plans.
+
+    Returns the bytes of decode tables dropped.  ``keep=0`` empties the
+    caches; plans are rebuilt on the next decode that needs them.
+    """
+    with _CODES_LOCK:
+        codes = list(_CODES)
+    return sum(code.shrink_plans(keep) for code in codes)
+
+
+def plan_cache_bytes() -> int:
+    """Bytes of decode tables cached by every live code."""
+    with _CODES_LOCK:
+        codes = list(_CODES)
+    return sum(code.plan_bytes() for code in codes)
 
 
 @dataclass(frozen=True)
@@ -43,6 +67,8 @@ class MatrixCode:
         self._generator = generator
         self._plans: OrderedDict[tuple[int, ...], DecodePlan] = OrderedDict()
         self._lock = threading.Lock()
+        with _CODES_LOCK:
+            _CODES.add(self)
 
     def row(self, i: int) -> bytes:
         """Generator row i (k bytes)."""
@@ -98,6 +124,25 @@ class MatrixCode:
             if all(type(i) is int for i in key):
                 self._plans[key] = plan
         return plan
+
+    def plan_bytes(self) -> int:
+        """Bytes of decode tables this code caches (a plan cached under two keys counts once)."""
+        with self._lock:
+            plans = {id(p): p for p in self._plans.values()}
+        return sum(len(p.tables) for p in plans.values())
+
+    def shrink_plans(self, keep: float) -> int:
+        """Drop the oldest cached plans, keeping a ``keep`` fraction (0..1); bytes freed."""
+        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 <= keep <= 1:
+            raise InvalidArgumentError(f"keep must be a fraction in [0, 1], got {keep!r}")
+        with self._lock:
+            target = int(len(self._plans) * keep)
+            dropped: dict[int, DecodePlan] = {}
+            while len(self._plans) > target:
+                _, plan = self._plans.popitem(last=False)
+                dropped[id(plan)] = plan
+            alive = {id(p) for p in self._plans.values()}
+        return sum(len(p.tables) for i, p in dropped.items() if i not in alive)
 
     def _build(self, survivors: tuple[int, ...], missing: tuple[int, ...]) -> DecodePlan:
         if not missing:
