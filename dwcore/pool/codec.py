@@ -4,8 +4,11 @@ A stripe's members come in codec shard order (``dwcore.raid.StripeMap``):
 data 0..k-1, then P, Q — or, for mirrors, every copy of data 0, then of
 data 1, ...  These helpers compute redundancy (:func:`encode`), decide what
 an erasure set loses (:func:`lost_members`) and rebuild erased members in
-place (:func:`reconstruct`), for the codecs ``none``, ``mirror``, ``xor`` and
-``pq-md``.  Every buffer of one call has the same length.
+place (:func:`reconstruct`), for the codecs ``none``, ``mirror``, ``xor``,
+``pq-md`` and ``rdp`` (row-diagonal parity: the chain of XOR steps of
+:func:`dwcore.raid.dp.rdp_schedule`, which also recovers a subset of the
+erased members when not all of them can be).  Every buffer of one call has
+the same length.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from dwcore.ec import pq_parity_into, pq_recover_into, xor_parity_into, xor_recover_into
 from dwcore.raid import Codec, RoleKind, StripeMap
+from dwcore.raid.dp import rdp_geometry, rdp_schedule
 
 __all__ = [
     "data_member_index",
@@ -42,9 +46,20 @@ def _parity_slots(sm: StripeMap) -> list[int]:
     return [j for j, m in enumerate(sm.members) if m.role.kind in kinds]
 
 
+def _rdp_apply(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int]) -> set[int]:
+    """Run the RDP chain for ``erased`` over ``bufs``; returns the members it cannot solve."""
+    n, p = rdp_geometry(sm)
+    steps, unsolved = rdp_schedule(n, p, frozenset(erased))
+    for target, srcs in steps:
+        xor_parity_into([bufs[x] for x in srcs], bufs[target])
+    return set(unsolved)
+
+
 def encode(sm: StripeMap, bufs: Sequence[np.ndarray]) -> None:
     """Fill the parity members of ``bufs`` from its data members (mirrors: nothing to do)."""
-    if sm.codec is Codec.XOR:
+    if sm.codec is Codec.RDP:
+        _rdp_apply(sm, bufs, range(sm.k, len(sm.members)))
+    elif sm.codec is Codec.XOR:
         (p,) = _parity_slots(sm)
         xor_parity_into(list(bufs[: sm.k]), bufs[p])
     elif sm.codec is Codec.PQ_MD:
@@ -67,6 +82,9 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
         return set()
     if sm.codec is Codec.MIRROR:
         return {j for j in erased if sources(sm, erased, j) is None}
+    if sm.codec is Codec.RDP:
+        n, p = rdp_geometry(sm)
+        return set(rdp_schedule(n, p, frozenset(erased))[1])
     if sm.codec is Codec.NONE or len(erased) > sm.codec.parity_count:
         return set(erased)
     return set()
@@ -75,12 +93,15 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
 def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int]) -> set[int]:
     """Rebuild the erased members of ``bufs`` in place; returns those that are lost.
 
-    When anything is lost for a parity codec every erased member is left as is
-    (and reported lost); for mirrors each member is restored independently.
+    When anything is lost for an MDS parity codec every erased member is left
+    as is (and reported lost); for mirrors each member is restored
+    independently, and ``rdp`` restores whatever its chain reaches.
     """
     erased = set(erased)
     if not erased:
         return set()
+    if sm.codec is Codec.RDP:
+        return _rdp_apply(sm, bufs, erased)
     lost = lost_members(sm, erased)
     if sm.codec is Codec.MIRROR:
         for j in erased - lost:
@@ -119,7 +140,10 @@ def mismatched_rows(sm: StripeMap, bufs: Sequence[np.ndarray], block: int) -> di
     if not slots:
         return out
     fresh = [np.empty_like(bufs[0]) for _ in slots]
-    if sm.codec is Codec.XOR:
+    if sm.codec is Codec.RDP:
+        scratch = list(bufs[: sm.k]) + fresh
+        encode(sm, scratch)
+    elif sm.codec is Codec.XOR:
         xor_parity_into(list(bufs[: sm.k]), fresh[0])
     else:
         pq_parity_into(list(bufs[: sm.k]), fresh[0], fresh[1], order="md")

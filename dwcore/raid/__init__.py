@@ -23,6 +23,7 @@ from dwcore.raid.base import (
     RoleKind,
     StripeMap,
 )
+from dwcore.raid.dp import Dp
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import RAID5_ALGORITHMS, Raid5, Raid6
@@ -45,6 +46,7 @@ __all__ = [
     "MIN_CHUNK_SIZE",
     "RAID5_ALGORITHMS",
     "Codec",
+    "Dp",
     "Layout",
     "LevelUnavailableError",
     "Location",

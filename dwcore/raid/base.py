@@ -102,18 +102,23 @@ class Codec(str, enum.Enum):
     * ``mirror`` — every copy of data index d is byte-identical;
     * ``xor`` — ``P = XOR of data``: :func:`dwcore.ec.xor_parity` / ``xor_recover``;
     * ``pq-md`` — P+Q in Linux md order (``Q = sum 2^d D_d``):
-      :func:`dwcore.ec.pq_parity` / ``pq_recover`` with ``order="md"``.
+      :func:`dwcore.ec.pq_parity` / ``pq_recover`` with ``order="md"``;
+    * ``rdp`` — row-diagonal parity (RAID-DP): members ``data(r·n+j)``, row
+      parities ``parity(r)``, diagonals ``parity(p-1+d)``; XOR equations
+      solved by :func:`dwcore.raid.dp.rdp_schedule`.
     """
 
     NONE = "none"
     MIRROR = "mirror"
     XOR = "xor"
     PQ_MD = "pq-md"
+    RDP = "rdp"
 
     @property
     def parity_count(self) -> int:
-        """Parity members of a parity codec (0 for none and mirror)."""
-        return {Codec.XOR: 1, Codec.PQ_MD: 2}.get(self, 0)
+        """Parity members of a parity codec (0 for none and mirror; for ``rdp``, whose
+        stripes hold 2·(p-1) parity chunks, the 2 devices' worth it tolerates)."""
+        return {Codec.XOR: 1, Codec.PQ_MD: 2, Codec.RDP: 2}.get(self, 0)
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,11 @@ class StripeMap:
         no lost data member.  Spares never matter.
         """
         bad = set(failed)
+        if self.codec is Codec.RDP:
+            from dwcore.raid.dp import rdp_stripe_lost
+
+            erased = {j for j, m in enumerate(self.members) if m.device in bad}
+            return not rdp_stripe_lost(self, erased) & set(range(self.k))
         if self.codec is Codec.MIRROR:
             return all(
                 any(m.device not in bad for m in self.data_members(d)) for d in range(self.k)

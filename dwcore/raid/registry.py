@@ -7,6 +7,7 @@ from typing import Any
 
 from dwcore.errors import DWError, InvalidArgumentError
 from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
+from dwcore.raid.dp import Dp
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import Raid5, Raid6
@@ -28,6 +29,7 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "5": Raid5,
     "6": Raid6,
     "10": Raid10,
+    "DP": Dp,
 }
 
 #: Levels this version can build, in LEVELS order.
