@@ -29,6 +29,8 @@ from rich.progress import (
 
 import dwcore
 from dwcore import native
+from dwcore.audit.cli import audit_app
+from dwcore.auth.cli import key_app, role_app, user_app
 from dwcore.bench.kernels import VerificationError
 from dwcore.bench.options import GROUPS, BenchOptions, parse_groups, parse_sizes
 from dwcore.bench.report import render, write_json
@@ -52,6 +54,10 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 app.add_typer(pool_app, name="pool")
+app.add_typer(user_app, name="user")
+app.add_typer(role_app, name="role")
+app.add_typer(key_app, name="key")
+app.add_typer(audit_app, name="audit")
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(memory_app, name="memory")
 
