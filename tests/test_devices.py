@@ -150,6 +150,53 @@ def test_round_trip_odd_offsets(device, rng) -> None:
     assert device.pwrite(size, b"") == 0
 
 
+def test_vectored_io(device, rng) -> None:
+    """pwritev / preadvinto equal writing and reading the concatenation."""
+    size = device.size
+    ref = bytearray(_image(device))
+    for _ in range(30):
+        parts = [rng.bytes(int(rng.integers(0, 9000))) for _ in range(int(rng.integers(0, 6)))]
+        total = sum(len(p) for p in parts)
+        offset = int(rng.integers(0, size - total + 1))
+        bufs = [memoryview(p) if i % 2 else np.frombuffer(p, np.uint8) for i, p in enumerate(parts)]
+        assert device.pwritev(offset, bufs) == total
+        ref[offset : offset + total] = b"".join(parts)
+        sinks = [np.zeros(len(p), np.uint8) for p in parts]
+        assert device.preadvinto(offset, sinks) == total
+        assert b"".join(x.tobytes() for x in sinks) == ref[offset : offset + total]
+    assert _image(device) == ref
+    with pytest.raises(DeviceBoundsError):
+        device.pwritev(size - 3, [b"ab", b"cd"])
+    with pytest.raises(DeviceBoundsError):
+        device.preadvinto(size - 3, [bytearray(2), bytearray(2)])
+    with pytest.raises(InvalidArgumentError, match="writable"):
+        device.preadvinto(0, [bytearray(2), b"ro"])
+    assert _image(device) == ref
+
+
+def test_vectored_io_short_transfers(tmp_path, monkeypatch) -> None:
+    """A file device resumes short vectored transfers inside the buffer they stopped in."""
+    dev = FileDevice.create(tmp_path / "short.img", DEV_SIZE)
+    real_w, real_r = os.pwritev, os.preadv
+
+    def short_w(fd, bufs, offset):
+        return real_w(fd, [memoryview(bufs[0])[:3]], offset)
+
+    def short_r(fd, bufs, offset):
+        return real_r(fd, [memoryview(bufs[0])[:5]], offset)
+
+    parts = [b"0123456789", b"", b"abcdefghij" * 3, b"XYZ"]
+    monkeypatch.setattr(os, "pwritev", short_w)
+    assert dev.pwritev(100, parts) == 43
+    monkeypatch.setattr(os, "preadv", short_r)
+    sinks = [bytearray(10), bytearray(0), bytearray(30), bytearray(3)]
+    assert dev.preadvinto(100, sinks) == 43
+    assert b"".join(sinks) == b"".join(parts)
+    monkeypatch.undo()
+    assert dev.pread(100, 43) == b"".join(parts)
+    dev.close()
+
+
 def test_other_buffer_types(device) -> None:
     arr = np.arange(1000, dtype=np.uint32)
     device.pwrite(777, arr)

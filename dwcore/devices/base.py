@@ -3,7 +3,8 @@
 Every device (file, block device, RAM, the fault-injecting wrapper) offers
 the same small surface: :attr:`Device.size` in bytes, :meth:`Device.pread`,
 :meth:`Device.preadinto` (zero-copy into a caller's buffer),
-:meth:`Device.pwrite`, :meth:`Device.sync` and :meth:`Device.close`.  Requests
+:meth:`Device.pwrite`, the vectored :meth:`Device.pwritev` and
+:meth:`Device.preadvinto`, :meth:`Device.sync` and :meth:`Device.close`.  Requests
 are checked against the device's bounds (:class:`DeviceBoundsError`), a
 closed device raises :class:`DeviceClosedError`, and I/O failures raise
 :class:`DeviceIOError` naming the device and the request.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -75,7 +77,8 @@ class Device(ABC):
         self._size = size
         self._closed = False
         self._inflight = 0
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # entered directly on the hot path (C-level)
+        self._cond = threading.Condition(self._mutex)
 
     # -- properties ---------------------------------------------------------
 
@@ -146,6 +149,36 @@ class Device(ABC):
             self._leave()
         return view.nbytes
 
+    def pwritev(self, offset: int, buffers: Sequence[Any]) -> int:
+        """Write ``buffers`` back to back from ``offset`` (one request, gathered).
+
+        The same as writing their concatenation, without building it: file
+        devices hand the whole list to one ``pwritev`` system call.
+        """
+        views = [byte_view(b, "buffers[i]") for b in buffers]
+        total = sum(v.nbytes for v in views)
+        self._check_range(offset, total)
+        self._enter()
+        try:
+            if total:
+                self._writev(offset, views)
+        finally:
+            self._leave()
+        return total
+
+    def preadvinto(self, offset: int, buffers: Sequence[Any]) -> int:
+        """Fill the writable ``buffers`` back to back from ``offset`` (scattered read)."""
+        views = [writable_view(b, "buffers[i]") for b in buffers]
+        total = sum(v.nbytes for v in views)
+        self._check_range(offset, total)
+        self._enter()
+        try:
+            if total:
+                self._readv_into(offset, views)
+        finally:
+            self._leave()
+        return total
+
     def sync(self) -> None:
         """Make every completed write durable (what that means depends on the device)."""
         self._enter()
@@ -187,13 +220,13 @@ class Device(ABC):
             )
 
     def _enter(self) -> None:
-        with self._cond:
+        with self._mutex:
             if self._closed:
                 raise DeviceClosedError(f"{self._path}: device is closed", self._path)
             self._inflight += 1
 
     def _leave(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._inflight -= 1
             if self._inflight == 0 and self._closed:
                 self._cond.notify_all()
@@ -242,6 +275,20 @@ class Device(ABC):
         buf = bytearray(length)
         self._read_into(offset, memoryview(buf))
         return bytes(buf)
+
+    def _writev(self, offset: int, views: list[memoryview]) -> None:
+        """Gathered write; by default one :meth:`_write` per buffer."""
+        for v in views:
+            if v.nbytes:
+                self._write(offset, v)
+                offset += v.nbytes
+
+    def _readv_into(self, offset: int, views: list[memoryview]) -> None:
+        """Scattered read; by default one :meth:`_read_into` per buffer."""
+        for v in views:
+            if v.nbytes:
+                self._read_into(offset, v)
+                offset += v.nbytes
 
     # -- primitives ---------------------------------------------------------
 

@@ -29,6 +29,7 @@ import stat
 import struct
 import threading
 
+from dwcore.devices.base import Device
 from dwcore.devices.file import FdDevice, _open_fd
 from dwcore.errors import InvalidArgumentError
 
@@ -99,6 +100,10 @@ class BlockDevice(FdDevice):
         return f"BlockDevice({self._path}, {self._size} bytes, {self._bs}-byte blocks, {mode})"
 
     # -- I/O ---------------------------------------------------------------
+
+    # O_DIRECT decides per buffer (alignment): one request per buffer of a vector
+    _writev = Device._writev
+    _readv_into = Device._readv_into
 
     def _aligned(self, offset: int, view: memoryview) -> bool:
         bs = self._bs

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+from collections.abc import Callable
 
 from dwcore.devices.base import Device
 from dwcore.devices.errors import DeviceInUseError, DeviceIOError
@@ -26,6 +27,8 @@ __all__ = ["MAX_FILE_SIZE", "FileDevice"]
 
 #: Largest size a file offset can express (the file system may allow less).
 MAX_FILE_SIZE = (1 << 63) - 1
+#: Buffers per vectored system call (the kernel's UIO_MAXIOV).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
 
 
 class FdDevice(Device):
@@ -66,6 +69,33 @@ class FdDevice(Device):
             raise InvalidArgumentError(f"{self._path}: device is open read-only")
         self._pwrite_fully(self._fd, offset, view, "write")
 
+    def _writev(self, offset: int, views: list[memoryview]) -> None:
+        if self._readonly:
+            raise InvalidArgumentError(f"{self._path}: device is open read-only")
+        total = sum(v.nbytes for v in views)
+        _vectored(
+            views,
+            lambda iov, at: os.pwritev(self._fd, iov, offset + at),
+            lambda exc: self._io_error("write", exc, offset, total),
+        )
+
+    def _readv_into(self, offset: int, views: list[memoryview]) -> None:
+        total = sum(v.nbytes for v in views)
+
+        def once(iov: list[memoryview], at: int) -> int:
+            n = os.preadv(self._fd, iov, offset + at)
+            if n == 0:
+                raise DeviceIOError(
+                    f"{self._path}: read of {total} bytes at offset {offset} hit the end after "
+                    f"{at} bytes (was the device shrunk or the file truncated?)",
+                    self._path,
+                    offset=offset,
+                    length=total,
+                )
+            return n
+
+        _vectored(views, once, lambda exc: self._io_error("read", exc, offset, total))
+
     def _sync(self) -> None:
         try:
             os.fdatasync(self._fd)
@@ -74,6 +104,47 @@ class FdDevice(Device):
 
     def _close(self) -> None:
         os.close(self._fd)
+
+
+def _vectored(
+    views: list[memoryview],
+    call: Callable[[list[memoryview], int], int],
+    error: Callable[[OSError], DeviceIOError],
+) -> None:
+    """Run ``call(iovecs, done)`` until every byte of ``views`` is transferred.
+
+    At most ``IOV_MAX`` buffers per call; a short transfer resumes inside the
+    buffer where it stopped.
+    """
+    total = sum(v.nbytes for v in views)
+    if len(views) <= _IOV_MAX:
+        try:
+            done = call(views, 0)  # the usual case: everything in one call
+        except OSError as exc:
+            raise error(exc) from exc
+        if done == total:
+            return
+    else:
+        done = 0
+    pending = [v for v in views if v.nbytes]
+    skip = done
+    while pending and skip >= pending[0].nbytes:
+        skip -= pending[0].nbytes
+        pending.pop(0)
+    if skip:
+        pending[0] = pending[0][skip:]
+    while pending:
+        iov = pending[:_IOV_MAX]
+        try:
+            n = call(iov, done)
+        except OSError as exc:
+            raise error(exc) from exc
+        done += n
+        while pending and n >= pending[0].nbytes:
+            n -= pending[0].nbytes
+            pending.pop(0)
+        if n:
+            pending[0] = pending[0][n:]
 
 
 def _open_fd(path: str, flags: int, lock: bool) -> int:
