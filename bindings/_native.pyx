@@ -16,9 +16,10 @@ import os
 import numpy as np
 
 from cpython.buffer cimport (
-    PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_RECORDS_RO, PyBUF_WRITABLE,
+    PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_RECORDS_RO, PyBUF_WRITABLE, PyBUF_WRITE,
     PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer,
 )
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.pystate cimport PyThreadState
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t
@@ -771,6 +772,23 @@ cdef int _require_writable(object obj, str name) except -1:
     _get_view(obj, &view, True, name, None)
     PyBuffer_Release(&view)
     return 0
+
+
+def new_bytes_to_fill(Py_ssize_t n):
+    """``(data, view)``: a new ``bytes`` of ``n`` uninitialised bytes and a writable
+    memoryview over it.
+
+    For readers that fill a result in place (``preadv`` straight into it)
+    instead of filling a scratch buffer and copying it into a new ``bytes``.
+    The caller must fill every byte through ``view`` and drop ``view``
+    before ``data`` is handed to anyone (a bytes object is immutable once
+    shared; its hash is not cached until first asked for).
+    """
+    if n < 0:
+        raise InvalidArgumentError(f"n must be >= 0, got {n}")
+    data = PyBytes_FromStringAndSize(NULL, n)
+    view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data), n, PyBUF_WRITE)
+    return data, view
 
 
 def require_writable(obj, str name):

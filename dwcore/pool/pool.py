@@ -97,6 +97,7 @@ checkpoint are read degraded; new writes go to the replacement too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 import threading
@@ -109,8 +110,9 @@ from typing import Any
 import numpy as np
 
 from dwcore import raid
+from dwcore._native import new_bytes_to_fill
 from dwcore.alloc import MAX_BLOCKS, BlockAllocator
-from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.checksum import crc32c_blocks, crc32c_blocks_into, verify_blocks
 from dwcore.devices import (
     MIN_DEVICE_SIZE,
     BlockDevice,
@@ -133,6 +135,7 @@ from dwcore.devices.base import byte_view
 from dwcore.errors import CorruptionError, DataLossError, DWError, InvalidArgumentError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
+from dwcore.pool.fanout import Fanout
 from dwcore.pool.manifest import MANIFEST_NAME, Manifest
 from dwcore.pool.status import DeviceInfo, DeviceState, Mismatch, PoolStatus, ScrubReport
 
@@ -277,6 +280,11 @@ class Pool:
         self._dmi_cache: dict[int, list[list[int]]] = {}
         self._flat = self._rows_are_flat()
         self._scratch = np.empty(0, dtype=np.uint8)
+        self._scratch_crc = np.empty(0, dtype="<u4")
+        self._period = max(1, layout.period)
+        self._seg_crc = np.empty(0, dtype="<u4")
+        self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
+        self._fanout = Fanout()
 
     # ------------------------------------------------------------------
     # creation and opening
@@ -571,6 +579,17 @@ class Pool:
             self._stripe_cache[s] = sm
             self._dmi_cache[s] = codec.data_member_index(sm)
         return sm
+
+    def _shape(self, s: int) -> tuple[raid.StripeMap, list[list[int]]]:
+        """For flat layouts: the members' devices and roles of stripe ``s`` (with the
+        stripe map of ``s`` modulo the period, whose offsets must not be used) and
+        its data-member index; cached per position in the period."""
+        key = s % self._period
+        shape = self._shapes.get(key)
+        if shape is None:
+            sm = self.layout.stripe(key)
+            shape = self._shapes[key] = (sm, codec.data_member_index(sm))
+        return shape
 
     def _segments(self, first: int, rows: int, cap: int | None = None) -> Iterator[_Segment]:
         """Split rows at stripe boundaries (the extent data mapping: never change it);
@@ -878,7 +897,7 @@ class Pool:
                 return Extent(self._tag, 0, 0, 0)
             first = self._alloc.alloc(rows)
             try:
-                if self._flat and rows > 1:
+                if self._flat:
                     self._write_flat(first, rows, view)
                 else:
                     self._write_rows(first, rows, view)
@@ -896,47 +915,168 @@ class Pool:
         return self._scratch[:need].reshape(self.layout.n_devices, rows * self._block)
 
     def _write_flat(self, first: int, rows: int, view: memoryview) -> None:
-        """Multi-row write with one data and one checksum write per device."""
-        b = self._block
+        """Write rows with one gathered write and one checksum write per device.
+
+        Data members are written straight from the caller's buffer (no copy);
+        only parity and the zero-padded last chunks are built in scratch.
+        """
+        b, k = self._block, self.layout.k
         src = np.frombuffer(view, dtype=np.uint8)
         length = len(src)
         nd = self.layout.n_devices
-        devbuf = self._scratch_rows(rows)
+        scratch = self._scratch_rows(rows)
+        crcs = self._scratch_crcs(rows)
+        iovs: list[list[np.ndarray]] = [[] for _ in range(nd)]
         for seg in self._segments(first, rows):
-            sm = self._stripe(seg.stripe)
-            nb = seg.n * b
-            lo = (seg.first - first) * b
-            views = [devbuf[m.device, lo : lo + nb] for m in sm.members]
-            for j, m in enumerate(sm.members):
+            sm, dmi = self._shape(seg.stripe)
+            n = seg.n
+            nb = n * b
+            r0 = seg.first - first
+            lo = r0 * b
+            whole = seg.offset + k * nb <= length  # every data chunk lies in src
+            views: list[np.ndarray] = []
+            for m in sm.members:
                 d = m.role.data_index
-                if d is None:
-                    continue
-                a = seg.offset + d * nb
-                part = src[a : a + nb] if a < length else src[:0]
-                views[j][: len(part)] = part
-                if len(part) < nb:
-                    views[j][len(part) :] = 0
+                a = seg.offset + (d or 0) * nb
+                if d is not None and a + nb <= length:
+                    v = src[a : a + nb]
+                else:
+                    v = scratch[m.device, lo : lo + nb]
+                    if d is not None:
+                        part = src[a:length] if a < length else src[:0]
+                        v[: len(part)] = part
+                        v[len(part) :] = 0
+                views.append(v)
+                iovs[m.device].append(v)
             codec.encode(sm, views)
-        crcs = crc32c_blocks(devbuf, b).reshape(nd, rows)
-        failed: list[int] = []
-        for dv, mem in enumerate(self._members):
-            if not mem.writable:
-                failed.append(dv)
-                continue
+            if whole:
+                # the data chunks are back to back in src: one checksum call for all
+                at = self._scratch_seg_crc(k * n)
+                crc32c_blocks_into(src[seg.offset : seg.offset + k * nb], b, at)
+                per_d = at.reshape(k, n)
+                for d, copies in enumerate(dmi):
+                    for j in copies:
+                        crcs[sm.members[j].device, r0 : r0 + n] = per_d[d]
+                rest = [j for j, m in enumerate(sm.members) if m.role.data_index is None]
+            else:
+                rest = range(len(sm.members))
+            for j in rest:
+                crc32c_blocks_into(views[j], b, crcs[sm.members[j].device, r0 : r0 + n])
+        failed = [dv for dv, mem in enumerate(self._members) if not mem.writable]
+        targets = [mem for mem in self._members if mem.writable]
+        table = self._geo.table_off + 4 * first
+
+        def put(mem: _Member) -> None:
             assert mem.device is not None and mem.sb is not None
             base = mem.sb.data_offset
-            try:
-                mem.device.pwrite(base + first * b, devbuf[dv])
-                mem.device.pwrite(base + self._geo.table_off + 4 * first, crcs[dv])
-            except DeviceError as exc:
-                self._mark_failed(dv, f"write failed: {exc}")
-                failed.append(dv)
+            mem.device.pwritev(base + first * b, iovs[mem.index])
+            mem.device.pwrite(base + table, crcs[mem.index])
+
+        results = self._fanout.run(
+            [functools.partial(put, mem) for mem in targets], rows * b * len(targets)
+        )
+        for mem, exc in zip(targets, results, strict=True):
+            if exc is None:
+                continue
+            if not isinstance(exc, DeviceError):
+                raise exc
+            self._mark_failed(mem.index, f"write failed: {exc}")
+            failed.append(mem.index)
         if failed and not self.layout.survives(failed):
             raise DataLossError(
                 f"pool {self._path}: cannot write: devices {failed} are unavailable, more than "
                 f"RAID {self.layout.level} tolerates",
                 failed=failed,
             )
+
+    def _scratch_seg_crc(self, n: int) -> np.ndarray:
+        """A reused checksum buffer of ``n`` entries; only used under the pool lock."""
+        if len(self._seg_crc) < n:
+            self._seg_crc = np.empty(max(n, 2 * len(self._seg_crc)), dtype="<u4")
+        return self._seg_crc[:n]
+
+    def _scratch_crcs(self, rows: int) -> np.ndarray:
+        """A reused (devices × rows) checksum buffer; only used under the pool lock."""
+        need = self.layout.n_devices * rows
+        if len(self._scratch_crc) < need:
+            self._scratch_crc = np.empty(max(need, 2 * len(self._scratch_crc)), dtype="<u4")
+        return self._scratch_crc[:need].reshape(self.layout.n_devices, rows)
+
+    def _read_direct(self, ext: Extent, offset: int, end: int) -> bytes | None:
+        """Healthy read of a flat layout straight into the result: per device one
+        scattered read per run of rows and one checksum-table read; None (nothing
+        returned) when a device is unusable or a block fails its checksum, for the
+        careful path to reconstruct and repair."""
+        k, b = self.layout.k, self._block
+        out, outview = new_bytes_to_fill(end - offset)
+        dst = np.frombuffer(outview, dtype=np.uint8)
+        # device -> runs of (first global row, rows, views covering them back to back)
+        plan: dict[int, list[tuple[int, int, list[np.ndarray]]]] = {}
+        edges: list[tuple[np.ndarray, int, int, int]] = []  # block, lo, hi, dst offset
+        for seg in self._segments(ext.first_row, ext.rows):
+            nb = seg.n * b
+            if seg.offset >= end or seg.offset + k * nb <= offset:
+                continue
+            sm, dmi = self._shape(seg.stripe)
+            for d in range(k):
+                start = seg.offset + d * nb  # logical offset of the chunk's first row
+                lo, hi = max(offset, start), min(end, start + nb)
+                if lo >= hi:
+                    continue
+                r_a, r_z = (lo - start) // b, -(-(hi - start) // b)
+                f_a, f_z = -(-(lo - start) // b), (hi - start) // b  # whole blocks inside
+                g_end = seg.first + r_z
+                j = next(
+                    (j for j in dmi[d] if self._members[sm.members[j].device].readable(g_end)),
+                    None,
+                )
+                if j is None:
+                    return None
+                views: list[np.ndarray] = []
+                if f_a > r_a:  # the first block starts before the range
+                    blk = np.empty(b, dtype=np.uint8)
+                    blo = start + r_a * b
+                    edges.append((blk, lo - blo, min(hi, blo + b) - blo, lo - offset))
+                    views.append(blk)
+                if f_z > f_a:
+                    views.append(dst[start + f_a * b - offset : start + f_z * b - offset])
+                if f_z < r_z and r_z - 1 >= f_a:  # the last block ends after the range
+                    blk = np.empty(b, dtype=np.uint8)
+                    blo = start + (r_z - 1) * b
+                    edges.append((blk, 0, hi - blo, blo - offset))
+                    views.append(blk)
+                pieces = plan.setdefault(sm.members[j].device, [])
+                if pieces and pieces[-1][0] + pieces[-1][1] == seg.first + r_a:
+                    g, n, vs = pieces[-1]  # continues the previous run on this device
+                    pieces[-1] = (g, n + r_z - r_a, vs + views)
+                else:
+                    pieces.append((seg.first + r_a, r_z - r_a, views))
+        for dv, pieces in plan.items():
+            mem = self._members[dv]
+            if mem.sb is None:
+                return None
+            assert mem.device is not None
+            base = mem.sb.data_offset
+            g_lo, g_end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
+            try:
+                table = np.frombuffer(
+                    mem.device.pread(base + self._geo.table_off + 4 * g_lo, 4 * (g_end - g_lo)),
+                    dtype="<u4",
+                )
+                for g, _, vs in pieces:
+                    mem.device.preadvinto(base + g * b, vs)
+                    r = g - g_lo
+                    for v in vs:
+                        n = len(v) // b
+                        if len(verify_blocks(v, b, table[r : r + n])):
+                            return None
+                        r += n
+            except DeviceError:
+                return None
+        for blk, lo, hi, at in edges:
+            dst[at : at + hi - lo] = blk[lo:hi]
+        del dst, outview
+        return out
 
     def _read_flat(self, ext: Extent, offset: int, end: int) -> bytes | None:
         """Healthy multi-segment read: one read per device; None to take the careful path."""
@@ -955,8 +1095,8 @@ class Pool:
             want = set(range(self.layout.n_devices)) - erased
         else:
             for seg in segs:
-                sm = self._stripe(seg.stripe)
-                for copies in self._dmi_cache[seg.stripe]:
+                sm, dmi = self._shape(seg.stripe)
+                for copies in dmi:
                     want.add(sm.members[copies[0]].device)
         devbuf = self._scratch_rows(g1 - g0)
         for dv in want:
@@ -972,7 +1112,7 @@ class Pool:
                 return None
         if erased:
             for seg in segs:
-                sm = self._stripe(seg.stripe)
+                sm, _ = self._shape(seg.stripe)
                 lo = (seg.first - g0) * b
                 views = [devbuf[m.device, lo : lo + seg.n * b] for m in sm.members]
                 gone = {j for j, m in enumerate(sm.members) if m.device in erased}
@@ -980,8 +1120,7 @@ class Pool:
                     return None
         pieces: list[memoryview] = []
         for seg in segs:
-            sm = self._stripe(seg.stripe)
-            dmi = self._dmi_cache[seg.stripe]
+            sm, dmi = self._shape(seg.stripe)
             nb = seg.n * b
             lo_row = (seg.first - g0) * b
             # a mirror's first copy may be erased: the reconstruction filled it in
@@ -1067,10 +1206,12 @@ class Pool:
             )
         if length == 0:
             return b""
-        if self._flat and ext.rows > 1:
+        if self._flat:
             with self._lock:
                 self._check_open()
-                fast = self._read_flat(ext, offset, offset + length)
+                fast = self._read_direct(ext, offset, offset + length)
+                if fast is None and ext.rows > 1:
+                    fast = self._read_flat(ext, offset, offset + length)
             if fast is not None:
                 return fast
         out = bytearray(length)
@@ -1189,6 +1330,7 @@ class Pool:
                         self._checkpoint(rebuilding)
             finally:
                 self._closed = True
+                self._fanout.close()
                 self._alloc.close(sync=sync)
                 for mem in self._members:
                     if mem.owned and mem.device is not None:
@@ -1377,7 +1519,7 @@ class Pool:
             if len(verify_blocks(devbuf[mem.index], b, np.frombuffer(raw, dtype="<u4"))):
                 return False
         for seg in self._segments(g0, n):
-            sm = self._stripe(seg.stripe)
+            sm, _ = self._shape(seg.stripe)
             lo = (seg.first - g0) * b
             views = [devbuf[m.device, lo : lo + seg.n * b] for m in sm.members]
             gone = {j for j, m in enumerate(sm.members) if m.device in erased}
