@@ -15,14 +15,19 @@ default) or on the devices given, and measured in one run:
 
 Targets (issue 4): write and read ≥ 0.7 × anchor, degraded read ≥ 0.5 ×
 healthy read, rebuild ≥ 0.7 × raw replacement write, 4 KiB read p99 ≤ 200 µs
-on RAM-backed files.  Wall-clock figures on a shared machine are noisy: each
-figure is the best of ``repeats`` passes.
+on RAM-backed files.  Wall-clock figures on a shared machine are noisy: pool
+and anchor passes alternate and each figure is the median of ``repeats``
+passes; the write and read ratios are medians of back-to-back pairs.  Every
+device file (and the replacement) is written over once before measuring, as
+a disk's blocks exist before it is used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import warnings
@@ -36,7 +41,7 @@ from dwcore.devices import METADATA_SIZE, FileDevice
 from dwcore.errors import InvalidArgumentError
 from dwcore.pool import Pool, PoolDegradedWarning
 
-__all__ = ["CONFIGS", "PoolBenchRow", "judge", "run_pool_bench"]
+__all__ = ["CONFIGS", "PoolBenchRow", "judge", "ram_backed", "run_pool_bench"]
 
 #: (level, devices) measured by default.
 CONFIGS: tuple[tuple[str, int], ...] = (("5", 6), ("6", 8), ("10", 8))
@@ -51,22 +56,21 @@ class PoolBenchRow:
     devices: int
     write: float
     raw_write: float
+    #: median over alternating pool / anchor pairs of anchor time ÷ pool time
+    write_ratio: float
     read: float
     raw_read: float
+    read_ratio: float
     degraded_read: float
     failed: int
     rebuild: float
     raw_rebuild: float
     p50_4k_us: float
     p99_4k_us: float
-
-    @property
-    def write_ratio(self) -> float:
-        return self.write / self.raw_write
-
-    @property
-    def read_ratio(self) -> float:
-        return self.read / self.raw_read
+    #: the device files were on tmpfs / ramfs
+    ram: bool = False
+    #: passes were timed by thread CPU time rather than the wall clock
+    cpu_time: bool = False
 
     @property
     def degraded_ratio(self) -> float:
@@ -77,8 +81,55 @@ class PoolBenchRow:
         return self.rebuild / self.raw_rebuild
 
 
-def _best(fn: Callable[[], float], repeats: int) -> float:
-    return min(fn() for _ in range(repeats))
+def _paired(
+    pool_pass: Callable[[], float], raw_pass: Callable[[], float], repeats: int
+) -> tuple[float, float, float]:
+    """Alternate a pool pass and its anchor pass ``repeats`` times.
+
+    Returns the median pool time, the median anchor time and the median of the
+    per-pair ratios (anchor time / pool time): pairs run back to back see the
+    same machine load, so their ratio is steadier than a ratio of medians.
+    """
+    tp: list[float] = []
+    ta: list[float] = []
+    for _ in range(repeats):
+        tp.append(pool_pass())
+        ta.append(raw_pass())
+    ratios = [a / p for p, a in zip(tp, ta, strict=True)]
+    return statistics.median(tp), statistics.median(ta), statistics.median(ratios)
+
+
+def _pretouch(path: str, size: int) -> None:
+    """Write zeros over a file so every page exists and is initialised.
+
+    On tmpfs the first write to a page (even one ``fallocate`` reserved) costs
+    several times a later one; whichever of pool and anchor wrote a page first
+    would pay it, so both must find every page already written.
+    """
+    zeros = bytes(4 * MiB)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for pos in range(0, size, len(zeros)):
+            os.pwrite(fd, memoryview(zeros)[: size - pos], pos)
+    finally:
+        os.close(fd)
+
+
+def ram_backed(path: str) -> bool:
+    """True when ``path`` lies on a tmpfs or ramfs mount (per ``/proc/mounts``)."""
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            mounts = [line.split()[1:3] for line in f if len(line.split()) >= 3]
+    except OSError:
+        return False
+    real = os.path.realpath(path)
+    best, kind = "", ""
+    for point, fstype in mounts:
+        point = point.replace("\\040", " ")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fstype
+    return kind in ("tmpfs", "ramfs")
 
 
 def _one(
@@ -89,71 +140,68 @@ def _one(
     repeats: int,
     force: bool,
     workdir: str,
+    clock: Callable[[], float],
 ) -> PoolBenchRow:
     n = len(devices)
     root = os.path.join(workdir, f"pool-{level}-{n}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PoolDegradedWarning)
         pool = Pool.create(root, level, list(devices), device_size, force=force)
+        replacement: FileDevice | None = None
         try:
-            # allocate every page of file devices first, so that pool and anchor both
-            # write to allocated pages (first-touch costs would favour whichever ran last)
             for d in pool.devices:
                 if d is not None and os.path.isfile(d.path):
-                    fd = os.open(d.path, os.O_RDWR)
-                    try:
-                        os.posix_fallocate(fd, 0, d.size)
-                    finally:
-                        os.close(fd)
+                    _pretouch(d.path, d.size)
             lay = pool.layout
             data = np.random.default_rng(0).bytes(MiB)
-            exts: list[Any] = []
+            exts: list[Any] = [pool.write(data) for _ in range(extents)]
+            rows = exts[0].rows
+            per_dev = rows * pool.block_size
+            # the anchor's own rows, reserved so pool passes never write over them
+            reserve = pool.write(bytes(extents * rows * lay.k * pool.block_size))
+            start = METADATA_SIZE + reserve.first_row * pool.block_size
 
             def write_pass() -> float:
                 for e in exts:
                     pool.free(e)
                 exts.clear()
-                t = time.perf_counter()
+                t = clock()
                 for _ in range(extents):
                     exts.append(pool.write(data))
-                return time.perf_counter() - t
-
-            tw = _best(write_pass, repeats)
+                return clock() - t
 
             def read_pass() -> float:
-                t = time.perf_counter()
+                t = clock()
                 for e in exts:
                     pool.read(e)
-                return time.perf_counter() - t
+                return clock() - t
 
-            tr = _best(read_pass, repeats)
             # the anchor: the same physical bytes with plain pwrite / pread, same files
-            rows = exts[0].rows
-            per_dev = rows * pool.block_size
-            start = METADATA_SIZE + exts[-1].first_row * pool.block_size + per_dev
             fds = [os.open(d.path, os.O_RDWR) for d in pool.devices if d is not None]
-            buf = os.urandom(per_dev)
+            # one buffer per device, as the pool writes different bytes to each
+            bufs = [os.urandom(per_dev) for _ in fds]
             try:
 
                 def raw_write() -> float:
-                    t = time.perf_counter()
+                    t = clock()
                     for i in range(extents):
-                        for fd in fds:
+                        for fd, buf in zip(fds, bufs, strict=True):
                             os.pwrite(fd, buf, start + i * per_dev)
-                    return time.perf_counter() - t
+                    return clock() - t
 
                 def raw_read() -> float:
-                    t = time.perf_counter()
+                    t = clock()
                     for i in range(extents):
                         for fd in fds:
                             os.pread(fd, per_dev, start + i * per_dev)
-                    return time.perf_counter() - t
+                    return clock() - t
 
-                trw = _best(raw_write, repeats)
-                trr = _best(raw_read, repeats)
+                tw, trw, w_ratio = _paired(write_pass, raw_write, repeats)
+                tr, trr, r_ratio = _paired(read_pass, raw_read, repeats)
             finally:
                 for fd in fds:
                     os.close(fd)
+            pool.free(reserve)
             small = [pool.write(os.urandom(4096)) for _ in range(2000)]
             lat = []
             for e in small:
@@ -165,34 +213,43 @@ def _one(
             failed = lay.fault_tolerance
             for i in range(failed):
                 pool.fail_device(i)
-            td = _best(read_pass, repeats)
-            pool.replace_device(0, os.path.join(workdir, f"replacement-{level}-{n}"), force=True)
-            t = time.perf_counter()
+            td = statistics.median(read_pass() for _ in range(repeats))
+            # a replacement whose pages are written already, like a disk (never truncated)
+            repl_path = os.path.join(workdir, f"replacement-{level}-{n}")
+            FileDevice.create(repl_path, device_size, overwrite=True).close()
+            _pretouch(repl_path, device_size)
+            replacement = FileDevice.open(repl_path)
+            pool.replace_device(0, replacement, force=True)
+            t = clock()
             pool.rebuild()
-            tb = time.perf_counter() - t
+            tb = clock() - t
             rebuilt = len(exts) * per_dev
-            repl = pool.devices[0]
-            assert repl is not None
-            fd = os.open(repl.path, os.O_RDWR)
-            try:
-                chunk = os.urandom(min(rebuilt, 4 * MiB))
-                t = time.perf_counter()
+            chunk = os.urandom(min(rebuilt, 4 * MiB))
+
+            def raw_rebuild() -> float:
+                t = clock()
                 pos = 0
                 while pos < rebuilt:
-                    pos += os.pwrite(fd, chunk, METADATA_SIZE + pos)
-                trb = time.perf_counter() - t
-            finally:
-                os.close(fd)
+                    pos += os.pwrite(
+                        replacement.fileno, chunk[: rebuilt - pos], METADATA_SIZE + pos
+                    )
+                return clock() - t
+
+            trb = statistics.median(raw_rebuild() for _ in range(repeats))
         finally:
             pool.close()
+            if replacement is not None:
+                replacement.close()
     mib = extents * 1.0
     return PoolBenchRow(
         level=level,
         devices=n,
         write=mib / tw,
         raw_write=mib / trw,
+        write_ratio=w_ratio,
         read=mib / tr,
         raw_read=mib / trr,
+        read_ratio=r_ratio,
         degraded_read=mib / td,
         failed=failed,
         rebuild=rebuilt / MiB / tb,
@@ -211,6 +268,7 @@ def run_pool_bench(
     extents: int = 128,
     repeats: int = 3,
     force: bool = False,
+    cpu_time: bool | None = None,
     progress: Callable[[str], Any] | None = None,
 ) -> list[PoolBenchRow]:
     """Measure every configuration; see the module documentation.
@@ -220,6 +278,11 @@ def run_pool_bench(
     ``force``; their dwcore metadata is erased afterwards).  Otherwise files
     are created in ``directory`` (default: a temporary directory in
     ``/dev/shm`` when it exists), removed afterwards.
+
+    ``cpu_time`` times passes by the process's CPU time (user + system, all
+    threads) instead of the wall clock; by default it does so on RAM-backed
+    files, where the work is CPU-bound and the wall clock mostly measures
+    other processes on a shared machine.  Latencies are wall-clock.
     """
     device_size = max(device_size, extents * MiB)
     own = directory is None
@@ -227,6 +290,10 @@ def run_pool_bench(
         prefix="dwcore-bench-pool-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
     )
     os.makedirs(work, exist_ok=True)
+    if cpu_time is None:
+        cpu_time = not devices and ram_backed(work)
+    clock = time.process_time if cpu_time else time.perf_counter
+    ram = not devices and ram_backed(work)
     rows: list[PoolBenchRow] = []
     try:
         for level, n in configs:
@@ -239,7 +306,8 @@ def run_pool_bench(
             if progress is not None:
                 progress(f"RAID {level} on {n} devices")
             try:
-                rows.append(_one(level, devs, device_size, extents, repeats, force, work))
+                row = _one(level, devs, device_size, extents, repeats, force, work, clock)
+                rows.append(dataclasses.replace(row, ram=ram, cpu_time=cpu_time))
             finally:
                 for d in devs:
                     if devices:
