@@ -458,3 +458,17 @@ def test_query_streams(tmp_path: Path, clock: ManualClock) -> None:
         log.record("authentication", "login", "late", "instance", "success")
     rest = list(stream)
     assert first.seq == 1 and rest[-1].principal == "late"
+
+
+def test_verify_until_seq_ignores_a_write_in_progress(tmp_path: Path, ten: Path) -> None:
+    ten.write_bytes(ten.read_bytes() + b'{"v":1,"seq":11,"ts":"2026-03')  # being appended
+    assert not verify(tmp_path).ok
+    report = verify(tmp_path, until_seq=10)
+    assert report.ok and report.last_seq == 10, str(report)
+
+
+def test_verify_until_seq_still_finds_earlier_damage(tmp_path: Path, ten: Path) -> None:
+    lines = lines_of(ten)
+    lines[2] = edit_field(lines[2], "action", "login")
+    rewrite(ten, lines)
+    assert [p.seq for p in verify(tmp_path, until_seq=5).problems] == [3]

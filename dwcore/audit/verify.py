@@ -92,8 +92,12 @@ class _Malformed:
     last_line: bool = False
 
 
-def verify(directory: str | Path) -> VerifyReport:
-    """Check the whole chain in *directory*; streams, so memory stays flat."""
+def verify(directory: str | Path, *, until_seq: int | None = None) -> VerifyReport:
+    """Check the whole chain in *directory*; streams, so memory stays flat.
+
+    With *until_seq*, stop after the record of that seq: a writer appending
+    at the same time then cannot make its half-written line look torn.
+    """
     directory = Path(directory)
     report = VerifyReport(directory)
     head = read_head(directory)
@@ -110,7 +114,10 @@ def verify(directory: str | Path) -> VerifyReport:
     last_line = 0
     found: list[Problem] = report.problems
 
+    done = False
     for day, path in day_files(directory):
+        if done:
+            break
         report.files += 1
         name = path.name
         bad: _Malformed | None = None
@@ -210,6 +217,9 @@ def verify(directory: str | Path) -> VerifyReport:
             if rec.seq < expected:
                 continue  # keep following the chain from the highest record seen
             last_seq, prev_hash, prev_where = rec.seq, rec.hash, here
+            if until_seq is not None and rec.seq >= until_seq:
+                done = True
+                break
         if bad is not None:
             bad.last_line = True
 
@@ -248,7 +258,7 @@ def verify(directory: str | Path) -> VerifyReport:
     report.notices = [p for p in found if p.kind == "torn_line"]
     report.problems = [p for p in found if p.kind != "torn_line"]
 
-    if isinstance(head, Head) and head.seq > last_seq:
+    if isinstance(head, Head) and head.seq > last_seq and not done:
         gap = f"seq {head.seq}" if head.seq == last_seq + 1 else f"seqs {last_seq + 1}..{head.seq}"
         report.problems.append(
             Problem(
