@@ -5,10 +5,11 @@ data 0..k-1, then P, Q — or, for mirrors, every copy of data 0, then of
 data 1, ...  These helpers compute redundancy (:func:`encode`), decide what
 an erasure set loses (:func:`lost_members`) and rebuild erased members in
 place (:func:`reconstruct`), for the codecs ``none``, ``mirror``, ``xor``,
-``pq-md`` and ``rdp`` (row-diagonal parity: the chain of XOR steps of
-:func:`dwcore.raid.dp.rdp_schedule`, which also recovers a subset of the
-erased members when not all of them can be).  Every buffer of one call has
-the same length.
+``pq-md``, their grouped forms ``xor-groups`` / ``pq-md-groups`` (each
+group of :meth:`StripeMap.subgroups` on its own), and ``rdp`` (row-diagonal
+parity: the chain of XOR steps of :func:`dwcore.raid.dp.rdp_schedule`,
+which also recovers a subset of the erased members when not all of them can
+be).  Every buffer of one call has the same length.
 """
 
 from __future__ import annotations
@@ -55,8 +56,16 @@ def _rdp_apply(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int
     return set(unsolved)
 
 
+def _grouped(sm: StripeMap) -> bool:
+    return sm.codec.group_codec is not None
+
+
 def encode(sm: StripeMap, bufs: Sequence[np.ndarray]) -> None:
     """Fill the parity members of ``bufs`` from its data members (mirrors: nothing to do)."""
+    if _grouped(sm):
+        for idx, sub in sm.subgroups():
+            encode(sub, [bufs[j] for j in idx])
+        return
     if sm.codec is Codec.RDP:
         _rdp_apply(sm, bufs, range(sm.k, len(sm.members)))
     elif sm.codec is Codec.XOR:
@@ -80,6 +89,12 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
     """The erased members that cannot be reconstructed from the others."""
     if not erased:
         return set()
+    if _grouped(sm):
+        out: set[int] = set()
+        for idx, sub in sm.subgroups():
+            local = {i for i, j in enumerate(idx) if j in erased}
+            out |= {idx[i] for i in lost_members(sub, local)}
+        return out
     if sm.codec is Codec.MIRROR:
         return {j for j in erased if sources(sm, erased, j) is None}
     if sm.codec is Codec.RDP:
@@ -100,6 +115,14 @@ def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[in
     erased = set(erased)
     if not erased:
         return set()
+    if _grouped(sm):
+        gone: set[int] = set()
+        for idx, sub in sm.subgroups():
+            local = {i for i, j in enumerate(idx) if j in erased}
+            if local:
+                views = [bufs[j] for j in idx]
+                gone |= {idx[i] for i in reconstruct(sub, views, local)}
+        return gone
     if sm.codec is Codec.RDP:
         return _rdp_apply(sm, bufs, erased)
     lost = lost_members(sm, erased)
@@ -128,6 +151,11 @@ def mismatched_rows(sm: StripeMap, bufs: Sequence[np.ndarray], block: int) -> di
     """
     rows = len(bufs[0]) // block
     out: dict[int, np.ndarray] = {}
+    if _grouped(sm):
+        for idx, sub in sm.subgroups():
+            for i, bad in mismatched_rows(sub, [bufs[j] for j in idx], block).items():
+                out[idx[i]] = bad
+        return out
     if sm.codec is Codec.MIRROR:
         for copies in data_member_index(sm):
             ref = bufs[copies[0]].reshape(rows, block)

@@ -339,6 +339,9 @@ class Pool:
                 f"device_size {device_size} is too small for one stripe of RAID {lay.level} "
                 f"(chunk {lay.chunk_size} bytes, 2 MiB of metadata per device)"
             )
+        # a layout placed relative to the device size (md raid10 far) is bound to it here
+        lay = lay.fit(geo.usable)
+        geo = _Geometry(lay, block_size, device_size)
         if geo.rows > MAX_BLOCKS:
             raise InvalidArgumentError(
                 f"device_size {device_size} gives more than {MAX_BLOCKS} rows"
@@ -400,7 +403,15 @@ class Pool:
                 if mem.owned and mem.device is not None:
                     mem.device.close()
             raise
-        return cls(root, manifest, lay, members, alloc)
+        return cls._class_for(lay)(root, manifest, lay, members, alloc)
+
+    @classmethod
+    def _class_for(cls, layout: raid.Layout) -> type[Pool]:
+        """``cls``, or the subclass an interleaved layout (RAID 2, 3, 03) needs."""
+        from dwcore.pool.interleave import pool_class
+
+        special = pool_class(layout)
+        return special if special is not None and issubclass(special, cls) else cls
 
     @staticmethod
     def _check_new_device(spec: DeviceSpec, device_size: int, force: bool, i: int) -> None:
@@ -554,7 +565,7 @@ class Pool:
             raise InvalidArgumentError(f"{root}: none of the pool's devices could be opened")
         alloc = BlockAllocator.open(os.path.join(root, ALLOC_NAME))
         manifest.generation = generation
-        pool = cls(root, manifest, lay, members, alloc)
+        pool = cls._class_for(lay)(root, manifest, lay, members, alloc)
         bad = [m for m in members if m.state is not DeviceState.ONLINE]
         if bad:
             text = "; ".join(f"device {m.index} {m.state.value}: {m.reason}" for m in bad)

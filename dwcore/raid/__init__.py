@@ -23,7 +23,11 @@ from dwcore.raid.base import (
     RoleKind,
     StripeMap,
 )
+from dwcore.raid.composed import Raid01, Raid50, Raid60, Raid100
+from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
+from dwcore.raid.enhanced import Raid1E
+from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import RAID5_ALGORITHMS, Raid5, Raid6
@@ -50,16 +54,24 @@ __all__ = [
     "Layout",
     "LevelUnavailableError",
     "Location",
+    "Md10",
     "Member",
     "P",
     "Piece",
     "Q",
     "R",
     "Raid0",
+    "Raid01",
     "Raid1",
+    "Raid1E",
+    "Raid3",
+    "Raid4",
     "Raid5",
     "Raid6",
     "Raid10",
+    "Raid50",
+    "Raid60",
+    "Raid100",
     "Role",
     "RoleKind",
     "StripeMap",

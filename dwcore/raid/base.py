@@ -112,13 +112,29 @@ class Codec(str, enum.Enum):
     MIRROR = "mirror"
     XOR = "xor"
     PQ_MD = "pq-md"
+    #: Independent ``xor`` groups side by side in one stripe (RAID 50, see
+    #: :attr:`StripeMap.groups`); ``parity_count`` is per group.
+    XOR_GROUPS = "xor-groups"
+    #: Independent ``pq-md`` groups side by side in one stripe (RAID 60).
+    PQ_MD_GROUPS = "pq-md-groups"
     RDP = "rdp"
 
     @property
     def parity_count(self) -> int:
         """Parity members of a parity codec (0 for none and mirror; for ``rdp``, whose
         stripes hold 2·(p-1) parity chunks, the 2 devices' worth it tolerates)."""
-        return {Codec.XOR: 1, Codec.PQ_MD: 2, Codec.RDP: 2}.get(self, 0)
+        return {
+            Codec.XOR: 1,
+            Codec.PQ_MD: 2,
+            Codec.RDP: 2,
+            Codec.XOR_GROUPS: 1,
+            Codec.PQ_MD_GROUPS: 2,
+        }.get(self, 0)
+
+    @property
+    def group_codec(self) -> Codec | None:
+        """For a grouped codec, the codec of each group (None for the others)."""
+        return {Codec.XOR_GROUPS: Codec.XOR, Codec.PQ_MD_GROUPS: Codec.PQ_MD}.get(self)
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,25 @@ class StripeMap:
     codec: Codec
     k: int
     members: tuple[Member, ...]
+    #: Grouped codecs only: the member indices of each independent group, in
+    #: the group's codec shard order (its data members, then its P[, Q]).
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    def subgroups(self) -> tuple[tuple[tuple[int, ...], StripeMap], ...]:
+        """Grouped codecs: ``(member indices, the group as a plain stripe)`` per group."""
+        base = self.codec.group_codec
+        if base is None:
+            return ()
+        out = []
+        for idx in self.groups:
+            mems = tuple(self.members[j] for j in idx)
+            k = sum(1 for m in mems if m.role.kind is RoleKind.DATA)
+            sub = tuple(
+                Member(m.device, m.device_offset, m.length, Role.data(d) if d < k else m.role)
+                for d, m in enumerate(mems)
+            )
+            out.append((idx, StripeMap(self.index, base, k, sub)))
+        return tuple(out)
 
     @property
     def devices(self) -> tuple[int, ...]:
@@ -185,6 +220,8 @@ class StripeMap:
         no lost data member.  Spares never matter.
         """
         bad = set(failed)
+        if self.codec.group_codec is not None:
+            return all(sub.recoverable(bad) for _idx, sub in self.subgroups())
         if self.codec is Codec.RDP:
             from dwcore.raid.dp import rdp_stripe_lost
 
@@ -340,6 +377,16 @@ class Layout(ABC):
             sizes = [device_size]
         smallest = min(check_int("device_size", s, 0) for s in sizes)
         return smallest - smallest % self.period_bytes
+
+    def fit(self, usable: int) -> Layout:
+        """This layout for a data area of ``usable`` bytes per device.
+
+        Placement of most levels does not depend on the device size and they
+        return ``self``; md raid10's far copies do (their stride is a fraction
+        of the device), so :class:`~dwcore.raid.md10.Md10` returns a copy bound
+        to it.  A pool calls this once at creation and stores the result.
+        """
+        return self
 
     def stripe_count(self, device_size: int | Sequence[int]) -> int:
         """Stripes that fit in data areas of ``device_size`` bytes."""

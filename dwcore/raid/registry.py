@@ -7,7 +7,11 @@ from typing import Any
 
 from dwcore.errors import DWError, InvalidArgumentError
 from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
+from dwcore.raid.composed import Raid01, Raid50, Raid60, Raid100
+from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
+from dwcore.raid.enhanced import Raid1E
+from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import Raid5, Raid6
@@ -29,6 +33,14 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "5": Raid5,
     "6": Raid6,
     "10": Raid10,
+    "3": Raid3,
+    "4": Raid4,
+    "01": Raid01,
+    "50": Raid50,
+    "60": Raid60,
+    "100": Raid100,
+    "1E": Raid1E,
+    "MD10": Md10,
     "DP": Dp,
 }
 
