@@ -133,7 +133,7 @@ from dwcore.devices import (
 )
 from dwcore.devices.base import byte_view
 from dwcore.errors import CorruptionError, DataLossError, DWError, InvalidArgumentError
-from dwcore.pool import codec
+from dwcore.pool import codec, placement
 from dwcore.pool.extent import Extent
 from dwcore.pool.fanout import Fanout
 from dwcore.pool.manifest import MANIFEST_NAME, Manifest
@@ -244,6 +244,10 @@ class _Outcome:
         self.bad_devices: set[int] = set()
 
 
+class _BadBlocks(Exception):
+    """A block read for a fast path failed its checksum (the careful path repairs it)."""
+
+
 def _is_path(spec: object) -> bool:
     return isinstance(spec, (str, os.PathLike))
 
@@ -280,6 +284,8 @@ class Pool:
         self._dmi_cache: dict[int, list[list[int]]] = {}
         self._flat = self._rows_are_flat()
         self._scratch = np.empty(0, dtype=np.uint8)
+        # per-extent placement levels (RAID S, Unraid, RAID-Z) bring their own data path
+        self._engine = placement.engine_for(self)
         self._scratch_crc = np.empty(0, dtype="<u4")
         self._period = max(1, layout.period)
         self._seg_crc = np.empty(0, dtype="<u4")
@@ -386,7 +392,8 @@ class Pool:
                 )
                 write_superblock(mem.device, sb)
                 mem.sb = sb
-            alloc = BlockAllocator.create(os.path.join(root, ALLOC_NAME), nblocks=geo.rows)
+            nblocks = placement.alloc_blocks(lay, geo.usable, block_size) or geo.rows
+            alloc = BlockAllocator.create(os.path.join(root, ALLOC_NAME), nblocks=nblocks)
             manifest = Manifest(
                 pool_id=str(pool_id),
                 layout=params,
@@ -648,6 +655,9 @@ class Pool:
             raise InvalidArgumentError(
                 f"extent belongs to another pool ({ext.pool_tag.hex()}, this is {self._tag.hex()})"
             )
+        if self._engine is not None:
+            self._engine.check_extent(ext)
+            return
         if ext.first_row + ext.rows > self._geo.rows or ext.length > (
             ext.rows * self.layout.k * self._block
         ):
@@ -898,6 +908,10 @@ class Pool:
 
     def write(self, data: Any) -> Extent:
         """Store ``data`` (any bytes-like object) in new rows; returns its :class:`Extent`."""
+        if self._engine is not None:
+            with self._lock:
+                self._check_open()
+                return self._engine.write(data)
         view = byte_view(data)
         length = view.nbytes
         k, b = self.layout.k, self._block
@@ -1110,17 +1124,8 @@ class Pool:
                 for copies in dmi:
                     want.add(sm.members[copies[0]].device)
         devbuf = self._scratch_rows(g1 - g0)
-        for dv in want:
-            mem = self._members[dv]
-            assert mem.device is not None and mem.sb is not None
-            base = mem.sb.data_offset
-            try:
-                mem.device.preadinto(base + g0 * b, devbuf[dv])
-                raw = mem.device.pread(base + self._geo.table_off + 4 * g0, 4 * (g1 - g0))
-            except DeviceError:
-                return None
-            if len(verify_blocks(devbuf[dv], b, np.frombuffer(raw, dtype="<u4"))):
-                return None
+        if not self._load_verified(sorted(want), g0, g1 - g0, devbuf):
+            return None
         if erased:
             for seg in segs:
                 sm, _ = self._shape(seg.stripe)
@@ -1217,6 +1222,10 @@ class Pool:
             )
         if length == 0:
             return b""
+        if self._engine is not None:
+            with self._lock:
+                self._check_open()
+                return self._engine.read(ext, offset, length)
         if self._flat:
             with self._lock:
                 self._check_open()
@@ -1313,6 +1322,8 @@ class Pool:
                 used.append((ext.first_row, ext.rows))
         with self._lock:
             self._check_open()
+            if self._engine is not None:
+                return self._engine.reconcile(used)
             return sum(n for _, n in self._alloc.reconcile(used))
 
     def sync(self) -> None:
@@ -1326,6 +1337,8 @@ class Pool:
                     except DeviceError as exc:
                         self._mark_failed(mem.index, f"sync failed: {exc}")
             self._alloc.sync()
+            if self._engine is not None:
+                self._engine.after_sync()
 
     def close(self, sync: bool = True) -> None:
         """Sync (unless ``sync=False``, which drops unsynced allocations like a crash)
@@ -1341,6 +1354,8 @@ class Pool:
                         self._checkpoint(rebuilding)
             finally:
                 self._closed = True
+                if self._engine is not None:
+                    self._engine.close()
                 self._fanout.close()
                 self._alloc.close(sync=sync)
                 for mem in self._members:
@@ -1464,6 +1479,8 @@ class Pool:
         Raises DataLossError (leaving the device REBUILDING) for rows that
         cannot be reconstructed.
         """
+        if self._engine is not None:
+            return self._engine.rebuild(progress)
         b = self._block
         with self._lock:
             self._check_open()
@@ -1510,6 +1527,29 @@ class Pool:
                     m.device.sync()
             self._commit_membership()
 
+    def _load_verified(self, devices: list[int], g0: int, n: int, devbuf: np.ndarray) -> bool:
+        """Read rows [g0, g0+n) of each of ``devices`` into its row of ``devbuf`` (in
+        parallel) and verify every block; False when a read fails or a block is bad."""
+        b = self._block
+        table = self._geo.table_off + 4 * g0
+
+        def load(dv: int) -> None:
+            mem = self._members[dv]
+            assert mem.device is not None and mem.sb is not None
+            base = mem.sb.data_offset
+            mem.device.preadinto(base + g0 * b, devbuf[dv])
+            crcs = np.frombuffer(mem.device.pread(base + table, 4 * n), dtype="<u4")
+            if len(verify_blocks(devbuf[dv], b, crcs)):
+                raise _BadBlocks
+
+        results = self._fanout.run(
+            [functools.partial(load, dv) for dv in devices], n * b * len(devices)
+        )
+        for exc in results:
+            if exc is not None and not isinstance(exc, (DeviceError, _BadBlocks)):
+                raise exc
+        return all(exc is None for exc in results)
+
     def _rebuild_flat(self, g0: int, n: int, tdev: set[int]) -> bool:
         """Rebuild rows [g0, g0+n) with one read per surviving device and one write per
         target; False (nothing written) when anything needs the careful path."""
@@ -1517,18 +1557,9 @@ class Pool:
         erased = {m.index for m in self._members if not m.readable(g0 + n) or m.sb is None}
         erased |= tdev
         devbuf = self._scratch_rows(n)
-        for mem in self._members:
-            if mem.index in erased:
-                continue
-            assert mem.device is not None and mem.sb is not None
-            base = mem.sb.data_offset
-            try:
-                mem.device.preadinto(base + g0 * b, devbuf[mem.index])
-                raw = mem.device.pread(base + self._geo.table_off + 4 * g0, 4 * n)
-            except DeviceError:
-                return False
-            if len(verify_blocks(devbuf[mem.index], b, np.frombuffer(raw, dtype="<u4"))):
-                return False
+        survivors = [m.index for m in self._members if m.index not in erased]
+        if not self._load_verified(survivors, g0, n, devbuf):
+            return False
         for seg in self._segments(g0, n):
             sm, _ = self._shape(seg.stripe)
             lo = (seg.first - g0) * b
@@ -1597,6 +1628,8 @@ class Pool:
         copies compared); with ``repair`` rewrites what is wrong from the
         redundancy.  ``progress(done_bytes, total_bytes)`` counts user rows.
         """
+        if self._engine is not None:
+            return self._engine.scrub(repair, progress)
         b = self._block
         report = ScrubReport()
         found: dict[tuple[int, int, str], list[tuple[bool, str]]] = {}
@@ -1631,6 +1664,8 @@ class Pool:
         """Device states, capacity and use (user bytes), degraded or not, rebuild progress."""
         with self._lock:
             self._check_open()
+            if self._engine is not None:
+                return self._engine_status()
             k, b = self.layout.k, self._block
             st = self._alloc.stats_dict(False)
             used_rows = int(st["nblocks"]) - int(st["free_blocks"])
@@ -1656,6 +1691,25 @@ class Pool:
                 ),
                 reasons={m.index: m.reason for m in self._members if m.reason},
             )
+
+    def _engine_status(self) -> PoolStatus:
+        """:meth:`status` for a per-extent placement level (capacity from its engine)."""
+        assert self._engine is not None
+        capacity, used = self._engine.capacity()
+        return PoolStatus(
+            level=self.layout.level,
+            devices=[DeviceInfo(m.index, m.path, m.state) for m in self._members],
+            capacity=capacity,
+            used=used,
+            degraded=any(m.state is not DeviceState.ONLINE for m in self._members),
+            rebuild_progress=self._engine.rebuild_progress(),
+            failed=tuple(
+                m.index
+                for m in self._members
+                if m.state in (DeviceState.FAILED, DeviceState.MISSING)
+            ),
+            reasons={m.index: m.reason for m in self._members if m.reason},
+        )
 
     # ------------------------------------------------------------------
     # properties
