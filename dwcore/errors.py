@@ -102,3 +102,11 @@ class CircuitOpenError(DWError):
 
 class MemoryPressureError(DWError):
     """New work was refused because memory stayed critical for the whole wait."""
+
+
+class ConfigError(DWError):
+    """A configuration file is unreadable or invalid; ``report`` lists every problem."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
