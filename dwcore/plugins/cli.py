@@ -17,7 +17,9 @@ plugins_app = typer.Typer(
 
 def _print_rejections(report: LoadReport, err: Console) -> None:
     for rej in report.rejected:
-        err.print(f"rejected: {rej}", style="bold red", markup=False, highlight=False)
+        err.print(
+            f"rejected: {rej}", style="bold red", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 @plugins_app.command("list")
