@@ -316,3 +316,23 @@ def test_cli_list_and_validate(install: Install) -> None:
     assert (
         "intelligence.advice" in result.output and "rejected: plugin 'initfails'" in result.output
     )
+
+
+def test_plugins_declare_transient_errors_for_the_retry_classifier(install: Install) -> None:
+    import dwfx_plugins
+
+    from dwcore.resilience import is_transient
+
+    install("t", {"throttled": fx("DeclaresTransient"), "badtransient": fx("BadTransient")})
+    quota, slow = dwfx_plugins.QuotaExceeded(), dwfx_plugins.CodedError("SlowDown")
+    assert not is_transient(quota) and not is_transient(slow)
+    mgr = PluginManager()
+    report = mgr.load_all()
+    assert (
+        "transient_errors[0] must be an exception class or a predicate"
+        in (reasons(report)["badtransient"])
+    )
+    assert is_transient(quota) and is_transient(slow)
+    assert not is_transient(dwfx_plugins.CodedError("AccessDenied"))
+    mgr.close()
+    assert not is_transient(quota) and not is_transient(slow)

@@ -13,7 +13,10 @@
 5. checks its declared dependencies: present, loadable, at a satisfying
    version, without cycles;
 6. builds it (dependencies first), timing ``__init__``, and shakes hands:
-   the capabilities it reports are checked against the schema.
+   the capabilities it reports are checked against the schema, and the
+   errors it declares transient (``transient_errors()``: exception classes
+   or predicates) are registered with the retry classifier
+   (:data:`dwcore.resilience.TRANSIENT`) until the manager closes.
 
 A plugin that fails any step is rejected with a :class:`Rejection` naming it
 and the reason; the others still load.  Plugins that depend on a rejected
@@ -46,11 +49,14 @@ from dwcore.plugins.metadata import (
     parse_requirement,
 )
 from dwcore.plugins.protocols import CATEGORY_CLASSES, missing_methods
+from dwcore.resilience.classify import TRANSIENT, TransientRegistry
 
 __all__ = ["Handshake", "LoadReport", "LoadedPlugin", "PluginManager", "Rejection"]
 
 _P = TypeVar("_P")
 _MAX_REASON = 300
+#: Most transient-error declarations one plugin may make.
+MAX_TRANSIENT = 32
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,18 @@ def _brief(exc: BaseException) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
+def _brief_value(value: Any) -> str:
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", repr(value))
+    return (text if len(text) <= 60 else text[:57] + "...") + f" ({type(value).__name__})"
+
+
 class PluginManager:
     """Discovers, validates and loads plugins; see the module documentation.
 
     ``entry_points`` defaults to :func:`~dwcore.plugins.discovery.discover`
     (the installed ``dwcore.plugins`` group).  ``clock`` times each plugin's
-    init (seconds).  Nothing loads until :meth:`load_all`.
+    init (seconds).  ``transient`` is the registry plugins' transient errors
+    go to.  Nothing loads until :meth:`load_all`.
     """
 
     def __init__(
@@ -133,10 +145,13 @@ class PluginManager:
         *,
         api_version: str = API_VERSION,
         clock: Callable[[], float] = time.perf_counter,
+        transient: TransientRegistry = TRANSIENT,
     ) -> None:
         self._eps = list(entry_points) if entry_points is not None else None
         self._api = api_version
         self._clock = clock
+        self._transient = transient
+        self._declared: list[Any] = []
         self._loaded: dict[str, LoadedPlugin] = {}
         self._report: LoadReport | None = None
 
@@ -288,9 +303,25 @@ class PluginManager:
             self._close_quietly(plugin)
             reject(f"raised during the handshake: {_brief(exc)}")
             return
+        try:
+            hook = getattr(plugin, "transient_errors", None)
+            declared = list(itertools.islice(hook(), MAX_TRANSIENT + 1)) if callable(hook) else []
+        except Exception as exc:
+            self._close_quietly(plugin)
+            reject(f"raised during the handshake: {_brief(exc)}")
+            return
         problems = [] if len(caps) <= MAX_CAPABILITIES else ["too many capabilities"]
         for i, cap in enumerate(caps):
             problems += check_capability(cap, info.name, f"capabilities[{i}]")
+        if len(declared) > MAX_TRANSIENT:
+            problems.append(f"transient_errors lists more than {MAX_TRANSIENT} entries")
+        for i, item in enumerate(declared):
+            is_exc = isinstance(item, type) and issubclass(item, BaseException)
+            if not is_exc and (isinstance(item, type) or not callable(item)):
+                problems.append(
+                    f"transient_errors[{i}] must be an exception class or a predicate "
+                    f"(a function of the exception), got {_brief_value(item)}"
+                )
         if problems:
             self._close_quietly(plugin)
             reject("invalid handshake: " + "; ".join(problems[:3]))
@@ -303,6 +334,12 @@ class PluginManager:
             capabilities=tuple(caps),
             init_duration_s=duration,
         )
+        for item in declared:
+            if isinstance(item, type):
+                self._transient.register_type(item)
+            else:
+                self._transient.register_predicate(item)
+            self._declared.append(item)
         loaded = LoadedPlugin(plugin, info, shake, cand.where)
         self._loaded[info.name] = loaded
         report.loaded.append(loaded)
@@ -373,9 +410,13 @@ class PluginManager:
         return [lp.handshake for lp in self.report.loaded]
 
     def close(self) -> None:
-        """Close every loaded plugin (dependents first) and forget them."""
+        """Close every loaded plugin (dependents first), withdraw the transient errors
+        they declared, and forget them."""
         for name in reversed(list(self._loaded)):
             self._close_quietly(self._loaded[name].plugin)
+        for item in self._declared:
+            self._transient.unregister(item)
+        self._declared.clear()
         self._loaded.clear()
         self._report = None
 

@@ -11,7 +11,7 @@ lacks (or leaves abstract).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dwcore.devices import Device
@@ -45,6 +45,13 @@ class Plugin(ABC):  # noqa: B024 - the hooks have defaults; categories add abstr
         """The capabilities this plugin offers now (default: those it declared)."""
         info = info_of(self)
         return tuple(info.capabilities) if info is not None else ()
+
+    def transient_errors(
+        self,
+    ) -> Sequence[type[BaseException] | Callable[[BaseException], bool]]:
+        """Errors of this plugin worth retrying: exception classes, or predicates of an
+        exception.  The manager adds them to :data:`dwcore.resilience.TRANSIENT`."""
+        return ()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the plugin holds; called when its manager closes."""

@@ -242,3 +242,29 @@ class DuplicateGood(StoragePlugin):
 class Advice(IntelligencePlugin):
     def analyze(self, metrics: Mapping[str, float]) -> Sequence[str]:
         return []
+
+
+class QuotaExceeded(Exception):
+    """What a remote destination raises when it throttles."""
+
+
+class CodedError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _slow_down(exc: BaseException) -> bool:
+    return getattr(exc, "code", "") == "SlowDown"
+
+
+@plugin_info("throttled", "Declares its transient errors.", "X", "1.0", "other")
+class DeclaresTransient:
+    def transient_errors(self) -> Sequence[Any]:
+        return [QuotaExceeded, _slow_down]
+
+
+@plugin_info("badtransient", "Declares a non-exception as transient.", "X", "1.0", "other")
+class BadTransient:
+    def transient_errors(self) -> Sequence[Any]:
+        return [int]
