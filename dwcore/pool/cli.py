@@ -125,7 +125,7 @@ def create(
     device_size: Annotated[
         str, typer.Option("--device-size", "-s", help="Bytes used per device (64M, 1G...).")
     ] = "64M",
-    chunk_size: Annotated[str, typer.Option("--chunk-size", help="Stripe unit.")] = "64K",
+    chunk_size: Annotated[str, typer.Option("--chunk-size", help="Stripe unit.")] = "512K",
     copies: Annotated[
         int | None, typer.Option("--copies", help="RAID 10: devices per mirror group.")
     ] = None,

@@ -303,7 +303,7 @@ class Pool:
         level: str | int,
         devices: int | Sequence[DeviceSpec],
         device_size: int,
-        chunk_size: int = 64 * 1024,
+        chunk_size: int = raid.DEFAULT_CHUNK_SIZE,
         block_size: int = 4096,
         *,
         force: bool = False,
