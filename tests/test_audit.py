@@ -472,3 +472,14 @@ def test_verify_until_seq_still_finds_earlier_damage(tmp_path: Path, ten: Path) 
     lines[2] = edit_field(lines[2], "action", "login")
     rewrite(ten, lines)
     assert [p.seq for p in verify(tmp_path, until_seq=5).problems] == [3]
+
+
+def test_edited_last_record_is_reported_once_after_reopen(
+    tmp_path: Path, ten: Path, clock: ManualClock
+) -> None:
+    lines = lines_of(ten)
+    lines[-1] = edit_field(lines[-1], "outcome", "failure")
+    rewrite(ten, lines)
+    with open_log(tmp_path, clock) as log:
+        assert log.record("authentication", "login", "a", "instance", "success").seq == 11
+    assert [(p.kind, p.line, p.seq) for p in verify(tmp_path).problems] == [("edited", 10, 10)]

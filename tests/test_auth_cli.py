@@ -83,6 +83,7 @@ def test_password_prompt_hidden_and_confirmed(root: Path) -> None:
 def test_errors_exit_1_with_a_message(
     root: Path, args: tuple[str, ...], stdin: str | None, message: str
 ) -> None:
+    add(root, "x")
     err = run(root, *args, input=stdin, code=1)
     assert err.startswith("error:") and message in err
 
@@ -94,6 +95,7 @@ def test_duplicate_user(root: Path) -> None:
 
 
 def test_roles(root: Path) -> None:
+    add(root, "alice")
     out = run(root, "role", "list")
     for name in ("admin", "operator", "user", "auditor"):
         assert name in out
@@ -175,3 +177,13 @@ def test_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert result.exit_code == 0, result.output
     assert (env_root / "auth.sqlite3").exists()
     assert "erin" in CliRunner().invoke(app, ["user", "list"]).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("user", "list"), ("role", "list"), ("key", "list"), ("audit", "verify"), ("audit", "query")],
+)
+def test_a_mistyped_root_is_not_an_empty_instance(root: Path, args: tuple[str, ...]) -> None:
+    err = run(root, *args, code=1)
+    assert "check --root" in err
+    assert not root.exists()  # nothing was created there

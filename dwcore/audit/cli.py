@@ -56,8 +56,11 @@ def parse_when(text: str, name: str) -> datetime:
 
 
 def _open(root: Path | None) -> AuditLog:
+    directory = resolve_root(root) / AUDIT_DIR
+    if not directory.is_dir():
+        _fail(InvalidArgumentError(f"no audit log at {directory}; check --root or $DWCORE_ROOT"))
     try:
-        return AuditLog(resolve_root(root) / AUDIT_DIR)
+        return AuditLog(directory)
     except (DWError, OSError) as exc:
         _fail(exc)
 

@@ -239,13 +239,15 @@ class AuditLog:
         record: AuditRecord | None = None
         for index, data in enumerate(iter_lines_reversed(path)):
             candidate = parse_record_line(data)
-            if candidate is not None and candidate.computed_hash() == candidate.hash:
+            if candidate is not None:
+                # Chain from its stored hash even if its content was edited, as
+                # verify does: the edit is then reported once, where it is.
                 record = candidate
                 break
             if index == 0 and not terminated:
                 torn = {"file": path.name, "bytes": len(data)}
             # Any other unreadable line is not a crash's doing: verify reports it;
-            # the chain continues from the last sound record before it.
+            # the chain continues from the last record before it.
         if not terminated:
             with open(path, "ab") as fh:
                 fh.write(b"\n")

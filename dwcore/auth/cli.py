@@ -22,7 +22,7 @@ from rich.table import Table
 from dwcore.auth.principal import Principal
 from dwcore.auth.service import AuthService
 from dwcore.errors import DWError, InvalidArgumentError
-from dwcore.paths import resolve_root
+from dwcore.paths import AUTH_DB, resolve_root
 
 __all__ = ["key_app", "role_app", "user_app"]
 
@@ -63,10 +63,23 @@ def fail(exc: BaseException) -> NoReturn:
 
 
 @contextmanager
-def opened(root: Path | None) -> Iterator[tuple[AuthService, Principal]]:
-    """The auth service of the instance at *root*, and the local owner acting on it."""
+def opened(root: Path | None, *, create: bool = False) -> Iterator[tuple[AuthService, Principal]]:
+    """The auth service of the instance at *root*, and the local owner acting on it.
+
+    Only commands that add something (*create*) start a new auth database; the
+    others refuse a root without one, so a mistyped ``--root`` is not taken
+    for an empty instance.
+    """
+    where = resolve_root(root)
+    if not create and not (where / AUTH_DB).exists():
+        fail(
+            InvalidArgumentError(
+                f"no users, roles or keys at {where} (no {AUTH_DB}); check --root or "
+                f"$DWCORE_ROOT, or start with `dwcore user add`"
+            )
+        )
     try:
-        service = AuthService(resolve_root(root))
+        service = AuthService(where)
     except (DWError, OSError) as exc:
         fail(exc)
     try:
@@ -108,7 +121,7 @@ def user_add(
 ) -> None:
     """Add a user with a password and, optionally, roles."""
     password = read_password(password_stdin)
-    with opened(root) as (svc, me):
+    with opened(root, create=True) as (svc, me):
         info = svc.create_user(me, name, password, roles=role or [], scope=scope)
         roles = ", ".join(f"{a.role}@{a.scope}" for a in info.roles) or "no roles"
         _out().print(f"created user {info.name} ({roles})")
@@ -213,7 +226,7 @@ def role_create(
     root: RootOpt = None,
 ) -> None:
     """Create a custom role."""
-    with opened(root) as (svc, me):
+    with opened(root, create=True) as (svc, me):
         info = svc.create_role(me, name, permission or [], description)
         _out().print(f"created role {info.name}: {' '.join(info.permissions) or 'no permissions'}")
 
