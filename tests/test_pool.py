@@ -452,3 +452,24 @@ def test_ranges_across_stripes(tmp_path: Any, level: str, backing: str) -> None:
         pool.fail_device(0)
         check_all()
     pool.close()
+
+
+def test_memory_pressure_shrinks_pool_buffers(tmp_path: Any) -> None:
+    """Pools register their scratch buffers and stripe cache with dwcore.memory;
+    under pressure they are given back and the pool keeps working."""
+    from dwcore.memory import CACHES, Level
+
+    pool, _ = make(tmp_path, "6")
+    data = np.random.default_rng(3).bytes(300_000)
+    ext = pool.write(data)
+    pool.scrub()  # the careful per-stripe path fills the stripe cache
+    mine = [n for n in CACHES.names() if n.startswith(f"pool.{pool.pool_id}.")]
+    assert len(mine) == 1
+    assert CACHES.shrink(Level.ELEVATED)[mine[0]] > 0  # a quarter of the stripe cache
+    freed = CACHES.shrink(Level.CRITICAL)[mine[0]]
+    assert freed >= pool.layout.n_devices * ext.rows * pool.block_size
+    assert CACHES.shrink(Level.CRITICAL)[mine[0]] == 0  # nothing left to give
+    assert pool.read(ext) == data
+    assert pool.read(pool.write(data)) == data
+    pool.close()
+    assert mine[0] not in CACHES.names()

@@ -133,6 +133,7 @@ from dwcore.devices import (
 )
 from dwcore.devices.base import byte_view
 from dwcore.errors import CorruptionError, DataLossError, DWError, InvalidArgumentError
+from dwcore.memory import CACHES, KEEP_FRACTION, Level
 from dwcore.pool import codec, placement
 from dwcore.pool.extent import Extent
 from dwcore.pool.fanout import Fanout
@@ -291,6 +292,8 @@ class Pool:
         self._seg_crc = np.empty(0, dtype="<u4")
         self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
         self._fanout = Fanout()
+        self._cache_name = f"pool.{self._pool_id}.{id(self):x}"
+        CACHES.register(self._cache_name, self._shrink_caches)
 
     # ------------------------------------------------------------------
     # creation and opening
@@ -1014,6 +1017,25 @@ class Pool:
                 failed=failed,
             )
 
+    def _shrink_caches(self, level: Level) -> int:
+        """Memory pressure: trim the stripe cache to :data:`~dwcore.memory.KEEP_FRACTION`
+        of it and, from ``high`` up, give back the scratch buffers (reallocated by the
+        next large request); returns bytes freed."""
+        keep = KEEP_FRACTION[level]
+        with self._lock:
+            freed = 0
+            if keep <= KEEP_FRACTION[Level.HIGH]:
+                for name in ("_scratch", "_scratch_crc", "_seg_crc"):
+                    buf = getattr(self, name)
+                    freed += buf.nbytes
+                    setattr(self, name, np.empty(0, dtype=buf.dtype))
+            drop = len(self._stripe_cache) - int(len(self._stripe_cache) * keep)
+            for s in list(self._stripe_cache)[:drop]:
+                del self._stripe_cache[s]
+                self._dmi_cache.pop(s, None)
+                freed += 512  # a stripe map and its index: a few small objects
+            return freed
+
     def _scratch_seg_crc(self, n: int) -> np.ndarray:
         """A reused checksum buffer of ``n`` entries; only used under the pool lock."""
         if len(self._seg_crc) < n:
@@ -1356,6 +1378,7 @@ class Pool:
                 self._closed = True
                 if self._engine is not None:
                     self._engine.close()
+                CACHES.unregister(self._cache_name)
                 self._fanout.close()
                 self._alloc.close(sync=sync)
                 for mem in self._members:
