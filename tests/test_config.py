@@ -560,3 +560,14 @@ def test_cli_validate_and_show(tmp_path: Path) -> None:
         and '"pbkdf2_iterations": 600000' in result.output
     )
     assert runner.invoke(app, ["config", "show", str(bad)]).exit_code == 1
+
+
+def test_pool_defaults_are_the_pool_engines() -> None:
+    import inspect
+
+    from dwcore.pool import Pool
+
+    params = inspect.signature(Pool.create).parameters
+    cfg = PoolConfig(name="p", level="5", devices=3, device_size="64MiB")
+    assert cfg.chunk_size == params["chunk_size"].default
+    assert cfg.block_size == params["block_size"].default

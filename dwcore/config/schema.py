@@ -88,7 +88,7 @@ class PoolConfig(_Table):
         | Annotated[list[PathText], Field(min_length=1, max_length=MAX_DEVICES)]
     )
     device_size: Size
-    chunk_size: Size = 64 * 1024
+    chunk_size: Size = raid.DEFAULT_CHUNK_SIZE
     block_size: Size = 4096
     options: dict[str, str | int] = Field(default_factory=dict, max_length=16)
     path: PathText | None = None
