@@ -640,3 +640,28 @@ def test_service_opens_its_own_audit_log(tmp_path: Path, clock: ManualClock) -> 
         service.create_user(OWNER, "alice", PW)
     got = query(tmp_path / "audit", category="administration", action="user.*")
     assert [r.action for r in got] == ["user.create"]
+
+
+def test_newer_database_schema_is_refused(tmp_path: Path, clock: ManualClock) -> None:
+    import sqlite3
+
+    from dwcore.errors import UnsupportedFormatError
+
+    with AuthService(tmp_path, FAST, clock=clock):
+        pass
+    con = sqlite3.connect(tmp_path / "auth.sqlite3")
+    con.execute("PRAGMA user_version=99")
+    con.close()
+    with pytest.raises(UnsupportedFormatError, match="upgrade dwcore"):
+        AuthService(tmp_path, FAST, clock=clock)
+    with AuditLog(tmp_path / "audit", clock=clock, background=False):
+        pass  # the failed service released the audit log it had opened
+
+
+def test_pbkdf2_policy_end_to_end(tmp_path: Path, clock: ManualClock) -> None:
+    policy = dataclasses.replace(FAST, hash_scheme="pbkdf2-sha256")
+    with AuthService(tmp_path, policy, clock=clock) as service:
+        service.create_user(OWNER, "alice", PW)
+        assert service.authenticate_password("alice", PW).name == "alice"
+        stored = service.db.one("SELECT password_hash FROM users")["password_hash"]
+        assert stored.startswith("$pbkdf2-sha256$i=1000$")

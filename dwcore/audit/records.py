@@ -9,6 +9,7 @@ chain where it happened.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -217,7 +218,7 @@ class AuditRecord:
             details=_check_details(details),
             prev=prev,
         )
-        return cls(**{**draft.__dict__, "hash": draft.computed_hash()})
+        return dataclasses.replace(draft, hash=draft.computed_hash())
 
     @classmethod
     def from_fields(cls, obj: Mapping[str, Any]) -> AuditRecord:

@@ -70,15 +70,19 @@ class AuthCore:
         self.clock: Clock = clock or SystemClock()
         self._own_audit = audit is None
         self.audit = audit if audit is not None else AuditLog(self.root / AUDIT_DIR, clock=clock)
+        self.hasher = PasswordHasher(self.policy)
+        self._dummy_key_digest = digest(KEY_SCHEME, secrets.token_urlsafe(32))
         try:
             self.db = AuthDB(self.root / AUTH_DB)
+            try:
+                self._seed_roles()
+            except BaseException:
+                self.db.close()
+                raise
         except BaseException:
             if self._own_audit:
                 self.audit.close()
             raise
-        self.hasher = PasswordHasher(self.policy)
-        self._dummy_key_digest = digest(KEY_SCHEME, secrets.token_urlsafe(32))
-        self._seed_roles()
 
     def close(self) -> None:
         """Close the database (and the audit log if this service opened it)."""

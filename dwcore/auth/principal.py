@@ -18,6 +18,10 @@ class Principal:
     ``credential`` names the session id or key prefix used.  Roles are not
     copied here: every decision reads the current assignments, so a revoked
     role takes effect at once.
+
+    Principals come from :class:`~dwcore.auth.AuthService`'s
+    ``authenticate_*`` methods or :meth:`local_owner`; never build one from
+    request data, since the decision point trusts what it is given.
     """
 
     name: str
