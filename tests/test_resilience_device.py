@@ -76,10 +76,15 @@ def test_flaky_reads_writes_and_syncs_are_retried_transparently() -> None:
     assert r.dev.preadinto(100, buf) == 5 and buf == b"hello"
     r.faulty.fail_now("write")
     r.dev.sync()
-    assert len(r.clock.sleeps) == 4
+    r.faulty.fail_now("write")
+    assert r.dev.pwritev(200, [b"ab", b"", b"cde"]) == 5  # one request, retried whole
+    r.faulty.fail_now("read")
+    parts = [bytearray(1), bytearray(4)]
+    assert r.dev.preadvinto(200, parts) == 5 and parts == [b"a", b"bcde"]
+    assert len(r.clock.sleeps) == 6
     assert all(0 <= s <= STORAGE.max_delay for s in r.clock.sleeps)
     snap = r.dev.breaker.snapshot()
-    assert snap["failures"] == 0 and snap["successes"] == 4 and snap["state"] == "closed"
+    assert snap["failures"] == 0 and snap["successes"] == 6 and snap["state"] == "closed"
     assert not r.dead and not r.dev.dead
 
 

@@ -158,6 +158,18 @@ class ResilientDevice(Device):
     def _write(self, offset: int, view: memoryview) -> None:
         self._io("write", self.inner.pwrite, offset, view)
 
+    def _writev(self, offset: int, views: list[memoryview]) -> None:
+        self._io("write", self.inner.pwritev, offset, views)
+
+    def _readv_into(self, offset: int, views: list[memoryview]) -> None:
+        self._io("read", self.inner.preadvinto, offset, views)
+
+    def _writev(self, offset: int, views: list[memoryview]) -> None:
+        self._io("write", self.inner.pwritev, offset, views)
+
+    def _readv_into(self, offset: int, views: list[memoryview]) -> None:
+        self._io("read", self.inner.preadvinto, offset, views)
+
     def _sync(self) -> None:
         self._io("sync", self.inner.sync)
 
