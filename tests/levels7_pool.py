@@ -60,6 +60,23 @@ def segments(rpc: int, first: int, rows: int) -> Iterator[tuple[int, int, int, i
         g += n
 
 
+def hamming_codewords(k: int, m: int) -> list[tuple[int, ...]]:
+    """Every codeword of RAID 2's code as member bits (data 0..k-1, then checks), from the
+    spec's rule written out: positions 1..N, checks at 2^i (XOR of the data positions with
+    bit i), data at the other positions in order; an (m-1)+1 secded code adds the overall
+    parity of all positions."""
+    r = m if (1 << m) - 1 == k + m else m - 1
+    data_pos = [p for p in range(1, 1 << r) if p & (p - 1)]
+    out = []
+    for word in range(1 << k):
+        d = [word >> i & 1 for i in range(k)]
+        checks = [sum(d[j] for j, p in enumerate(data_pos) if p >> i & 1) & 1 for i in range(r)]
+        if m > r:
+            checks.append((sum(d) + sum(checks)) & 1)
+        out.append((*d, *checks))
+    return out
+
+
 def _row_lost(sm: StripeMap, used: set[int], failed: frozenset[int]) -> bool:
     """True when a row whose used data indices are ``used`` cannot be read with F lost."""
     members = sm.members
@@ -78,6 +95,12 @@ def _row_lost(sm: StripeMap, used: set[int], failed: frozenset[int]) -> bool:
         )
     if sm.codec is Codec.NONE:
         return any(erased(j) for j in range(len(members)))
+    if sm.codec is Codec.HAMMING:
+        if not used:
+            return False
+        gone = {j for j, m in enumerate(members) if m.device in failed}
+        words = hamming_codewords(sm.k, len(members) - sm.k)
+        return any(any(w) and all(j in gone for j, bit in enumerate(w) if bit) for w in words)
     if sm.codec.group_codec is not None:
         tol = sm.codec.parity_count
         return any(sum(1 for j in idx if erased(j)) > tol for idx in sm.groups)

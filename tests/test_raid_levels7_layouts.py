@@ -1,4 +1,4 @@
-"""Issue 7 layouts: RAID 3, 4, 01, 50, 60, 100, 1E and MD10 placement and failure predicates.
+"""Issue 7 layouts: RAID 2, 3, 4, 01, 50, 60, 100, 1E and MD10 placement and failure predicates.
 
 * golden placement: RAID 4 from the level-4 branch of md's
   ``raid5_compute_sector`` (``raid_golden7.py``); MD10 near/far/offset and
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from levels7_pool import hamming_codewords as codewords
 from md10_reference import GOLDEN, md10_table
 from raid_golden7 import GOLDEN4, SECTOR, md4_table, raid4_compute_sector
 
@@ -64,6 +65,9 @@ def md10_ok(n: int, opts: dict[str, Any]) -> bool:
 
 def configs(max_n: int) -> Iterator[Cfg]:
     """Every buildable issue-7 (level, N, options) with N ≤ max_n (far MD10 bound to a size)."""
+    yield "2", 7, {}
+    if max_n >= 8:
+        yield "2", 8, {"secded": True}
     for n in range(3, max_n + 1):
         yield "3", n, {}
         yield "4", n, {}
@@ -150,6 +154,41 @@ def test_raid3_byte_placement(n: int) -> None:
     pieces = list(lay.pieces(5, 3 * k))
     assert [p.data_index for p in pieces] == [(5 + i) % k for i in range(3 * k)]
     assert all(p.length == 1 for p in pieces)
+
+
+def test_raid2_the_28_triples() -> None:
+    lay = layout("2", 7, C)
+    # positions (1-based) of the weight-3 codewords (raid-levels.md §1)
+    bad = {(1, 2, 3), (1, 4, 5), (1, 6, 7), (2, 4, 6), (2, 5, 7), (3, 4, 7), (3, 5, 6)}
+    triples = list(itertools.combinations(range(1, 8), 3))
+    assert {t for t in triples if not lay.survives(p - 1 for p in t)} == bad
+    assert sum(lay.survives(p - 1 for p in t) for t in triples) == 28
+    assert all(lay.survives(f) for r in range(3) for f in itertools.combinations(range(7), r))
+    assert not any(lay.survives(f) for f in itertools.combinations(range(7), 4))
+    # the triples plain peeling cannot do, but elimination can
+    for t in ((3, 5, 7), (3, 6, 7), (5, 6, 7)):
+        assert lay.stripe(0).recoverable(p - 1 for p in t)
+    secded = layout("2", 8, C, secded=True)
+    assert all(secded.survives(f) for f in itertools.combinations(range(8), 3))
+    sm = lay.stripe(4)
+    assert [m.device for m in sm.members] == [2, 4, 5, 6, 0, 1, 3]  # d1@3 … d4@7, p1 p2 p4
+
+
+def test_raid2_bit_placement() -> None:
+    from dwcore.pool.interleave import interleave
+
+    lay = layout("2", 15, C)
+    k = lay.k
+    assert k == 11
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 256, k * C, dtype=np.uint8)
+    members = interleave(data, k, "bit")
+    bits = np.unpackbits(data, bitorder="little")
+    for b in list(range(0, 200)) + [int(x) for x in rng.integers(0, 8 * k * C, 300)]:
+        s, d, byte, bit = lay.locate_bit(b)
+        assert (s, d, byte * 8 + bit) == (0, b % k, b // k)  # the spec: device b mod k, bit b div k
+        assert members[d][byte] >> bit & 1 == bits[b]
+    assert lay.locate_bit(8 * k * C + 3)[:2] == (1, 3)
 
 
 def md10_rows(lay: Layout, chunks: int) -> list[tuple[tuple[int, int], ...]]:
@@ -313,6 +352,14 @@ def codec_decodes(sm: StripeMap, failed: frozenset[int]) -> bool:
     if key in _CACHE:
         return _CACHE[key]
     rng = np.random.default_rng(len(sm.members))
+    if sm.codec is Codec.HAMMING:
+        # a nonzero codeword supported on the lost members <=> the data is ambiguous
+        m = len(sm.members) - sm.k
+        ok = not any(
+            any(w) and all(i in lost for i, x in enumerate(w) if x) for w in codewords(sm.k, m)
+        )
+        _CACHE[key] = ok
+        return ok
     if sm.codec is Codec.MIRROR:
         copies: dict[int, list[int]] = {}
         for i, m in enumerate(sm.members):
@@ -413,7 +460,7 @@ def test_predicates_from_the_spec() -> None:
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cfg", [c for c in SMALL if c[1] <= 6], ids=ids)
+@pytest.mark.parametrize("cfg", [c for c in SMALL if c[1] <= 6 and c[0] != "2"], ids=ids)
 def test_every_byte_has_one_home(cfg: Cfg) -> None:
     lay = build(cfg, periods=2)
     n = cfg[1]
@@ -499,7 +546,7 @@ def test_capacity_formulas() -> None:
 
 
 def test_levels_available() -> None:
-    for name in ("3", "4", "01", "50", "60", "100", "1E", "MD10"):
+    for name in ("2", "3", "4", "01", "50", "60", "100", "1E", "MD10"):
         assert name in AVAILABLE and is_available(name.lower())
     for alias, name in (("raid4", "4"), ("0+1", "01"), ("5+0", "50"), ("raid60", "60")):
         assert canonical(alias) == name
@@ -522,6 +569,10 @@ def test_params_round_trip() -> None:
     [
         (("4", 2), {}, "RAID 4 needs at least 3 devices"),
         (("3", 2), {}, "RAID 3 needs at least 3 devices"),
+        (("2", 6), {}, r"RAID 2 \(secded=False\) needs at least 7 devices"),
+        (("2", 9), {}, "n_devices in 7, 15, 31"),
+        (("2", 7), {"secded": True}, "needs at least 8 devices"),
+        (("2", 9), {"secded": True}, "n_devices in 8, 16, 32"),
         (("01", 5), {}, "multiple of copies=2"),
         (("01", 3), {}, "needs at least 4 devices"),
         (("50", 5), {}, "needs at least 6 devices"),

@@ -1,13 +1,14 @@
 """The §0.5 conformance template through the pool for the issue 7 levels.
 
-RAID 3, 4, 01, 50, 60, 100, 1E and MD10 (near, far, offset), on RAM devices
+RAID 2, 3, 4, 01, 50, 60, 100, 1E and MD10 (near, far, offset), on RAM devices
 behind :class:`~dwcore.devices.FaultyDevice`:
 
 1. fill with seeded random extents (1 B … 3·C and larger), ≥ 2 rotation
    periods of stripes, against a reference;
 2. failure matrix: every F ⊆ devices (N ≤ 8) where the level's best case
    exceeds its guarantee or N ≤ 6, else |F| ≤ tolerance+1 (every subset with
-   ``DWCORE_SLOW_TESTS=1``), each from the same saved image: survivable F read
+   ``DWCORE_SLOW_TESTS=1``; for N > 8 every |F| ≤ tolerance+1 and 200 random
+   larger sets), each from the same saved image: survivable F read
    byte-identical plus random unaligned sub-reads; otherwise each extent reads
    correctly or raises DataLossError naming failed devices exactly as its rows
    dictate (``levels7_pool.extent_lost``), never wrong bytes;
@@ -56,6 +57,7 @@ Cfg = tuple[str, int, dict[str, Any]]
 
 #: (level, N, options) run by default; ``SLOW_CONFIGS`` add to them with DWCORE_SLOW_TESTS=1.
 DEFAULT_CONFIGS: list[Cfg] = [
+    ("2", 7, {}),
     ("3", 3, {}),
     ("3", 5, {}),
     ("3", 8, {}),
@@ -77,6 +79,8 @@ DEFAULT_CONFIGS: list[Cfg] = [
     ("MD10", 5, {"layout": "n2f2"}),
 ]
 SLOW_CONFIGS: list[Cfg] = [
+    ("2", 8, {"secded": True}),
+    ("2", 15, {}),
     ("3", 4, {}),
     ("3", 6, {}),
     ("4", 4, {}),
@@ -103,6 +107,7 @@ SLOW_CONFIGS: list[Cfg] = [
 ]
 #: One configuration per level (and per MD10 family) for the other template tests.
 ONE: list[Cfg] = [
+    ("2", 7, {}),
     ("3", 4, {}),
     ("4", 4, {}),
     ("01", 6, {"copies": 3}),
@@ -143,8 +148,18 @@ def run_matrix(tmp_path: Any, level: str, n: int, opts: dict[str, Any], exhausti
     tol = layout.fault_tolerance
     fmax = n if exhaustive or n <= 6 or best_exceeds_guarantee(layout) else tol + 1
     rng = np.random.default_rng(seed_of("matrix", level, n, sorted(opts.items())))
+    if n <= 8:
+        sets = failure_sets(n, fmax)
+    else:  # beyond the exhaustive range: every |F| <= tolerance+1, then random larger sets
+        sets = failure_sets(n, tol + 1)
+        larger = rng.permutation(1 << n)
+        sets += [
+            frozenset(i for i in range(n) if int(x) >> i & 1)
+            for x in larger
+            if bin(int(x)).count("1") > tol + 1
+        ][: 200 if exhaustive else 0]
     problems: list[str] = []
-    for F in failure_sets(n, fmax):
+    for F in sets:
         image.restore(b.rig)
         pool = b.reopen()
         b.rig.fail(F)
@@ -484,3 +499,30 @@ def test_crash_mid_write(tmp_path: Any, level: str, n: int, opts: dict[str, Any]
         check_all(pool, more)
     finally:
         quiet_close(pool)
+
+
+def test_raid2_single_bit_errors_repaired(tmp_path: Any) -> None:
+    """RAID 2: one flipped bit in blocks of random devices (at most two per row) — scrub
+    names each device and repairs every block exactly."""
+    b = Built(tmp_path, "2", 7, {})
+    rng = np.random.default_rng(seed_of("raid2-bits"))
+    before = b.rig.images()
+    flipped: list[tuple[int, int]] = []
+    per_row: dict[int, int] = {}
+    for ext, _data in list(b.ref)[:20]:
+        g = ext.first_row + int(rng.integers(0, ext.rows))
+        if per_row.get(g, 0) >= 2:
+            continue
+        s, r = divmod(g, b.rpc)
+        mem = b.layout.stripe(s).members[int(rng.integers(0, b.n))]
+        at = DATA_OFFSET + mem.device_offset + r * BLOCK + int(rng.integers(0, BLOCK))
+        b.rig.wrappers[mem.device].corrupt(at, 1, "flip", persistent=True)
+        flipped.append((mem.device, at))
+        per_row[g] = per_row.get(g, 0) + 1
+    rep = b.pool.scrub(repair=True)
+    assert {m.device for m in rep.mismatches} == {d for d, _ in flipped}
+    assert rep.unrepaired == 0
+    for dev, at in flipped:
+        assert b.rig.inners[dev].pread(at, 1) == before[dev][at : at + 1]
+    assert b.pool.scrub(repair=False).mismatches == []
+    check_all(b.pool, b.ref)

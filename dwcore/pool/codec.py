@@ -6,7 +6,9 @@ data 1, ...  These helpers compute redundancy (:func:`encode`), decide what
 an erasure set loses (:func:`lost_members`) and rebuild erased members in
 place (:func:`reconstruct`), for the codecs ``none``, ``mirror``, ``xor``,
 ``pq-md``, their grouped forms ``xor-groups`` / ``pq-md-groups`` (each
-group of :meth:`StripeMap.subgroups` on its own), and ``rdp`` (row-diagonal
+group of :meth:`StripeMap.subgroups` on its own), ``hamming`` (RAID 2:
+checks are XORs of data subsets, erasures solved by GF(2) elimination in
+:func:`dwcore.raid.hamming.solve`) and ``rdp`` (row-diagonal
 parity: the chain of XOR steps of :func:`dwcore.raid.dp.rdp_schedule`,
 which also recovers a subset of the erased members when not all of them can
 be).  Every buffer of one call has the same length.
@@ -21,6 +23,7 @@ import numpy as np
 from dwcore.ec import pq_parity_into, pq_recover_into, xor_parity_into, xor_recover_into
 from dwcore.raid import Codec, RoleKind, StripeMap
 from dwcore.raid.dp import rdp_geometry, rdp_schedule
+from dwcore.raid.hamming import check_masks, solve
 
 __all__ = [
     "data_member_index",
@@ -60,11 +63,30 @@ def _grouped(sm: StripeMap) -> bool:
     return sm.codec.group_codec is not None
 
 
+def _hamming_checks(sm: StripeMap, data: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> None:
+    """RAID 2: each check member is the XOR of the data members its mask names."""
+    for mask, dst in zip(check_masks(sm.k, len(sm.members) - sm.k), out, strict=True):
+        xor_parity_into([data[d] for d in range(sm.k) if mask >> d & 1], dst)
+
+
+def _hamming_apply(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int]) -> set[int]:
+    """RAID 2 erasure decode by GF(2) elimination; returns the members left undetermined."""
+    steps, lost = solve(sm.k, len(sm.members) - sm.k, frozenset(erased))
+    if lost:
+        return set(erased)
+    for target, srcs in steps:
+        xor_parity_into([bufs[x] for x in srcs], bufs[target])
+    return set()
+
+
 def encode(sm: StripeMap, bufs: Sequence[np.ndarray]) -> None:
     """Fill the parity members of ``bufs`` from its data members (mirrors: nothing to do)."""
     if _grouped(sm):
         for idx, sub in sm.subgroups():
             encode(sub, [bufs[j] for j in idx])
+        return
+    if sm.codec is Codec.HAMMING:
+        _hamming_checks(sm, bufs[: sm.k], bufs[sm.k :])
         return
     if sm.codec is Codec.RDP:
         _rdp_apply(sm, bufs, range(sm.k, len(sm.members)))
@@ -95,6 +117,9 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
             local = {i for i, j in enumerate(idx) if j in erased}
             out |= {idx[i] for i in lost_members(sub, local)}
         return out
+    if sm.codec is Codec.HAMMING:
+        lost = solve(sm.k, len(sm.members) - sm.k, frozenset(erased))[1]
+        return set(erased) if lost else set()
     if sm.codec is Codec.MIRROR:
         return {j for j in erased if sources(sm, erased, j) is None}
     if sm.codec is Codec.RDP:
@@ -123,6 +148,8 @@ def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[in
                 views = [bufs[j] for j in idx]
                 gone |= {idx[i] for i in reconstruct(sub, views, local)}
         return gone
+    if sm.codec is Codec.HAMMING:
+        return _hamming_apply(sm, bufs, erased)
     if sm.codec is Codec.RDP:
         return _rdp_apply(sm, bufs, erased)
     lost = lost_members(sm, erased)
@@ -168,7 +195,9 @@ def mismatched_rows(sm: StripeMap, bufs: Sequence[np.ndarray], block: int) -> di
     if not slots:
         return out
     fresh = [np.empty_like(bufs[0]) for _ in slots]
-    if sm.codec is Codec.RDP:
+    if sm.codec is Codec.HAMMING:
+        _hamming_checks(sm, bufs[: sm.k], fresh)
+    elif sm.codec is Codec.RDP:
         scratch = list(bufs[: sm.k]) + fresh
         encode(sm, scratch)
     elif sm.codec is Codec.XOR:

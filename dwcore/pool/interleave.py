@@ -130,9 +130,11 @@ class InterleavedPool(Pool):
             a = seg.first - ext.first_row - r0
             part = src[a * row_bytes : (a + seg.n) * row_bytes].reshape(k, seg.n * b)
             members[:, a * b : (a + seg.n) * b] = part
-        logical = deinterleave(members, self._kind)
+        # only the member bytes holding [offset, offset+length): k logical bytes per member byte
         start = offset - r0 * row_bytes
-        return bytes(logical[start : start + length])
+        t0, t1 = start // k, -(-(start + length) // k)
+        logical = deinterleave(members[:, t0:t1], self._kind)
+        return bytes(logical[start - t0 * k : start - t0 * k + length])
 
 
 def pool_class(layout: Any) -> type[Pool] | None:

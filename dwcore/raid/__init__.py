@@ -27,6 +27,7 @@ from dwcore.raid.composed import Raid01, Raid50, Raid60, Raid100
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
 from dwcore.raid.enhanced import Raid1E
+from dwcore.raid.hamming import Raid2
 from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
@@ -64,6 +65,7 @@ __all__ = [
     "Raid01",
     "Raid1",
     "Raid1E",
+    "Raid2",
     "Raid3",
     "Raid4",
     "Raid5",

@@ -117,6 +117,9 @@ class Codec(str, enum.Enum):
     XOR_GROUPS = "xor-groups"
     #: Independent ``pq-md`` groups side by side in one stripe (RAID 60).
     PQ_MD_GROUPS = "pq-md-groups"
+    #: RAID 2's Hamming code: check members ``parity(j)`` are XORs of data
+    #: subsets (:mod:`dwcore.raid.hamming`), erasures solved over GF(2).
+    HAMMING = "hamming"
     RDP = "rdp"
 
     @property
@@ -222,6 +225,12 @@ class StripeMap:
         bad = set(failed)
         if self.codec.group_codec is not None:
             return all(sub.recoverable(bad) for _idx, sub in self.subgroups())
+        if self.codec is Codec.HAMMING:
+            from dwcore.raid.hamming import solve
+
+            erased = frozenset(j for j, m in enumerate(self.members) if m.device in bad)
+            lost = solve(self.k, len(self.members) - self.k, erased)[1]
+            return not any(j < self.k for j in lost)
         if self.codec is Codec.RDP:
             from dwcore.raid.dp import rdp_stripe_lost
 

@@ -11,6 +11,7 @@ from dwcore.raid.composed import Raid01, Raid50, Raid60, Raid100
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
 from dwcore.raid.enhanced import Raid1E
+from dwcore.raid.hamming import Raid2
 from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
@@ -33,6 +34,7 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "5": Raid5,
     "6": Raid6,
     "10": Raid10,
+    "2": Raid2,
     "3": Raid3,
     "4": Raid4,
     "01": Raid01,
