@@ -164,12 +164,6 @@ class ResilientDevice(Device):
     def _readv_into(self, offset: int, views: list[memoryview]) -> None:
         self._io("read", self.inner.preadvinto, offset, views)
 
-    def _writev(self, offset: int, views: list[memoryview]) -> None:
-        self._io("write", self.inner.pwritev, offset, views)
-
-    def _readv_into(self, offset: int, views: list[memoryview]) -> None:
-        self._io("read", self.inner.preadvinto, offset, views)
-
     def _sync(self) -> None:
         self._io("sync", self.inner.sync)
 
