@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dwcore.errors import InvalidArgumentError
@@ -117,7 +117,6 @@ class PluginInfo:
     capabilities: tuple[Any, ...] = ()
     requires: tuple[Any, ...] = ()
     api_version: Any = API_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def plugin_id(self) -> str:
