@@ -1,4 +1,4 @@
-"""Issue 7 layouts: RAID 2, 3, 4, 01, 50, 60, 100, 1E and MD10 placement and failure predicates.
+"""Issue 7 layouts: RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E and MD10 placement and failure predicates.
 
 * golden placement: RAID 4 from the level-4 branch of md's
   ``raid5_compute_sector`` (``raid_golden7.py``); MD10 near/far/offset and
@@ -74,6 +74,9 @@ def configs(max_n: int) -> Iterator[Cfg]:
     for copies in (2, 3):
         for n in range(2 * copies, max_n + 1, copies):
             yield "01", n, {"copies": copies}
+    for width in (2, 3):
+        for n in range(3 * width, max(max_n, 9) + 1, width):
+            yield "03", n, {"width": width}  # M=3, W=3 (N=9) always: the spec's case
     for groups in (2, 3):
         for n in range(3 * groups, max_n + 1, groups):
             yield "50", n, {"groups": groups}
@@ -285,6 +288,11 @@ def spec_address(name: str, lay: Any, logical: int) -> tuple[int, int]:
         g = chunk % lay.groups
         first = (t * lay.groups + g) * lay.copies
         return first, (chunk // lay.groups) * c + o
+    if name == "03":
+        k, w = lay.k, lay.width
+        member, a = logical % k, logical // k
+        j = (a // c) % w
+        return member * w + j, (a // (c * w)) * c + a % c
     if name == "01":
         chunk, o = divmod(logical, c)
         return chunk % lay.width, (chunk // lay.width) * c + o
@@ -304,6 +312,9 @@ def spec_address(name: str, lay: Any, logical: int) -> tuple[int, int]:
         ("100", 12, {"arrays": 3, "top_chunk_size": 5 * C}),
         ("100", 12, {"arrays": 2, "copies": 3, "top_chunk_size": 2 * C}),
         ("01", 6, {"copies": 3}),
+        ("03", 6, {}),
+        ("03", 9, {"width": 3}),
+        ("03", 8, {"width": 2}),
     ],
     ids=ids,
 )
@@ -426,6 +437,13 @@ def test_predicates_from_the_spec() -> None:
         cols = [d % 3 for d in f]
         assert lay.survives(f) == (len(cols) == len(set(cols)))
     assert lay.survives({0, 1, 2}) and lay.survives({3, 4, 5}) and not lay.survives({0, 3})
+    # RAID 03: at most one member with a failed device per column; a whole member survives.
+    for w in (2, 3):
+        lay = layout("03", 3 * w, C, width=w)
+        for f in all_subsets(3 * w):
+            cols = [d % w for d in f]
+            assert lay.survives(f) == (len(cols) == len(set(cols)))
+        assert lay.survives(range(w, 2 * w)) and lay.fault_tolerance == 1
     # RAID 50/60: at most 1 (2) failed per group, best case G (2G).
     for name, n, per in (("50", 9, 1), ("60", 12, 2)):
         lay = layout(name, n, C, groups=3)
@@ -546,7 +564,7 @@ def test_capacity_formulas() -> None:
 
 
 def test_levels_available() -> None:
-    for name in ("2", "3", "4", "01", "50", "60", "100", "1E", "MD10"):
+    for name in ("2", "3", "4", "01", "03", "50", "60", "100", "1E", "MD10"):
         assert name in AVAILABLE and is_available(name.lower())
     for alias, name in (("raid4", "4"), ("0+1", "01"), ("5+0", "50"), ("raid60", "60")):
         assert canonical(alias) == name
@@ -574,6 +592,9 @@ def test_params_round_trip() -> None:
         (("2", 7), {"secded": True}, "needs at least 8 devices"),
         (("2", 9), {"secded": True}, "n_devices in 8, 16, 32"),
         (("01", 5), {}, "multiple of copies=2"),
+        (("03", 5), {}, "RAID 03 .* needs at least 6 devices"),
+        (("03", 7), {}, "multiple of width=2"),
+        (("03", 6), {"width": 3}, "needs at least 9 devices"),
         (("01", 3), {}, "needs at least 4 devices"),
         (("50", 5), {}, "needs at least 6 devices"),
         (("50", 7), {}, "multiple of groups=2"),

@@ -1,6 +1,6 @@
 """The §0.5 conformance template through the pool for the issue 7 levels.
 
-RAID 2, 3, 4, 01, 50, 60, 100, 1E and MD10 (near, far, offset), on RAM devices
+RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E and MD10 (near, far, offset), on RAM devices
 behind :class:`~dwcore.devices.FaultyDevice`:
 
 1. fill with seeded random extents (1 B … 3·C and larger), ≥ 2 rotation
@@ -66,6 +66,7 @@ DEFAULT_CONFIGS: list[Cfg] = [
     ("4", 8, {}),
     ("01", 4, {}),
     ("01", 6, {}),
+    ("03", 6, {}),
     ("50", 6, {}),
     ("50", 8, {}),
     ("60", 8, {}),
@@ -87,6 +88,8 @@ SLOW_CONFIGS: list[Cfg] = [
     ("4", 6, {}),
     ("01", 6, {"copies": 3}),
     ("01", 8, {}),
+    ("03", 9, {"width": 3}),
+    ("03", 8, {}),
     ("50", 9, {"groups": 3}),
     ("60", 10, {}),
     ("100", 8, {}),
@@ -111,6 +114,7 @@ ONE: list[Cfg] = [
     ("3", 4, {}),
     ("4", 4, {}),
     ("01", 6, {"copies": 3}),
+    ("03", 6, {}),
     ("50", 6, {}),
     ("60", 8, {}),
     ("100", 8, {"top_chunk_size": 48 * KiB}),
@@ -120,7 +124,7 @@ ONE: list[Cfg] = [
     ("MD10", 4, {"layout": "o2"}),
 ]
 #: The levels that locate-and-repair through parity (for the parity scrub test).
-PARITY = [c for c in ONE if c[0] in ("3", "4", "50", "60")]
+PARITY = [c for c in ONE if c[0] in ("3", "4", "03", "50", "60")]
 
 
 def params(cfgs: list[Cfg], slow: bool = False) -> list[Any]:
@@ -148,7 +152,7 @@ def run_matrix(tmp_path: Any, level: str, n: int, opts: dict[str, Any], exhausti
     tol = layout.fault_tolerance
     fmax = n if exhaustive or n <= 6 or best_exceeds_guarantee(layout) else tol + 1
     rng = np.random.default_rng(seed_of("matrix", level, n, sorted(opts.items())))
-    if n <= 8:
+    if n <= 8 or (exhaustive and n <= 9):
         sets = failure_sets(n, fmax)
     else:  # beyond the exhaustive range: every |F| <= tolerance+1, then random larger sets
         sets = failure_sets(n, tol + 1)

@@ -23,7 +23,7 @@ from dwcore.raid.base import (
     RoleKind,
     StripeMap,
 )
-from dwcore.raid.composed import Raid01, Raid50, Raid60, Raid100
+from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
 from dwcore.raid.enhanced import Raid1E
@@ -63,6 +63,7 @@ __all__ = [
     "R",
     "Raid0",
     "Raid01",
+    "Raid03",
     "Raid1",
     "Raid1E",
     "Raid2",

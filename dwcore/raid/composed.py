@@ -1,9 +1,15 @@
-"""Nested levels built from the standard ones (``raid-levels.md`` §2): 01, 50, 60, 100.
+"""Nested levels built from the standard ones (``raid-levels.md`` §2): 01, 03, 50, 60, 100.
 
 * **RAID 01** (0+1): ``copies`` replicas, each a RAID 0 of W = N/copies
   devices; chunk c is column ``j = c mod W`` at ``(c div W)·C`` on device
   ``r·W + j`` of every replica r.  A stripe is one row of W chunks, data
   index j with one ``copy(r)`` per replica.
+* **RAID 03** (0+3): a RAID 3 over M members, each a RAID 0 of W devices
+  (member m = devices ``m·W …``): logical byte L is byte ``a = L div (M-1)``
+  of member ``L mod (M-1)``, parity member M-1 at the same a; member address
+  a is column ``j = (a div C) mod W`` at ``(a div (C·W))·C + a mod C``.  A
+  stripe is member chunk ``q = a div C``: column ``q mod W`` of every member,
+  bytes interleaved as in RAID 3 (``interleave = "byte"``).
 * **RAID 50 / 60**: G groups of n devices (group g = devices ``g·n …``);
   chunk c goes to group ``c mod G`` as chunk ``c div G`` of a RAID 5 (6)
   left-symmetric array over the group.  A stripe is inner stripe s of every
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dwcore.errors import InvalidArgumentError
@@ -30,7 +36,10 @@ from dwcore.raid.base import (
     DEFAULT_CHUNK_SIZE,
     Codec,
     Layout,
+    Location,
     Member,
+    P,
+    Piece,
     Role,
     RoleKind,
     StripeMap,
@@ -154,6 +163,87 @@ class Raid01(Layout):
     def _survives(self, failed: frozenset[int]) -> bool:
         w = self.width
         return all(any(r * w + j not in failed for r in range(self.copies)) for j in range(w))
+
+
+class Raid03(PeriodicLayout):
+    """RAID 03: a RAID 3 over M ≥ 3 members, each a RAID 0 of ``width`` W ≥ 2 devices.
+
+    Survives exactly when no column j has failed devices in two members.
+    """
+
+    level = "03"
+    OPTIONS = ("width",)
+    #: Tells the pool to interleave bytes over the data members.
+    interleave = "byte"
+
+    def __init__(
+        self, n_devices: int, chunk_size: int = DEFAULT_CHUNK_SIZE, *, width: int = 2
+    ) -> None:
+        self.width = check_int("width", width, 2)
+        super().__init__(n_devices, chunk_size)
+        _check_multiple(self.level, self.n_devices, self.width, "width")
+
+    @property
+    def options(self) -> dict[str, int]:
+        return {"width": self.width}
+
+    @property
+    def members_count(self) -> int:
+        """RAID-3 members M = N / W (the last holds parity)."""
+        return self.n_devices // self.width
+
+    @property
+    def min_devices(self) -> int:
+        return 3 * self.width
+
+    @property
+    def fault_tolerance(self) -> int:
+        return 1
+
+    @property
+    def codec(self) -> Codec:
+        return Codec.XOR
+
+    @property
+    def k(self) -> int:
+        return self.members_count - 1
+
+    @property
+    def m(self) -> int:
+        return 1
+
+    @property
+    def period(self) -> int:
+        return self.width
+
+    @property
+    def period_bytes(self) -> int:
+        return self.chunk_size
+
+    def locate(self, logical_offset: int) -> Location:
+        lo = check_int("logical_offset", logical_offset, 0)
+        a, member = divmod(lo, self.k)
+        q, o = divmod(a, self.chunk_size)
+        return Location(q, member, o)
+
+    def pieces(self, logical_offset: int, length: int) -> Iterator[Piece]:
+        """One piece per byte: consecutive bytes lie on consecutive members."""
+        pos = check_int("logical_offset", logical_offset, 0)
+        for lo in range(pos, pos + check_int("length", length, 0)):
+            s, d, o = self.locate(lo)
+            yield Piece(lo, s, d, o, 1)
+
+    def stripe(self, s: int) -> StripeMap:
+        s = self._check_stripe(s)
+        c, w = self.chunk_size, self.width
+        j, off = s % w, (s // w) * c
+        members = [Member(m * w + j, off, c, Role.data(m)) for m in range(self.k)]
+        members.append(Member(self.k * w + j, off, c, P))
+        return StripeMap(s, Codec.XOR, self.k, tuple(members))
+
+    def _survives(self, failed: frozenset[int]) -> bool:
+        w = self.width
+        return all(sum(1 for f in failed if f % w == j) <= 1 for j in range(w))
 
 
 class _GroupedParity(Layout):

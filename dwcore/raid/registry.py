@@ -7,7 +7,7 @@ from typing import Any
 
 from dwcore.errors import DWError, InvalidArgumentError
 from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
-from dwcore.raid.composed import Raid01, Raid50, Raid60, Raid100
+from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
 from dwcore.raid.enhanced import Raid1E
@@ -38,6 +38,7 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "3": Raid3,
     "4": Raid4,
     "01": Raid01,
+    "03": Raid03,
     "50": Raid50,
     "60": Raid60,
     "100": Raid100,
