@@ -121,6 +121,7 @@ from dwcore.devices import (
     DeviceInUseError,
     FileDevice,
     MissingSuperblockError,
+    ResilientDevice,
     Superblock,
     SuperblockFlags,
     check_member,
@@ -488,10 +489,10 @@ class Pool:
                     raise InvalidArgumentError(
                         f"{p}: block device has {dev.size} bytes, less than {device_size}"
                     )
-                return dev, True
-            return FileDevice.create(p, device_size, overwrite=True), True
+                return ResilientDevice(dev), True
+            return ResilientDevice(FileDevice.create(p, device_size, overwrite=True)), True
         os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-        return FileDevice.create(p, device_size), True
+        return ResilientDevice(FileDevice.create(p, device_size)), True
 
     @classmethod
     def open(
@@ -534,10 +535,8 @@ class Pool:
                     dev, owned = spec, False
                 else:
                     p = os.fspath(spec)
-                    if stat.S_ISBLK(os.stat(p).st_mode):
-                        dev, owned = BlockDevice.open(p), True
-                    else:
-                        dev, owned = FileDevice.open(p), True
+                    opened = BlockDevice.open(p) if stat.S_ISBLK(os.stat(p).st_mode) else None
+                    dev, owned = ResilientDevice(opened or FileDevice.open(p)), True
             except (OSError, DWError) as exc:
                 mem.reason = f"cannot open: {exc}"
                 continue
@@ -665,6 +664,14 @@ class Pool:
             ext.rows * self.layout.k * self._block
         ):
             raise InvalidArgumentError(f"extent {ext!r} does not fit this pool")
+
+    def _reap_dead(self) -> None:
+        """Fail out every device whose retries and circuit breaker gave up on it (a
+        :class:`~dwcore.devices.ResilientDevice` the pool opened from a path)."""
+        for mem in self._members:
+            dev = mem.device
+            if isinstance(dev, ResilientDevice) and dev.dead and mem.writable:
+                self._mark_failed(mem.index, f"device is dead: {dev.dead_reason}")
 
     def _mark_failed(self, index: int, reason: str) -> None:
         mem = self._members[index]
@@ -932,6 +939,8 @@ class Pool:
             except BaseException:
                 self._alloc.free(first, rows)
                 raise
+            finally:
+                self._reap_dead()
         return Extent(self._tag, first, rows, length)
 
     def _scratch_rows(self, rows: int) -> np.ndarray:
@@ -1254,6 +1263,7 @@ class Pool:
                 fast = self._read_direct(ext, offset, offset + length)
                 if fast is None and ext.rows > 1:
                     fast = self._read_flat(ext, offset, offset + length)
+                self._reap_dead()
             if fast is not None:
                 return fast
         out = bytearray(length)
@@ -1313,6 +1323,7 @@ class Pool:
                         lo = max(offset, start)
                         hi = min(end, start + len(buf))
                         outv[lo - offset : hi - offset] = buf[lo - start : hi - start]
+            self._reap_dead()
         if lost_ranges:
             lo = min(a for a, _ in lost_ranges)
             hi = max(z for _, z in lost_ranges)
@@ -1668,6 +1679,7 @@ class Pool:
                     self._check_open()
                     res = self._rows(seg, {}, need_all=True, repair=repair, check_redundancy=True)
                     sm = self._stripe(seg.stripe)
+                    self._reap_dead()
                 for j, kind, ok, how in res.events:
                     found.setdefault((seg.stripe, sm.members[j].device, kind), []).append((ok, how))
                 stripes.add(seg.stripe)

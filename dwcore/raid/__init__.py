@@ -43,6 +43,9 @@ from dwcore.raid.registry import (
     level_options,
 )
 from dwcore.raid.striping import Raid0
+from dwcore.raid.symmetrix import RaidS
+from dwcore.raid.unraid import Unraid
+from dwcore.raid.volumes import ParityGroup, Span, VolumeLayout
 
 __all__ = [
     "AVAILABLE",
@@ -52,6 +55,7 @@ __all__ = [
     "RAID5_ALGORITHMS",
     "Codec",
     "Dp",
+    "ParityGroup",
     "Layout",
     "LevelUnavailableError",
     "Location",
@@ -76,8 +80,12 @@ __all__ = [
     "Raid60",
     "Raid100",
     "Role",
+    "RaidS",
     "RoleKind",
+    "Span",
     "StripeMap",
+    "Unraid",
+    "VolumeLayout",
     "canonical",
     "is_available",
     "layout",

@@ -17,6 +17,8 @@ from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import Raid5, Raid6
 from dwcore.raid.striping import Raid0
+from dwcore.raid.symmetrix import RaidS
+from dwcore.raid.unraid import Unraid
 
 #: The canonical level names, in the order of ``raid-levels.md`` §7.
 LEVELS: tuple[str, ...] = (
@@ -45,6 +47,8 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "1E": Raid1E,
     "MD10": Md10,
     "DP": Dp,
+    "S": RaidS,
+    "UNRAID": Unraid,
 }
 
 #: Levels this version can build, in LEVELS order.
