@@ -473,3 +473,35 @@ def test_memory_pressure_shrinks_pool_buffers(tmp_path: Any) -> None:
     assert pool.read(pool.write(data)) == data
     pool.close()
     assert mine[0] not in CACHES.names()
+
+
+def test_dead_device_is_failed_out(tmp_path: Any) -> None:
+    """Devices a pool opens from paths are wrapped in ResilientDevice: once one fails
+    persistently its breaker opens, requests to it fail fast, and the pool marks it
+    FAILED (reading around it) instead of retrying it forever."""
+    from dwcore.devices import DeviceDeadError, ResilientDevice
+
+    pool = Pool.create(tmp_path / "pool", "6", 5, SIZE, chunk_size=CHUNK)
+    dead = pool.devices[2]
+    assert isinstance(dead, ResilientDevice)
+    data = np.random.default_rng(5).bytes(200_000)
+    exts = [pool.write(data) for _ in range(4)]
+    inner = FaultyDevice(dead.inner)
+    dead.inner = inner
+    inner.fail_now()
+    for ext in exts * 2:
+        assert pool.read(ext) == data
+    st = pool.status()
+    assert st.devices[2].state is DeviceState.FAILED
+    assert "dead" in st.reasons[2]
+    with pytest.raises(DeviceDeadError):
+        dead.pread(0, 10)
+    calls = inner.stats.reads  # fails fast now: the inner device is not asked again
+    assert pool.read(pool.write(data)) == data
+    assert inner.stats.reads == calls
+    pool.close()
+    reopened = Pool.open(tmp_path / "pool")
+    assert reopened.status().devices[2].state is DeviceState.FAILED
+    for ext in exts:
+        assert reopened.read(ext) == data
+    reopened.close()
