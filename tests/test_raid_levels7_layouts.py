@@ -1,4 +1,4 @@
-"""Issue 7 layouts: RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E and MD10 placement and failure predicates.
+"""Issue 7 layouts (RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E, 5EE, MD10): placement and predicates.
 
 * golden placement: RAID 4 from the level-4 branch of md's
   ``raid5_compute_sector`` (``raid_golden7.py``); MD10 near/far/offset and
@@ -88,6 +88,9 @@ def configs(max_n: int) -> Iterator[Cfg]:
                 yield "100", n, {"arrays": arrays, "copies": copies, "top_chunk_size": q * C}
     for n in range(2, max_n + 1):
         yield "1E", n, {}
+    for n in range(4, max_n + 1):
+        yield "5EE", n, {}
+        yield "5EE", n, {"compacted": n // 2}
     for n in range(2, max_n + 1):
         for kind in MD10_KINDS:
             if md10_ok(n, kind):
@@ -192,6 +195,10 @@ def test_raid2_bit_placement() -> None:
         assert (s, d, byte * 8 + bit) == (0, b % k, b // k)  # the spec: device b mod k, bit b div k
         assert members[d][byte] >> bit & 1 == bits[b]
     assert lay.locate_bit(8 * k * C + 3)[:2] == (1, 3)
+
+
+def layout_roles(sm: StripeMap) -> list[tuple[int, int, str]]:
+    return [(m.device, m.device_offset, str(m.role)) for m in sm.members]
 
 
 def md10_rows(lay: Layout, chunks: int) -> list[tuple[tuple[int, int], ...]]:
@@ -468,6 +475,32 @@ def test_predicates_from_the_spec() -> None:
                 else:
                     want = not any((i + 1) % n in f for i in f)
                 assert lay.survives(f) == want, (n, name, sorted(f))
+    # RAID 5EE: md RAID-6 left-symmetric rotation with Q as the spare chunk; one failure,
+    # or after compacting f one more.
+    for n in range(4, 9):
+        lay = layout("5EE", n, C)
+        r6 = layout("6", n, C)
+        for s in range(2 * n):
+            assert lay.spare_device(s) == r6.stripe(s).parity_members[1].device  # type: ignore[attr-defined]
+            assert layout_roles(lay.stripe(s)) == layout_roles(r6.stripe(s))[:-1]
+        for f in range(n):
+            comp = layout("5EE", n, C, compacted=f)
+            for s in range(2 * n):
+                sm, old = comp.stripe(s), lay.stripe(s)
+                assert f not in sm.devices
+                moved = [
+                    (a.device, b.device)
+                    for a, b in zip(old.members, sm.members, strict=True)
+                    if a != b
+                ]
+                sd = lay.spare_device(s)  # type: ignore[attr-defined]
+                assert moved == ([] if sd == f else [(f, sd)])
+            assert all(comp.survives({f, g}) for g in range(n))
+            assert not any(
+                comp.survives({f, g, h})
+                for g, h in itertools.combinations(range(n), 2)
+                if f not in (g, h)
+            )
     # RAID 100: every mirror group keeps a device.
     lay = layout("100", 12, C, arrays=3)
     assert lay.survives(range(0, 12, 2)) and not lay.survives({4, 5})
@@ -503,10 +536,25 @@ def test_every_byte_has_one_home(cfg: Cfg) -> None:
         for d in range(sm.k):  # copies of one chunk on distinct devices
             devs = [m.device for m in sm.data_members(d)]
             assert len(devs) == len(set(devs))
-    assert (owner >= 0).all(), "these levels use every device byte"
+    free = owner < 0
+    if cfg[0] == "5EE":  # unused: the spare chunks, or all of the compacted device
+        lay5: Any = lay
+        want = np.zeros_like(free)
+        if lay5.compacted is None:
+            for s in range(stripes):
+                want[lay5.spare_device(s), s * C : (s + 1) * C] = True
+        else:
+            want[lay5.compacted] = True
+        assert (free == want).all()
+    else:
+        assert not free.any(), "these levels use every device byte"
     rnd = random.Random(n)
     for _ in range(50):
         dev, off = rnd.randrange(n), rnd.randrange(usable)
+        if free[dev, off]:
+            with pytest.raises(InvalidArgumentError, match="no member owns"):
+                lay.member_at(dev, off)
+            continue
         sm, mem = lay.member_at(dev, off)
         assert mem in sm.members and mem.device == dev
         assert mem.device_offset <= off < mem.device_offset + mem.length
@@ -564,7 +612,7 @@ def test_capacity_formulas() -> None:
 
 
 def test_levels_available() -> None:
-    for name in ("2", "3", "4", "01", "03", "50", "60", "100", "1E", "MD10"):
+    for name in ("2", "3", "4", "01", "03", "50", "60", "100", "1E", "5EE", "MD10"):
         assert name in AVAILABLE and is_available(name.lower())
     for alias, name in (("raid4", "4"), ("0+1", "01"), ("5+0", "50"), ("raid60", "60")):
         assert canonical(alias) == name
@@ -604,6 +652,8 @@ def test_params_round_trip() -> None:
         (("100", 10), {}, "multiple of arrays·copies=4"),
         (("100", 8), {"top_chunk_size": 6000}, "multiple of chunk_size"),
         (("1E", 1), {}, "needs at least 2 devices"),
+        (("5EE", 3), {}, "needs at least 4 devices"),
+        (("5EE", 5), {"compacted": 5}, "compacted must be a device index"),
         (("MD10", 3), {"layout": "f4"}, "needs at least 4 devices"),
         (("MD10", 4), {"layout": "x2"}, "mdadm name"),
         (("MD10", 4), {"layout": "n1"}, "at least 2 copies"),

@@ -1,6 +1,6 @@
 """The §0.5 conformance template through the pool for the issue 7 levels.
 
-RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E and MD10 (near, far, offset), on RAM devices
+RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E, 5EE and MD10 (near, far, offset), on RAM devices
 behind :class:`~dwcore.devices.FaultyDevice`:
 
 1. fill with seeded random extents (1 B … 3·C and larger), ≥ 2 rotation
@@ -16,7 +16,10 @@ behind :class:`~dwcore.devices.FaultyDevice`:
 4. rebuild restores redundancy: rebuilt devices equal the never-failed twin
    in every allocated block, scrub is clean, a different failure set reads;
 5. silent corruption found and repaired by scrub (data and parity) and by read;
-6. power cuts: every acknowledged extent survives, also with a device failed.
+6. power cuts: every acknowledged extent survives, also with a device failed;
+7. RAID 5EE: compaction into the spare chunks (only those written, one chunk
+   per stripe), then a second failure survived; a crash in the middle of
+   compaction; expansion back onto a replacement equal to the twin.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ from pool_helpers import (
     sub_reads,
 )
 
-from dwcore.errors import DataLossError
+from dwcore.errors import DataLossError, DWError
 from dwcore.pool import DeviceState, Pool
+from dwcore.pool.spare import compact, expand
 
 pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
 
@@ -78,6 +82,8 @@ DEFAULT_CONFIGS: list[Cfg] = [
     ("MD10", 5, {"layout": "n2"}),
     ("MD10", 5, {"layout": "o2"}),
     ("MD10", 5, {"layout": "n2f2"}),
+    ("5EE", 4, {}),
+    ("5EE", 6, {}),
 ]
 SLOW_CONFIGS: list[Cfg] = [
     ("2", 8, {"secded": True}),
@@ -107,6 +113,8 @@ SLOW_CONFIGS: list[Cfg] = [
     ("MD10", 8, {"layout": "o2"}),
     ("MD10", 6, {"layout": "f2", "far_sets": "improved"}),
     ("MD10", 8, {"layout": "n2f2"}),
+    ("5EE", 5, {}),
+    ("5EE", 8, {}),
 ]
 #: One configuration per level (and per MD10 family) for the other template tests.
 ONE: list[Cfg] = [
@@ -122,9 +130,10 @@ ONE: list[Cfg] = [
     ("MD10", 5, {"layout": "n2"}),
     ("MD10", 5, {"layout": "f2"}),
     ("MD10", 4, {"layout": "o2"}),
+    ("5EE", 5, {}),
 ]
 #: The levels that locate-and-repair through parity (for the parity scrub test).
-PARITY = [c for c in ONE if c[0] in ("3", "4", "03", "50", "60")]
+PARITY = [c for c in ONE if c[0] in ("3", "4", "03", "50", "60", "5EE")]
 
 
 def params(cfgs: list[Cfg], slow: bool = False) -> list[Any]:
@@ -529,4 +538,148 @@ def test_raid2_single_bit_errors_repaired(tmp_path: Any) -> None:
     for dev, at in flipped:
         assert b.rig.inners[dev].pread(at, 1) == before[dev][at : at + 1]
     assert b.pool.scrub(repair=False).mismatches == []
+    check_all(b.pool, b.ref)
+
+
+# -- 7: RAID 5EE compaction and expansion ----------------------------------------------------
+
+
+def spare_blocks(b: Built, skip: int | None = None) -> dict[int, set[int]]:
+    """Per device, the data-area offsets of the spare-chunk blocks of allocated rows
+    (stripes whose spare is on ``skip`` left out)."""
+    out: dict[int, set[int]] = {}
+    for ext, _ in b.ref:
+        for g in range(ext.first_row, ext.first_row + ext.rows):
+            s, r = divmod(g, b.rpc)
+            sd = b.layout.spare_device(s)  # type: ignore[attr-defined]
+            if sd != skip:
+                out.setdefault(sd, set()).add(s * b.chunk + r * BLOCK)
+    return out
+
+
+def changed_blocks(old: bytes, new: bytes, usable: int) -> set[int]:
+    a = np.frombuffer(old, dtype=np.uint8)[DATA_OFFSET : DATA_OFFSET + usable]
+    z = np.frombuffer(new, dtype=np.uint8)[DATA_OFFSET : DATA_OFFSET + usable]
+    diff = (a != z).reshape(-1, BLOCK).any(axis=1)
+    return {int(i) * BLOCK for i in np.nonzero(diff)[0]}
+
+
+def test_raid5ee_sequential_failures(tmp_path: Any) -> None:
+    n = 5
+    b = Built(tmp_path, "5EE", n, {})
+    rng = np.random.default_rng(seed_of("5ee-seq"))
+    twin = b.rig.images()
+    usable = b.pool.checksum_table_offset
+    f1 = 2
+    assert not b.layout.survives({f1, 0}), "two concurrent failures must not survive"
+    b.rig.fail({f1})
+    b.pool.fail_device(f1)
+    seen: list[tuple[int, int]] = []
+    compact(b.pool, f1, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1]
+    assert b.pool.layout.compacted == f1  # type: ignore[attr-defined]
+    check_all(b.pool, b.ref, rng, subs=50)
+    assert b.pool.scrub(repair=False).mismatches == []
+    # compaction wrote only the spare chunks of the stripes f1 did not hold the spare of,
+    # each with exactly the chunk f1 held (same offset) and its checksum entry
+    after = b.rig.images()
+    want = spare_blocks(b, skip=f1)
+    for dev in range(n):
+        if dev == f1:
+            continue
+        assert changed_blocks(twin[dev], after[dev], usable) <= want.get(dev, set()), dev
+        for off in want.get(dev, set()):
+            lo, clo = DATA_OFFSET + off, DATA_OFFSET + usable + off // BLOCK * 4
+            assert after[dev][lo : lo + BLOCK] == twin[f1][lo : lo + BLOCK]
+            assert after[dev][clo : clo + 4] == twin[f1][clo : clo + 4]
+    b.pool.close()
+    image = Image.save(b.rig)
+    lay = Pool.open(b.path, devices=b.rig.rewrap()).layout
+    assert lay.compacted == f1 and all(lay.survives({f1, d}) for d in range(n))  # type: ignore[attr-defined]
+    for f2 in range(n):  # a second failure, any device: everything still reads
+        image.restore(b.rig)
+        pool = b.reopen()
+        b.rig.fail({f2})
+        try:
+            check_all(pool, b.ref, rng, subs=30)
+        finally:
+            quiet_close(pool)
+            b.rig.heal()
+    image.restore(b.rig)
+    pool = b.reopen()
+    b.rig.fail({0, 1})  # a third failure: data is lost, never wrong
+    outcomes = []
+    for ext, data in b.ref:
+        try:
+            outcomes.append(pool.read(ext) == data)
+        except DataLossError:
+            outcomes.append(None)
+    quiet_close(pool)
+    assert False not in outcomes and None in outcomes
+
+
+class _PowerLoss(Exception):
+    """Raised from a progress callback: the process dies in the middle of compaction."""
+
+
+def test_raid5ee_crash_during_compaction(tmp_path: Any) -> None:
+    b = Built(tmp_path, "5EE", 5, {})
+    rng = np.random.default_rng(seed_of("5ee-crash"))
+    f1 = 1
+    b.rig.fail({f1})
+    b.pool.fail_device(f1)
+    b.pool.sync()
+    stop = int(rng.integers(1, max(2, len(b.coverage()) // 2)))
+
+    def die(done: int, _total: int) -> None:
+        if done >= stop:
+            raise _PowerLoss
+
+    with pytest.raises(_PowerLoss):
+        compact(b.pool, f1, progress=die)
+    # power is cut there: each device keeps a random part of what was not synced
+    for w in b.rig.wrappers:
+        w.fail_now("any")
+    for i, w in enumerate(b.rig.wrappers):
+        w.power_cut(seed=seed_of("5ee-cut", i), keep="random")
+    b.pool.close(sync=False)
+    b.rig.heal()
+    pool = b.reopen()
+    try:
+        assert pool.layout.compacted is None  # type: ignore[attr-defined]
+        assert pool.status().devices[f1][2] is DeviceState.FAILED
+        check_all(pool, b.ref)  # the old placement is intact (degraded)
+        compact(pool, f1)  # restart and finish
+        check_all(pool, b.ref, rng, subs=30)
+        assert pool.scrub(repair=False).mismatches == []
+        b.rig.fail({4})
+        check_all(pool, b.ref)
+    finally:
+        quiet_close(pool)
+
+
+def test_raid5ee_expand_matches_twin(tmp_path: Any) -> None:
+    n = 6
+    b = Built(tmp_path, "5EE", n, {})
+    rng = np.random.default_rng(seed_of("5ee-expand"))
+    twin = b.rig.images()
+    usable = b.pool.checksum_table_offset
+    f1 = 4
+    b.rig.fail({f1})
+    b.pool.fail_device(f1)
+    compact(b.pool, f1)
+    with pytest.raises(DWError):
+        compact(b.pool, 0)  # one spare per stripe: a second compaction is refused
+    expand(b.pool, f1, b.rig.replace_inner(f1))
+    assert b.pool.layout.compacted is None  # type: ignore[attr-defined]
+    st = b.pool.status()
+    assert not st.degraded and all(d[2] is DeviceState.ONLINE for d in st.devices)
+    now = b.rig.images()
+    for dev in range(n):  # every block and checksum entry as in the array that never failed
+        lo, hi = DATA_OFFSET, DATA_OFFSET + usable + usable // BLOCK * 4
+        assert now[dev][lo:hi] == twin[dev][lo:hi], f"device {dev} differs from the twin"
+    assert changed_blocks(twin[0], now[0], usable) == set()
+    assert b.pool.scrub(repair=False).mismatches == []
+    check_all(b.pool, b.ref, rng, subs=30)
+    b.rig.fail({1})
     check_all(b.pool, b.ref)

@@ -1026,6 +1026,20 @@ class Pool:
                 failed=failed,
             )
 
+    def _replace_layout(self, layout: raid.Layout) -> None:
+        """Switch to ``layout``, which must keep the rows (RAID 5EE compaction and expansion,
+        :mod:`dwcore.pool.spare`), and save it in the manifest; the caller holds the lock."""
+        if (layout.k, layout.stripe_count(self._geo.usable)) != (self.layout.k, self._geo.stripes):
+            raise InvalidArgumentError(f"{layout!r} does not keep the rows of {self.layout!r}")
+        self.layout = layout
+        self._stripe_cache.clear()
+        self._dmi_cache.clear()
+        self._shapes.clear()
+        self._period = max(1, layout.period)
+        self._flat = self._rows_are_flat()
+        self._manifest.layout = layout.params
+        self._manifest.save(self._path)
+
     def _shrink_caches(self, level: Level) -> int:
         """Memory pressure: trim the stripe cache to :data:`~dwcore.memory.KEEP_FRACTION`
         of it and, from ``high`` up, give back the scratch buffers (reallocated by the
