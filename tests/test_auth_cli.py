@@ -187,3 +187,14 @@ def test_a_mistyped_root_is_not_an_empty_instance(root: Path, args: tuple[str, .
     err = run(root, *args, code=1)
     assert "check --root" in err
     assert not root.exists()  # nothing was created there
+
+
+def test_security_policy_from_the_instance_config(root: Path) -> None:
+    root.mkdir(parents=True)
+    (root / "dwcore.toml").write_text("[security]\nmin_password_length = 30\n")
+    err = run(root, "user", "add", "alice", "--password-stdin", input=PW + "\n", code=1)
+    assert "at least 30" in err and "security.min_password_length" in err
+    run(root, "user", "add", "alice", "--password-stdin", input=PW + " and then some\n")
+    (root / "dwcore.toml").write_text("[security]\nmin_pasword_length = 30\n")
+    err = run(root, "user", "list", code=1)
+    assert "did you mean 'min_password_length'" in err

@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dwcore.audit.log import AuditLog
 from dwcore.audit.query import query as run_query
@@ -40,7 +41,9 @@ RootOpt = Annotated[
 
 
 def _fail(exc: BaseException) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+    )
     raise typer.Exit(1) from exc
 
 

@@ -4,7 +4,9 @@ Every command takes ``--root DIR`` (default ``$DWCORE_ROOT``, else
 ``./dwcore-data``) and acts as the local owner (``local:<os user>``), which
 the audit log records.  Passwords are read from a hidden prompt with
 confirmation, or from one line of stdin with ``--password-stdin``.  API keys
-are printed once.  Errors print one line and exit with status 1.
+are printed once.  The security policy and the audit log's fsync interval
+come from ``<root>/dwcore.toml`` when it exists (``[security]``,
+``[audit]``).  Errors print one line and exit with status 1.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from dwcore.audit.log import AuditLog
+from dwcore.auth.policy import AuthPolicy
 from dwcore.auth.principal import Principal
 from dwcore.auth.service import AuthService
 from dwcore.errors import DWError, InvalidArgumentError
-from dwcore.paths import AUTH_DB, resolve_root
+from dwcore.paths import AUTH_DB, CONFIG_FILE, resolve_root
 
 __all__ = ["key_app", "role_app", "user_app"]
 
@@ -58,7 +63,9 @@ PrefixArg = Annotated[str, typer.Argument(help="The key's prefix (or the whole k
 
 def fail(exc: BaseException) -> NoReturn:
     """Print one error line and exit with status 1."""
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+    )
     raise typer.Exit(1) from exc
 
 
@@ -78,17 +85,40 @@ def opened(root: Path | None, *, create: bool = False) -> Iterator[tuple[AuthSer
                 f"$DWCORE_ROOT, or start with `dwcore user add`"
             )
         )
+    audit: AuditLog | None = None
     try:
-        service = AuthService(where)
+        policy, audit = configured(where)
+        service = AuthService(where, policy, audit=audit)
     except (DWError, OSError) as exc:
+        if audit is not None:
+            audit.close()
         fail(exc)
     try:
         yield service, Principal.local_owner()
     except (DWError, OSError) as exc:
         service.close()
+        if audit is not None:
+            audit.close()
         fail(exc)
     else:
         service.close()
+        if audit is not None:
+            audit.close()
+
+
+def configured(root: Path) -> tuple[AuthPolicy | None, AuditLog | None]:
+    """The ``[security]`` policy and the audit log of ``<root>/dwcore.toml``, if there is one.
+
+    Without the file: the default policy and an audit log the service opens.
+    An invalid file raises :class:`~dwcore.errors.ConfigError`.
+    """
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return None, None
+    from dwcore.config import auth_policy, load_config, open_audit_log
+
+    config = load_config(path, resources=False)
+    return auth_policy(config), open_audit_log(config, root)
 
 
 def read_password(from_stdin: bool) -> str:
