@@ -4,7 +4,9 @@ The public surface grows layer by layer (see DESIGN.md); today it is the
 native core: erasure coding and RAID parity (:mod:`dwcore.ec`), block
 checksums and content hashes (:mod:`dwcore.checksum`), the crash-safe block
 allocator (:mod:`dwcore.alloc`) and the instruction-set control of the
-kernels (:mod:`dwcore.native`).
+kernels (:mod:`dwcore.native`); the object store's embedding API is
+:class:`dwcore.Instance` (:mod:`dwcore.store`) with copy-on-write snapshots
+(:mod:`dwcore.snapshots`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +25,16 @@ from dwcore.errors import (
 )
 from dwcore.pool import Pool
 
+
+def __getattr__(name: str) -> object:
+    """``dwcore.Instance`` is imported on first use (it pulls in auth, audit and config)."""
+    if name == "Instance":
+        from dwcore.store import Instance
+
+        return Instance
+    raise AttributeError(f"module 'dwcore' has no attribute {name!r}")
+
+
 try:
     __version__ = version("dwcore")
 except PackageNotFoundError:  # running from a source tree that was never installed
@@ -33,6 +45,7 @@ __all__ = [
     "CorruptionError",
     "DWError",
     "DataLossError",
+    "Instance",
     "InvalidArgumentError",
     "NoSpaceError",
     "Pool",

@@ -110,3 +110,11 @@ class ConfigError(DWError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class InvalidKeyError(InvalidArgumentError):
+    """An object key is empty, too long or holds a forbidden part; the message says which."""
+
+
+class CompartmentNotEmptyError(DWError):
+    """A compartment still holds objects and cannot be deleted; delete them first."""

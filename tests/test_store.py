@@ -1,0 +1,347 @@
+"""The object store through dwcore.Instance: compartments, put/get/head/delete/list, keys,
+streaming, concurrency, fsck and the on-disk layout of an instance."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+import numpy as np
+import pytest
+
+import dwcore
+from dwcore.errors import (
+    AlreadyExistsError,
+    CompartmentNotEmptyError,
+    ConfigError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    NotFoundError,
+)
+from dwcore.paths import CONFIG_FILE
+from dwcore.store import EXTENT_BYTES, Instance, check_key
+from dwcore.store.keys import partition_of, prefix_end
+from tests.store_helpers import audit_records, fast_root, make, reopen
+
+
+@pytest.fixture
+def inst(tmp_path: Path) -> Iterator[Instance]:
+    with fast_root(tmp_path) as root, make(root) as i:
+        i.create_compartment("c")
+        yield i
+
+
+def test_instance_is_exported_and_lays_out_its_root(tmp_path: Path) -> None:
+    assert dwcore.Instance is Instance
+    with make(tmp_path / "r") as inst:
+        inst.create_compartment("docs")
+        inst.put("docs", "k", b"v")
+    names = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {CONFIG_FILE, "catalog.sqlite3", "auth.sqlite3", "audit", "pools"} <= names
+    assert sorted(p.name for p in (tmp_path / "r/pools/main").glob("dev-*")) == [
+        f"dev-{i:02d}" for i in range(6)
+    ]
+    with reopen(tmp_path / "r") as inst:
+        assert inst.get("docs", "k") == b"v"
+        assert inst.pools["main"].layout.level == "6"
+        assert inst.tiers() == {"hot": "main", "warm": "main", "cold": "main"}
+
+
+def test_create_refuses_an_existing_instance_and_open_a_missing_one(tmp_path: Path) -> None:
+    make(tmp_path / "r").close()
+    with pytest.raises(AlreadyExistsError, match="already holds"):
+        make(tmp_path / "r")
+    with pytest.raises(NotFoundError, match="no dwcore instance"):
+        Instance.open(tmp_path / "nothing")
+
+
+def test_create_validates_the_config_before_writing(tmp_path: Path) -> None:
+    bad = {"pools": [{"name": "main", "level": "6", "devices": 6, "device_size": "1KiB"}]}
+    with pytest.raises(ConfigError, match="device_size"):
+        Instance.create(tmp_path / "r", bad, check_resources=False)
+    assert not (tmp_path / "r" / CONFIG_FILE).exists()
+
+
+def test_default_instance_is_raid6_on_six_files(tmp_path: Path) -> None:
+    with Instance.create(tmp_path / "d", check_resources=False) as inst:
+        pool = inst.pools["main"]
+        assert pool.layout.level == "6" and pool.layout.n_devices == 6
+        inst.create_compartment("x")
+        inst.put("x", "y", b"z")
+    text = (tmp_path / "d" / CONFIG_FILE).read_text()
+    assert '"level" = "6"' in text
+
+
+def test_put_get_head_delete_round_trip(inst: Instance, rng: np.random.Generator) -> None:
+    data = rng.bytes(100_000)
+    info = inst.put("c", "dir/file.bin", data, metadata={"type": "application/x"})
+    assert info.size == len(data)
+    assert info.content_hash == blake3.blake3(data).hexdigest()
+    assert info.metadata == {"type": "application/x"}
+    assert info.partition == partition_of("dir/file.bin", 16)
+    assert inst.get("c", "dir/file.bin") == data
+    assert inst.get("c", "dir/file.bin", 1000, 5000) == data[1000:6000]
+    assert inst.get("c", "dir/file.bin", 99_990) == data[99_990:]
+    assert inst.get("c", "dir/file.bin", 99_990, 100) == data[99_990:]
+    head = inst.head("c", "dir/file.bin")
+    assert head.version_id == info.version_id and head.size == len(data)
+    inst.put("c", "dir/file.bin", b"second")
+    assert inst.get("c", "dir/file.bin") == b"second"
+    assert [v.size for v in inst.versions("c", "dir/file.bin")] == [6]
+    removed = inst.delete("c", "dir/file.bin")
+    assert removed.size == 6
+    with pytest.raises(NotFoundError, match="does not exist"):
+        inst.get("c", "dir/file.bin")
+    with pytest.raises(NotFoundError):
+        inst.delete("c", "dir/file.bin")
+
+
+def test_empty_object_and_bad_ranges(inst: Instance) -> None:
+    inst.put("c", "empty", b"")
+    assert inst.get("c", "empty") == b""
+    assert inst.head("c", "empty").size == 0
+    inst.put("c", "k", b"abc")
+    with pytest.raises(InvalidArgumentError, match="past the end"):
+        inst.get("c", "k", 4)
+    with pytest.raises(InvalidArgumentError, match="offset"):
+        inst.get("c", "k", -1)
+    with pytest.raises(InvalidArgumentError, match="encode"):
+        inst.put("c", "k", "text")  # type: ignore[arg-type]
+    assert inst.get("c", "k") == b"abc"
+
+
+def test_large_object_is_streamed_in_extents(inst: Instance, rng: np.random.Generator) -> None:
+    pieces = [rng.bytes(1_000_003) for _ in range(10)]  # odd sizes: the writer re-chunks
+    whole = b"".join(pieces)
+    info = inst.put("c", "big", iter(pieces))
+    assert info.size == len(whole)
+    stored = inst.catalog.version(info.version_id)
+    assert stored is not None
+    assert [r.length for r in stored.extents] == [
+        EXTENT_BYTES,
+        EXTENT_BYTES,
+        len(whole) - 2 * EXTENT_BYTES,
+    ]
+    assert inst.get("c", "big") == whole
+    start = EXTENT_BYTES - 10
+    assert inst.get("c", "big", start, 20) == whole[start : start + 20]  # across extents
+    with inst.get_stream("c", "big", chunk_size=300_000) as stream:
+        parts = list(stream)
+    assert b"".join(parts) == whole and max(map(len, parts)) <= 300_000
+    info2 = inst.put("c", "file", io.BytesIO(whole))
+    assert info2.content_hash == info.content_hash
+    with inst.get_stream("c", "file", 5, 100) as stream:
+        assert stream.read(10) == whole[5:15]
+        assert stream.read() == whole[15:105]
+        assert stream.read() == b""
+
+
+def test_a_stream_keeps_its_version_after_overwrite_and_delete(inst: Instance) -> None:
+    inst.put("c", "k", b"old" * 10_000)
+    stream = inst.get_stream("c", "k", chunk_size=1000)
+    first = next(stream)
+    inst.put("c", "k", b"new")
+    inst.delete("c", "k")
+    inst.put("c", "other", b"x" * 100_000)  # would reuse freed rows
+    assert first + b"".join(stream) == b"old" * 10_000
+    rep = inst.fsck()
+    assert rep.ok and rep.leaked_rows == {"main": 0}
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("", "empty"),
+        ("/abs", "start with '/'"),
+        ("a/../b", "'..'"),
+        ("..", "'..'"),
+        ("a/./b", "'.'"),
+        ("nul\x00", "NUL"),
+        ("tab\there", "control character"),
+        ("bell\x07", "control character"),
+        ("del\x7f", "control character"),
+        ("c1\x85", "control character"),
+        ("é" * 513, "1026 bytes"),
+        ("x" * 1025, "1025 bytes"),
+        ("\udcff", "surrogate"),
+    ],
+)
+def test_hostile_keys_are_refused_with_clear_errors(inst: Instance, key: str, why: str) -> None:
+    with pytest.raises(InvalidKeyError, match=why):
+        inst.put("c", key, b"x")
+    with pytest.raises(InvalidKeyError):
+        inst.get("c", key)
+    assert inst.list("c").objects == ()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["a", "x" * 1024, "é" * 512, "a..b/c..", "...", "a/b/", "日本/語", "sp ace", "🙂", "a//b"],
+)
+def test_unusual_valid_keys_round_trip(inst: Instance, key: str) -> None:
+    assert check_key(key) == key
+    inst.put("c", key, key.encode())
+    assert inst.get("c", key) == key.encode()
+    assert inst.list("c").keys == [key]
+
+
+def test_bad_names_and_metadata(inst: Instance) -> None:
+    with pytest.raises(InvalidArgumentError, match="compartment name"):
+        inst.create_compartment("../etc")
+    with pytest.raises(InvalidArgumentError, match="metadata"):
+        inst.put("c", "k", b"", metadata={"bad name": "x"})
+    with pytest.raises(InvalidArgumentError, match="text"):
+        inst.put("c", "k", b"", metadata={"n": 1})  # type: ignore[dict-item]
+    with pytest.raises(InvalidArgumentError, match="at most"):
+        inst.put("c", "k", b"", metadata={"n": "x" * 9000})
+    with pytest.raises(NotFoundError, match="compartment 'nope'"):
+        inst.put("nope", "k", b"")
+
+
+def test_list_pages_in_key_order_with_prefix(inst: Instance) -> None:
+    keys = sorted({f"p/{i:04d}" for i in range(250)} | {"q", "p", "p0", "o/z", "p/\U0010ffff"})
+    for k in keys:
+        inst.put("c", k, k.encode())
+    seen: list[str] = []
+    after = None
+    while True:
+        page = inst.list("c", "p/", after, 37)
+        seen += page.keys
+        if page.next_start_after is None:
+            break
+        after = page.next_start_after
+    assert seen == [k for k in keys if k.startswith("p/")]
+    assert inst.list("c", limit=10_000).keys == keys
+    assert inst.list("c", "p/02", limit=5).keys == [
+        "p/0200",
+        "p/0201",
+        "p/0202",
+        "p/0203",
+        "p/0204",
+    ]
+    assert inst.list("c", "zz").keys == []
+    assert [o.key for o in inst.iter_objects("c", "p/01")] == [f"p/01{i:02d}" for i in range(100)]
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        inst.list("c", limit=0)
+    assert prefix_end("a\U0010ffff") == "b"
+    assert prefix_end("\U0010ffff") is None
+
+
+def test_compartments(inst: Instance) -> None:
+    info = inst.create_compartment("logs", partitions=4, tier="cold")
+    assert info.partitions == 4 and info.tier == "cold" and info.owner.startswith("local:")
+    with pytest.raises(AlreadyExistsError):
+        inst.create_compartment("logs")
+    assert [c.name for c in inst.list_compartments()] == ["c", "logs"]
+    inst.put("logs", "a", b"1")
+    assert inst.head("logs", "a").partition == partition_of("a", 4)
+    with pytest.raises(CompartmentNotEmptyError, match="1 object"):
+        inst.delete_compartment("logs")
+    inst.delete("logs", "a")
+    inst.delete_compartment("logs")
+    assert [c.name for c in inst.list_compartments()] == ["c"]
+    inst.create_compartment("logs")  # the name is free again, the new one is empty
+    assert inst.list("logs").objects == ()
+    with pytest.raises(InvalidArgumentError, match="tier"):
+        inst.create_compartment("t", tier="lukewarm")
+
+
+def test_concurrent_writers_are_group_committed(inst: Instance) -> None:
+    n_threads, per = 8, 25
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n_threads)
+
+    def work(t: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(per):
+                inst.put("c", f"t{t}/{i}", f"{t}:{i}".encode() * 100)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    before = inst.group_commit.batches
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    batches = inst.group_commit.batches - before
+    assert batches < n_threads * per  # some batches held several puts
+    for t in range(n_threads):
+        for i in range(per):
+            assert inst.get("c", f"t{t}/{i}") == f"{t}:{i}".encode() * 100
+    assert len(inst.list("c", limit=10_000).objects) == n_threads * per
+
+
+def test_concurrent_overwrites_leave_one_version_and_no_leak(inst: Instance) -> None:
+    def work(t: int) -> None:
+        for i in range(20):
+            inst.put("c", "hot", bytes([t]) * (1000 + i))
+            inst.get("c", "hot")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    data = inst.get("c", "hot")
+    assert len(set(data)) == 1
+    assert len(inst.versions("c", "hot")) == 1
+    rep = inst.fsck()
+    assert rep.ok and rep.leaked_rows == {"main": 0}
+    assert inst.catalog.counts()["extents"] == 1
+
+
+def test_fsck_frees_rows_no_version_references(inst: Instance) -> None:
+    inst.put("c", "keep", b"k" * 50_000)
+    pool = inst.pools["main"]
+    leaked = [pool.write(b"orphan" * 5000) for _ in range(3)]
+    pool.sync()
+    rep = inst.fsck()
+    assert rep.ok
+    assert rep.leaked_rows["main"] == sum(e.rows for e in leaked)
+    assert any("leaked" in line for line in rep.repaired)
+    assert inst.fsck().leaked_rows["main"] == 0
+    deep = inst.fsck(deep=True)
+    assert deep.ok and deep.verified == 1
+    assert inst.get("c", "keep") == b"k" * 50_000
+
+
+def test_fsck_deep_finds_wrong_content(inst: Instance) -> None:
+    info = inst.put("c", "k", b"a" * 1000)
+    inst.catalog._conn.execute(
+        "UPDATE versions SET hash = ? WHERE id = ?", (b"\0" * 32, info.version_id)
+    )
+    rep = inst.fsck(deep=True)
+    assert not rep.ok and "content hash mismatch" in rep.problems[0]
+
+
+def test_operations_are_audited(inst: Instance) -> None:
+    inst.put("c", "k", b"abc")
+    inst.get("c", "k")
+    inst.delete("c", "k")
+    with pytest.raises(NotFoundError):
+        inst.get("c", "k")
+    recs = audit_records(inst, resource="object:c/k")
+    assert [(r.action, r.outcome.value) for r in recs] == [
+        ("object.put", "success"),
+        ("object.get", "success"),
+        ("object.delete", "success"),
+        ("object.get", "failure"),
+    ]
+    assert all(r.principal.startswith("local:") and r.details["via"] == "local" for r in recs)
+    created = audit_records(inst, action="compartment.create", category="administration")
+    assert [r.resource for r in created] == ["compartment:c"]
+
+
+def test_closed_instance_refuses_work(tmp_path: Path) -> None:
+    inst = make(tmp_path / "r")
+    inst.create_compartment("c")
+    inst.close()
+    inst.close()
+    with pytest.raises(InvalidArgumentError, match="closed"):
+        inst.put("c", "k", b"")

@@ -1,0 +1,110 @@
+"""The SQLite catalog: plugin registration, schema versions, MVCC by generation, sharing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dwcore.errors import UnsupportedFormatError
+from dwcore.plugins import Category, MetadataPlugin, PluginManager, discover
+from dwcore.pool import Extent
+from dwcore.store import CATALOG_DB, Catalog
+from dwcore.store.catalog import DeleteChange, PutChange, Scope
+from dwcore.store.schema import SCHEMA_VERSION
+
+TAG = b"\x01" * 8
+
+
+def ext(first: int, length: int = 100) -> Extent:
+    return Extent(TAG, first, 1, length)
+
+
+def put(cat: Catalog, cid: int, key: str, *exts: Extent) -> object:
+    size = sum(e.length for e in exts)
+    change = PutChange(
+        cid, key, 0, size, b"\0" * 32, "o", {}, 0.0, "main",
+        extents=[(e, i * 100) for i, e in enumerate(exts)],
+    )  # fmt: skip
+    (res,), freed = cat.apply([change])
+    return res, freed
+
+
+def test_sqlite_catalog_is_a_metadata_plugin_from_the_entry_points(tmp_path: Path) -> None:
+    eps = {ep.name: ep.value for ep in discover()}
+    assert eps["sqlite"] == "dwcore.store.plugin:SqliteMetadataPlugin"
+    manager = PluginManager([ep for ep in discover() if ep.name == "sqlite"])
+    assert manager.load_all().ok
+    assert manager.loaded("sqlite").info.category is Category.METADATA
+    cat = manager.get("sqlite", MetadataPlugin).open_catalog(str(tmp_path))
+    assert isinstance(cat, Catalog) and cat.path == tmp_path / CATALOG_DB
+    cat.close()
+
+
+def test_wal_full_sync_schema_version_and_migrations(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    assert cat.schema_version == SCHEMA_VERSION
+    assert cat._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cat._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    rows = cat._conn.execute("SELECT version FROM migrations").fetchall()
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    cat.close()
+    Catalog(tmp_path / "c.db").close()  # reopening migrates nothing
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    Catalog(tmp_path / "c.db").close()
+    conn = sqlite3.connect(tmp_path / "c.db")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(UnsupportedFormatError, match="newer than this dwcore reads"):
+        Catalog(tmp_path / "c.db")
+
+
+def test_generations_and_live_at(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    comp = cat.create_compartment("c", "o", partitions=16, tier="hot", acl={}, now=0.0)
+    g0 = cat.generation
+    put(cat, comp.id, "k", ext(1))
+    g1 = cat.generation
+    assert g1 == g0 + 1
+    snap = cat.create_snapshot(Scope("compartment", comp.id), "", "o", 0.0)
+    assert snap.generation == g1 and cat.generation == g1  # a snapshot is no change
+    _, freed = put(cat, comp.id, "k", ext(2))
+    assert freed == []  # the snapshot holds the first version's extent
+    g2 = cat.generation
+    (_,), freed = cat.apply([DeleteChange(comp.id, "k")])
+    assert freed == [("main", ext(2))]  # no snapshot saw the second version
+    assert cat.lookup(comp.id, "k") is None
+    assert cat.lookup(comp.id, "k", g1).extents[0].extent == ext(1)
+    assert cat.lookup(comp.id, "k", g0) is None
+    assert cat.lookup(comp.id, "k", g2) is None  # purged: nothing can ask for it
+    _, freed = cat.delete_snapshot(snap.id)
+    assert freed == [("main", ext(1))]
+    assert cat.counts() == {
+        "compartments": 1, "objects": 0, "versions": 0, "extents": 0, "snapshots": 0,
+    }  # fmt: skip
+    cat.close()
+
+
+def test_a_failed_change_does_not_spoil_its_batch(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    comp = cat.create_compartment("c", "o", partitions=16, tier="hot", acl={}, now=0.0)
+    good = PutChange(comp.id, "a", 0, 100, b"\0" * 32, "o", {}, 0.0, "main", [(ext(1), 0)])
+    results, _ = cat.apply([DeleteChange(comp.id, "missing"), good])
+    assert "does not exist" in str(results[0])
+    assert cat.lookup(comp.id, "a") is not None
+    cat.close()
+
+
+def test_check_finds_and_removes_unreferenced_extent_rows(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    cat._conn.execute(
+        "INSERT INTO extents (pool, handle, length) VALUES ('main', ?, 100)", (bytes(ext(9)),)
+    )
+    problems, repaired, freed = cat.check(repair=False)
+    assert problems == ["1 extent row(s) referenced by no version"] and not freed
+    problems, repaired, freed = cat.check(repair=True)
+    assert not problems and repaired and freed == [("main", ext(9))]
+    cat.close()
