@@ -9,17 +9,29 @@ import pytest
 from typer.testing import CliRunner
 
 from dwcore.audit import query, verify
-from dwcore.auth import AuthService, Principal
+from dwcore.auth import AuthPolicy, AuthService, Principal
 from dwcore.cli import app
 
 PW = "a long enough password"
+FAST = AuthPolicy(argon2_time_cost=1, argon2_memory_cost=8, argon2_parallelism=1)
 ME = Principal.local_owner().name
+
+
+#: Cheap hashing for the tests, through the instance's own configuration file.
+FAST_TOML = """[security]
+argon2_time_cost = 1
+argon2_memory_cost = 8
+argon2_parallelism = 1
+"""
 
 
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("DWCORE_ROOT", raising=False)
-    return tmp_path / "inst"
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    (inst / "dwcore.toml").write_text(FAST_TOML)
+    return inst
 
 
 def run(root: Path, *args: str, input: str | None = None, code: int = 0) -> str:
@@ -37,8 +49,11 @@ def test_user_lifecycle(root: Path) -> None:
     out = run(root, "user", "list")
     assert "alice" in out and "operator@instance" in out and "active" in out
     run(root, "user", "passwd", "alice", "--password-stdin", input="another long password\n")
-    with AuthService(root) as svc:
+    with AuthService(root, FAST) as svc:
         svc.authenticate_password("alice", "another long password")
+        assert svc.db.one("SELECT password_hash FROM users")["password_hash"].startswith(
+            "$argon2id$v=19$m=8,t=1,p=1$"  # the policy came from dwcore.toml
+        )
     run(root, "user", "disable", "alice")
     assert "disabled" in run(root, "user", "list")
     run(root, "user", "enable", "alice")
@@ -183,15 +198,15 @@ def test_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     "args",
     [("user", "list"), ("role", "list"), ("key", "list"), ("audit", "verify"), ("audit", "query")],
 )
-def test_a_mistyped_root_is_not_an_empty_instance(root: Path, args: tuple[str, ...]) -> None:
-    err = run(root, *args, code=1)
+def test_a_mistyped_root_is_not_an_empty_instance(tmp_path: Path, args: tuple[str, ...]) -> None:
+    typo = tmp_path / "typo"
+    err = run(typo, *args, code=1)
     assert "check --root" in err
-    assert not root.exists()  # nothing was created there
+    assert not typo.exists()  # nothing was created there
 
 
 def test_security_policy_from_the_instance_config(root: Path) -> None:
-    root.mkdir(parents=True)
-    (root / "dwcore.toml").write_text("[security]\nmin_password_length = 30\n")
+    (root / "dwcore.toml").write_text(FAST_TOML + "min_password_length = 30\n")
     err = run(root, "user", "add", "alice", "--password-stdin", input=PW + "\n", code=1)
     assert "at least 30" in err and "security.min_password_length" in err
     run(root, "user", "add", "alice", "--password-stdin", input=PW + " and then some\n")
