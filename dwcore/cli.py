@@ -7,7 +7,9 @@ judged from them.  ``dwcore pool create|status|scrub|rebuild|replace|fail``
 manages pools (:mod:`dwcore.pool.cli`); ``dwcore plugins list|validate``
 shows and checks the installed plugins (:mod:`dwcore.plugins.cli`);
 ``dwcore memory status`` shows the memory-pressure level (:mod:`dwcore.memory.cli`);
-``dwcore config validate|show FILE`` checks a ``dwcore.toml`` (:mod:`dwcore.config.cli`).
+``dwcore config validate|show FILE`` checks a ``dwcore.toml`` (:mod:`dwcore.config.cli`);
+``dwcore put|get|ls|rm|fsck`` work on objects (:mod:`dwcore.store.cli`) and
+``dwcore snapshot ...`` on snapshots (:mod:`dwcore.snapshots.cli`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from dwcore.errors import InvalidArgumentError
 from dwcore.memory.cli import memory_app
 from dwcore.plugins.cli import plugins_app
 from dwcore.pool.cli import pool_app
+from dwcore.snapshots.cli import snapshot_app
+from dwcore.store import cli as store_cli
 
 __all__ = ["app", "main"]
 
@@ -63,6 +67,12 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(memory_app, name="memory")
 app.add_typer(config_app, name="config")
+app.add_typer(snapshot_app, name="snapshot")
+app.command("put")(store_cli.put)
+app.command("get")(store_cli.get)
+app.command("ls")(store_cli.ls)
+app.command("rm")(store_cli.rm)
+app.command("fsck")(store_cli.fsck)
 
 #: Width of tables when stdout is not a terminal (files, CI logs).
 _PLAIN_WIDTH = 160

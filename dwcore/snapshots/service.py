@@ -306,7 +306,8 @@ class Snapshots:
         while count < limit:
             rows = self._cat.list_objects(
                 cid,
-                prefix=prefix if cursor is None else cursor,
+                prefix=prefix,
+                start_at=cursor,
                 end=end,
                 limit=1,
                 gen=info.generation,

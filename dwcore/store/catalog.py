@@ -413,6 +413,7 @@ class Catalog:
         *,
         prefix: str = "",
         start_after: str | None = None,
+        start_at: str | None = None,
         end: str | None = None,
         limit: int = 1000,
         gen: int | None = None,
@@ -422,8 +423,8 @@ class Catalog:
     ) -> list[ObjectInfo]:
         """Versions current (or live at ``gen``) in compartment ``cid``, by key.
 
-        Keys start with ``prefix``, are after ``start_after`` and before
-        ``end`` (the end of the prefix range when None).
+        Keys start with ``prefix``, are after ``start_after``, at or after
+        ``start_at`` and before ``end`` (the end of the prefix range when None).
         """
         from dwcore.store.keys import prefix_end
 
@@ -433,6 +434,9 @@ class Catalog:
         if start_after is not None:
             where.append("v.key > :after")
             params["after"] = start_after
+        if start_at is not None:
+            where.append("v.key >= :at")
+            params["at"] = start_at
         hi = end if end is not None else prefix_end(prefix) if prefix else None
         if hi is not None:
             where.append("v.key < :hi")
@@ -713,7 +717,10 @@ class Catalog:
                 if current is not None and (scope.kind != "pool" or current.pool == scope.pool):
                     changes.append(DeleteChange(target_cid, k, missing_ok=True))
                 continue
-            if current is not None and current.version_id == then.version_id:
+            if current is not None and (
+                current.version_id == then.version_id
+                or (current.content_hash, current.metadata) == (then.content_hash, then.metadata)
+            ):
                 continue
             changes.append(
                 PutChange(
