@@ -1,4 +1,4 @@
-"""Issue 7 layouts (RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E, 5EE, MD10): placement and predicates.
+"""Issue 7 layouts (2, 3, 4, 01, 03, 50, 60, 100, 1E, 5E, 5EE, 6E, MD10): placement, predicates.
 
 * golden placement: RAID 4 from the level-4 branch of md's
   ``raid5_compute_sector`` (``raid_golden7.py``); MD10 near/far/offset and
@@ -91,6 +91,11 @@ def configs(max_n: int) -> Iterator[Cfg]:
     for n in range(4, max_n + 1):
         yield "5EE", n, {}
         yield "5EE", n, {"compacted": n // 2}
+        yield "5E", n, {}
+        yield "5E", n, {"absent": n // 2}
+    for n in range(5, max_n + 1):
+        yield "6E", n, {}
+        yield "6E", n, {"absent": 0}
     for n in range(2, max_n + 1):
         for kind in MD10_KINDS:
             if md10_ok(n, kind):
@@ -501,6 +506,28 @@ def test_predicates_from_the_spec() -> None:
                 for g, h in itertools.combinations(range(n), 2)
                 if f not in (g, h)
             )
+    # RAID 5E / 6E: inside [0, A) exactly md's RAID 5 / RAID 6 left-symmetric; compression
+    # keeps every chunk's address and moves it to an equal or higher device offset.
+    for name, p, n in (("5E", 1, 5), ("5E", 1, 7), ("6E", 2, 6), ("6E", 2, 8)):
+        lay = layout(name, n, C)
+        md = layout("5" if p == 1 else "6", n, C)
+        comp: Any = layout(name, n, C, absent=1)
+        small = layout("5" if p == 1 else "6", n - 1, C)
+        for x in range(0, 6 * lay.k * C, C):
+            s, d, _o = lay.locate(x)
+            (mem,) = lay.stripe(s).data_members(d)
+            ms, md_d, _ = md.locate(x)
+            (want,) = md.stripe(ms).data_members(md_d)
+            assert (mem.device, mem.device_offset) == (want.device, want.device_offset)
+            cs, cd, _ = comp.locate(x)
+            (moved,) = comp.stripe(cs).data_members(cd)
+            ss, sd, _ = small.locate(x)
+            (want2,) = small.stripe(ss).data_members(sd)
+            assert moved.device == [d for d in range(n) if d != 1][want2.device]
+            assert moved.device_offset == want2.device_offset >= mem.device_offset
+        assert lay.fault_tolerance == p and comp.survives(set(range(p + 1)))
+        assert not comp.survives(set(range(p + 2)))
+        assert not lay.survives(set(range(1, p + 2)))
     # RAID 100: every mirror group keeps a device.
     lay = layout("100", 12, C, arrays=3)
     assert lay.survives(range(0, 12, 2)) and not lay.survives({4, 5})
@@ -537,7 +564,15 @@ def test_every_byte_has_one_home(cfg: Cfg) -> None:
             devs = [m.device for m in sm.data_members(d)]
             assert len(devs) == len(set(devs))
     free = owner < 0
-    if cfg[0] == "5EE":  # unused: the spare chunks, or all of the compacted device
+    if cfg[0] in ("5E", "6E"):  # unused: the spare space at the end, or the absent device
+        lay_e: Any = lay
+        want = np.zeros_like(free)
+        if lay_e.absent is None:
+            want[:, lay_e.spare_area(usable) :] = True
+        else:
+            want[lay_e.absent] = True
+        assert (free == want).all()
+    elif cfg[0] == "5EE":  # unused: the spare chunks, or all of the compacted device
         lay5: Any = lay
         want = np.zeros_like(free)
         if lay5.compacted is None:
@@ -551,9 +586,11 @@ def test_every_byte_has_one_home(cfg: Cfg) -> None:
     rnd = random.Random(n)
     for _ in range(50):
         dev, off = rnd.randrange(n), rnd.randrange(usable)
-        if free[dev, off]:
-            with pytest.raises(InvalidArgumentError, match="no member owns"):
-                lay.member_at(dev, off)
+        if free[dev, off]:  # no member, or one of a stripe past the end of this size
+            try:
+                assert lay.member_at(dev, off)[0].index >= stripes
+            except InvalidArgumentError as exc:
+                assert "no member owns" in str(exc)
             continue
         sm, mem = lay.member_at(dev, off)
         assert mem in sm.members and mem.device == dev
@@ -612,7 +649,7 @@ def test_capacity_formulas() -> None:
 
 
 def test_levels_available() -> None:
-    for name in ("2", "3", "4", "01", "03", "50", "60", "100", "1E", "5EE", "MD10"):
+    for name in ("2", "3", "4", "01", "03", "50", "60", "100", "1E", "5E", "5EE", "6E", "MD10"):
         assert name in AVAILABLE and is_available(name.lower())
     for alias, name in (("raid4", "4"), ("0+1", "01"), ("5+0", "50"), ("raid60", "60")):
         assert canonical(alias) == name
@@ -653,6 +690,11 @@ def test_params_round_trip() -> None:
         (("100", 8), {"top_chunk_size": 6000}, "multiple of chunk_size"),
         (("1E", 1), {}, "needs at least 2 devices"),
         (("5EE", 3), {}, "needs at least 4 devices"),
+        (("5E", 3), {}, "needs at least 4 devices"),
+        (("6E", 4), {}, "needs at least 5 devices"),
+        (("5E", 5), {"absent": 7}, "absent must be a device index"),
+        (("5E", 5), {"position": 3}, "a reshape goes from"),
+        (("5E", 5), {"reshape_from": 1}, "reshape_from needs a position"),
         (("5EE", 5), {"compacted": 5}, "compacted must be a device index"),
         (("MD10", 3), {"layout": "f4"}, "needs at least 4 devices"),
         (("MD10", 4), {"layout": "x2"}, "mdadm name"),

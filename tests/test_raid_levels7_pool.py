@@ -1,6 +1,6 @@
 """The §0.5 conformance template through the pool for the issue 7 levels.
 
-RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E, 5EE and MD10 (near, far, offset), on RAM devices
+RAID 2, 3, 4, 01, 03, 50, 60, 100, 1E, 5E, 5EE, 6E and MD10 (near, far, offset), on RAM devices
 behind :class:`~dwcore.devices.FaultyDevice`:
 
 1. fill with seeded random extents (1 B … 3·C and larger), ≥ 2 rotation
@@ -19,12 +19,16 @@ behind :class:`~dwcore.devices.FaultyDevice`:
 6. power cuts: every acknowledged extent survives, also with a device failed;
 7. RAID 5EE: compaction into the spare chunks (only those written, one chunk
    per stripe), then a second failure survived; a crash in the middle of
-   compaction; expansion back onto a replacement equal to the twin.
+   compaction; expansion back onto a replacement equal to the twin;
+8. RAID 5E / 6E: compression onto the spare space, then one (6E: two) more
+   failures survived and one beyond that lost; a power cut in the middle of
+   a stripe's move (resumed from the backup); expansion equal to the twin.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any
 
 import numpy as np
@@ -53,7 +57,7 @@ from pool_helpers import (
 
 from dwcore.errors import DataLossError, DWError
 from dwcore.pool import DeviceState, Pool
-from dwcore.pool.spare import compact, expand
+from dwcore.pool.spare import BACKUP_NAME, compact, compress, expand
 
 pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
 
@@ -84,6 +88,9 @@ DEFAULT_CONFIGS: list[Cfg] = [
     ("MD10", 5, {"layout": "n2f2"}),
     ("5EE", 4, {}),
     ("5EE", 6, {}),
+    ("5E", 4, {}),
+    ("5E", 5, {}),
+    ("6E", 6, {}),
 ]
 SLOW_CONFIGS: list[Cfg] = [
     ("2", 8, {"secded": True}),
@@ -115,6 +122,11 @@ SLOW_CONFIGS: list[Cfg] = [
     ("MD10", 8, {"layout": "n2f2"}),
     ("5EE", 5, {}),
     ("5EE", 8, {}),
+    ("5E", 6, {}),
+    ("5E", 8, {}),
+    ("6E", 5, {}),
+    ("6E", 7, {}),
+    ("6E", 8, {}),
 ]
 #: One configuration per level (and per MD10 family) for the other template tests.
 ONE: list[Cfg] = [
@@ -131,9 +143,11 @@ ONE: list[Cfg] = [
     ("MD10", 5, {"layout": "f2"}),
     ("MD10", 4, {"layout": "o2"}),
     ("5EE", 5, {}),
+    ("5E", 5, {}),
+    ("6E", 6, {}),
 ]
 #: The levels that locate-and-repair through parity (for the parity scrub test).
-PARITY = [c for c in ONE if c[0] in ("3", "4", "03", "50", "60", "5EE")]
+PARITY = [c for c in ONE if c[0] in ("3", "4", "03", "50", "60", "5EE", "5E", "6E")]
 
 
 def params(cfgs: list[Cfg], slow: bool = False) -> list[Any]:
@@ -682,4 +696,129 @@ def test_raid5ee_expand_matches_twin(tmp_path: Any) -> None:
     assert b.pool.scrub(repair=False).mismatches == []
     check_all(b.pool, b.ref, rng, subs=30)
     b.rig.fail({1})
+    check_all(b.pool, b.ref)
+
+
+# -- 8: RAID 5E / 6E compression and expansion ------------------------------------------------
+
+
+def reads_or_loses(pool: Pool, ref: Ref) -> list[bool | None]:
+    out: list[bool | None] = []
+    for ext, data in ref:
+        try:
+            out.append(pool.read(ext) == data)
+        except DataLossError:
+            out.append(None)
+    return out
+
+
+@pytest.mark.parametrize(("level", "n"), [("5E", 5), ("6E", 6)])
+def test_end_spare_sequential_failures(tmp_path: Any, level: str, n: int) -> None:
+    b = Built(tmp_path, level, n, {})
+    rng = np.random.default_rng(seed_of("end-seq", level))
+    p = b.layout.fault_tolerance
+    f1 = 1
+    assert not b.layout.survives(set(range(p + 1))), "p+1 concurrent failures must not survive"
+    b.rig.fail({f1})
+    b.pool.fail_device(f1)
+    seen: list[tuple[int, int]] = []
+    compress(b.pool, f1, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1]
+    assert b.pool.layout.absent == f1 and b.pool.layout.position is None  # type: ignore[attr-defined]
+    assert not os.path.exists(os.path.join(b.path, BACKUP_NAME))
+    check_all(b.pool, b.ref, rng, subs=50)
+    assert b.pool.scrub(repair=False).mismatches == []
+    b.pool.close()
+    image = Image.save(b.rig)
+    others = [d for d in range(n) if d != f1]
+    for more in itertools.combinations(others, p):  # p more failures, any devices: all reads
+        image.restore(b.rig)
+        pool = b.reopen()
+        b.rig.fail(set(more))
+        try:
+            check_all(pool, b.ref)
+        finally:
+            quiet_close(pool)
+            b.rig.heal()
+    image.restore(b.rig)
+    pool = b.reopen()
+    b.rig.fail(set(others[: p + 1]))  # one beyond: lost, never wrong
+    outcomes = reads_or_loses(pool, b.ref)
+    quiet_close(pool)
+    assert False not in outcomes and None in outcomes
+
+
+@pytest.mark.parametrize(("level", "n"), [("5E", 5), ("6E", 6)])
+def test_end_spare_power_cut_mid_stripe(tmp_path: Any, level: str, n: int) -> None:
+    """The process dies after a stripe's new blocks were written but before they were
+    synced and recorded, where its old and new places overlap; power is cut (each device
+    keeps a random part of those writes); compression resumes from the backup."""
+    b = Built(tmp_path, level, n, {}, chunk=4 * KiB)
+    rng = np.random.default_rng(seed_of("end-cut", level))
+    f1 = n - 1
+    b.rig.fail({f1})
+    b.pool.fail_device(f1)
+    b.pool.sync()
+    overlap = n - 1 - b.layout.fault_tolerance  # stripes below this move onto themselves
+    used = sorted({s for s in b.coverage() if s < overlap})
+    assert used, "no data in the overlapping stripes"
+    stop_at = used[-1]  # the first of them the backwards reshape reaches
+    total = b.pool.rows // b.rpc
+
+    def die(done: int, _total: int) -> None:
+        if total - done == stop_at:
+            raise _PowerLoss
+
+    with pytest.raises(_PowerLoss):
+        compress(b.pool, f1, progress=die)
+    assert os.path.exists(os.path.join(b.path, BACKUP_NAME))
+    for w in b.rig.wrappers:
+        w.fail_now("any")
+    for i, w in enumerate(b.rig.wrappers):
+        w.power_cut(seed=seed_of("end-cut", level, i), keep="random")
+    b.pool.close(sync=False)
+    b.rig.heal()
+    b.rig.fail({f1})
+    pool = b.reopen()
+    try:
+        lay: Any = pool.layout
+        assert lay.absent == f1 and lay.position == stop_at + 1
+        compress(pool, f1)  # resumes: the in-flight stripe comes from the backup
+        assert pool.layout.position is None  # type: ignore[attr-defined]
+        check_all(pool, b.ref, rng, subs=30)
+        assert pool.scrub(repair=False).mismatches == []
+    finally:
+        quiet_close(pool)
+
+
+@pytest.mark.parametrize(("level", "n"), [("5E", 5), ("6E", 6)])
+def test_end_spare_expand_matches_twin(tmp_path: Any, level: str, n: int) -> None:
+    b = Built(tmp_path, level, n, {})
+    rng = np.random.default_rng(seed_of("end-expand", level))
+    twin = b.rig.images()
+    usable = b.pool.checksum_table_offset
+    f1 = 2
+    b.rig.fail({f1})
+    b.pool.fail_device(f1)
+    compress(b.pool, f1)
+    with pytest.raises(DWError):
+        compress(b.pool, 0)  # the spare space is used: a second compression is refused
+    expand(b.pool, f1, b.rig.replace_inner(f1))
+    lay: Any = b.pool.layout
+    assert lay.absent is None and lay.position is None
+    st = b.pool.status()
+    assert not st.degraded and all(d[2] is DeviceState.ONLINE for d in st.devices)
+    assert_like_twin(b, range(n), twin)  # every allocated block and checksum entry
+    spare = lay.spare_area(usable)
+    for dev, img in enumerate(b.rig.images()):  # the spare space is blank again
+        lo, hi = DATA_OFFSET + spare, DATA_OFFSET + usable
+        assert img[lo:hi] == twin[dev][lo:hi]
+        clo = DATA_OFFSET + usable + spare // BLOCK * 4
+        assert (
+            img[clo : DATA_OFFSET + usable + usable // BLOCK * 4]
+            == twin[dev][clo : DATA_OFFSET + usable + usable // BLOCK * 4]
+        )
+    assert b.pool.scrub(repair=False).mismatches == []
+    check_all(b.pool, b.ref, rng, subs=30)
+    b.rig.fail(set(range(lay.fault_tolerance)))
     check_all(b.pool, b.ref)

@@ -26,7 +26,7 @@ from dwcore.raid.base import (
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
-from dwcore.raid.enhanced import Raid1E, Raid5EE
+from dwcore.raid.enhanced import Raid1E, Raid5E, Raid5EE, Raid6E
 from dwcore.raid.hamming import Raid2
 from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
@@ -74,8 +74,10 @@ __all__ = [
     "Raid3",
     "Raid4",
     "Raid5",
+    "Raid5E",
     "Raid5EE",
     "Raid6",
+    "Raid6E",
     "Raid10",
     "Raid50",
     "Raid60",

@@ -10,7 +10,7 @@ from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
-from dwcore.raid.enhanced import Raid1E, Raid5EE
+from dwcore.raid.enhanced import Raid1E, Raid5E, Raid5EE, Raid6E
 from dwcore.raid.hamming import Raid2
 from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
@@ -45,7 +45,9 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "60": Raid60,
     "100": Raid100,
     "1E": Raid1E,
+    "5E": Raid5E,
     "5EE": Raid5EE,
+    "6E": Raid6E,
     "MD10": Md10,
     "DP": Dp,
     "S": RaidS,
