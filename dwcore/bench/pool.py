@@ -1,6 +1,7 @@
 """``dwcore bench pool``: the pool engine against plain ``os.pwrite``/``os.pread``.
 
-For each configuration (RAID 5 on 6 devices, RAID 6 on 8, RAID 10 on 8) a
+For each configuration (RAID 5 on 6 devices, RAID 6 on 8, RAID 10 on 8,
+RAID 50 and RAID 60 on 8 as two groups of 4) a
 pool is created on device files in a directory (RAM-backed ``/dev/shm`` by
 default) or on the devices given, and measured in one run:
 
@@ -44,7 +45,7 @@ from dwcore.pool import Pool, PoolDegradedWarning
 __all__ = ["CONFIGS", "PoolBenchRow", "judge", "ram_backed", "run_pool_bench"]
 
 #: (level, devices) measured by default.
-CONFIGS: tuple[tuple[str, int], ...] = (("5", 6), ("6", 8), ("10", 8))
+CONFIGS: tuple[tuple[str, int], ...] = (("5", 6), ("6", 8), ("10", 8), ("50", 8), ("60", 8))
 MiB = 1 << 20
 
 
