@@ -301,7 +301,7 @@ def test_reopen_from_manifest_files(tmp_path: Any) -> None:
 def test_bad_inputs_modify_nothing(tmp_path: Any) -> None:
     root = tmp_path / "p"
     with pytest.raises(LevelUnavailableError):
-        Pool.create(root, "Z2", 4, SIZE)
+        Pool.create(root, "DECLUSTERED", 4, SIZE)  # a level not built yet
     with pytest.raises(InvalidArgumentError):
         Pool.create(root, "nope", 4, SIZE)
     with pytest.raises(InvalidArgumentError):
@@ -369,7 +369,7 @@ def test_cli(tmp_path: Any) -> None:
     assert res.exit_code == 0 and "healthy" in res.output
     with Pool.open(root) as pool:
         check(pool, ref)
-    res = run.invoke(app, ["pool", "create", str(tmp_path / "q"), "-l", "Z2", "-n", "4"])
+    res = run.invoke(app, ["pool", "create", str(tmp_path / "q"), "-l", "DECLUSTERED", "-n", "4"])
     assert res.exit_code == 1 and not (tmp_path / "q").exists()
 
 

@@ -20,7 +20,14 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from dwcore.ec import pq_parity_into, pq_recover_into, xor_parity_into, xor_recover_into
+from dwcore.ec import (
+    pq_parity_into,
+    pq_recover_into,
+    pqr_parity_into,
+    pqr_recover_into,
+    xor_parity_into,
+    xor_recover_into,
+)
 from dwcore.raid import Codec, RoleKind, StripeMap
 from dwcore.raid.dp import rdp_geometry, rdp_schedule
 from dwcore.raid.hamming import check_masks, solve
@@ -96,6 +103,12 @@ def encode(sm: StripeMap, bufs: Sequence[np.ndarray]) -> None:
     elif sm.codec is Codec.PQ_MD:
         p, q = _parity_slots(sm)
         pq_parity_into(list(bufs[: sm.k]), bufs[p], bufs[q], order="md")
+    elif sm.codec is Codec.PQ_ZFS:
+        p, q = _parity_slots(sm)
+        pq_parity_into(list(bufs[: sm.k]), bufs[p], bufs[q], order="zfs")
+    elif sm.codec is Codec.PQR_ZFS:
+        p, q, r = _parity_slots(sm)
+        pqr_parity_into(list(bufs[: sm.k]), bufs[p], bufs[q], bufs[r], order="zfs")
 
 
 def sources(sm: StripeMap, erased: Collection[int], j: int) -> int | None:
@@ -166,6 +179,10 @@ def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[in
         xor_recover_into(list(bufs), order)
     elif sm.codec is Codec.PQ_MD:
         pq_recover_into(list(bufs), order, order="md")
+    elif sm.codec is Codec.PQ_ZFS:
+        pq_recover_into(list(bufs), order, order="zfs")
+    elif sm.codec is Codec.PQR_ZFS:
+        pqr_recover_into(list(bufs), order, order="zfs")
     return set()
 
 
@@ -202,6 +219,8 @@ def mismatched_rows(sm: StripeMap, bufs: Sequence[np.ndarray], block: int) -> di
         encode(sm, scratch)
     elif sm.codec is Codec.XOR:
         xor_parity_into(list(bufs[: sm.k]), fresh[0])
+    elif sm.codec in (Codec.PQ_ZFS, Codec.PQR_ZFS):
+        encode(sm, list(bufs[: sm.k]) + fresh)
     else:
         pq_parity_into(list(bufs[: sm.k]), fresh[0], fresh[1], order="md")
     for j, f in zip(slots, fresh, strict=True):

@@ -32,6 +32,7 @@ from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import RAID5_ALGORITHMS, Raid5, Raid6
+from dwcore.raid.raidz import RaidZ, RaidZ1, RaidZ2, RaidZ3
 from dwcore.raid.registry import (
     AVAILABLE,
     LEVELS,
@@ -83,6 +84,10 @@ __all__ = [
     "Raid60",
     "Raid100",
     "RaidS",
+    "RaidZ",
+    "RaidZ1",
+    "RaidZ2",
+    "RaidZ3",
     "Role",
     "RoleKind",
     "Span",

@@ -121,6 +121,10 @@ class Codec(str, enum.Enum):
     #: subsets (:mod:`dwcore.raid.hamming`), erasures solved over GF(2).
     HAMMING = "hamming"
     RDP = "rdp"
+    #: RAID-Z2: P+Q in ZFS order (``Q = sum 2^(n-1-i) D_i``), ``order="zfs"``.
+    PQ_ZFS = "pq-zfs"
+    #: RAID-Z3: P+Q+R in ZFS order (R with generator 4).
+    PQR_ZFS = "pqr-zfs"
 
     @property
     def parity_count(self) -> int:
@@ -130,6 +134,8 @@ class Codec(str, enum.Enum):
             Codec.XOR: 1,
             Codec.PQ_MD: 2,
             Codec.RDP: 2,
+            Codec.PQ_ZFS: 2,
+            Codec.PQR_ZFS: 3,
             Codec.XOR_GROUPS: 1,
             Codec.PQ_MD_GROUPS: 2,
         }.get(self, 0)

@@ -16,6 +16,7 @@ from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import Raid5, Raid6
+from dwcore.raid.raidz import RaidZ1, RaidZ2, RaidZ3
 from dwcore.raid.striping import Raid0
 from dwcore.raid.symmetrix import RaidS
 from dwcore.raid.unraid import Unraid
@@ -51,6 +52,9 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "MD10": Md10,
     "DP": Dp,
     "S": RaidS,
+    "Z1": RaidZ1,
+    "Z2": RaidZ2,
+    "Z3": RaidZ3,
     "UNRAID": Unraid,
 }
 
