@@ -36,7 +36,7 @@ from dwcore.config import (
     root_of,
     validate_file,
 )
-from dwcore.memory import MemoryReading, Thresholds
+from dwcore.memory import ADMISSION, MemoryReading, Thresholds
 
 GiB = 1 << 30
 TiB = 1 << 40
@@ -461,6 +461,14 @@ def test_pools_are_created_then_opened_and_must_match(tmp_path: Path) -> None:
         open_pools(other, root)
 
 
+@pytest.fixture
+def keep_admission(monkeypatch: pytest.MonkeyPatch) -> None:
+    """memory_monitor() configures the process-wide admission controller: restore it."""
+    for attr in ("high_concurrency", "timeout_s"):
+        monkeypatch.setattr(ADMISSION, attr, getattr(ADMISSION, attr))
+
+
+@pytest.mark.usefixtures("keep_admission")
 def test_audit_log_and_memory_monitor_follow_the_configuration(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, CONSUMED), probes=ROOMY)
     with open_audit_log(config, tmp_path, background=False) as log:
@@ -469,6 +477,7 @@ def test_audit_log_and_memory_monitor_follow_the_configuration(tmp_path: Path) -
     mon = memory_monitor(config)
     assert mon.thresholds == Thresholds(0.5, 0.6, 0.7)
     assert mon.interval_s == 2.5
+    assert mon.admission is ADMISSION  # what dwcore.memory.admit() uses
     assert mon.admission.high_concurrency == 3 and mon.admission.timeout_s == 4.0
 
 
@@ -483,6 +492,7 @@ def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
     return found
 
 
+@pytest.mark.usefixtures("keep_admission")
 def test_every_key_in_the_schema_is_read_by_some_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ import pytest
 from dwcore.ec import ReedSolomon, _matrix
 from dwcore.errors import InvalidArgumentError, MemoryPressureError
 from dwcore.memory import (
+    ADMISSION,
     CACHES,
     KEEP_FRACTION,
     Admission,
@@ -28,6 +29,7 @@ from dwcore.memory import (
     MemoryReading,
     MemoryStatus,
     Thresholds,
+    admit,
     cgroup_limit,
     read_memory,
 )
@@ -395,12 +397,50 @@ def test_monitor_from_settings() -> None:
         admission_high_concurrency=3,
         admission_timeout_s=4.0,
     )
-    mon = MemoryMonitor.from_settings(settings, Readings(0.65), caches=CacheRegistry())
+    own = Admission()
+    mon = MemoryMonitor.from_settings(settings, Readings(0.65), CacheRegistry(), own)
+    assert mon.admission is own
     assert mon.thresholds == Thresholds(0.5, 0.6, 0.7)
     assert mon.interval_s == 0.25
     assert mon.admission.high_concurrency == 3 and mon.admission.timeout_s == 4.0
     assert mon.check().level is Level.HIGH
     assert mon.admission.level is Level.HIGH
+
+
+def test_a_monitor_from_settings_drives_the_process_wide_admit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for attr in ("high_concurrency", "timeout_s"):
+        monkeypatch.setattr(ADMISSION, attr, getattr(ADMISSION, attr))
+    settings = SimpleNamespace(
+        memory_elevated=0.7,
+        memory_high=0.85,
+        memory_critical=0.95,
+        memory_check_interval_s=1.0,
+        admission_high_concurrency=2,
+        admission_timeout_s=7.0,
+    )
+    mon = MemoryMonitor.from_settings(settings, Readings(0.97, 0.2), CacheRegistry())
+    try:
+        assert mon.admission is ADMISSION
+        assert ADMISSION.high_concurrency == 2 and ADMISSION.timeout_s == 7.0
+        assert mon.check().level is Level.CRITICAL
+        with pytest.raises(MemoryPressureError, match="paused"), admit(timeout=0):
+            pytest.fail("admitted at critical pressure")
+        assert mon.check().level is Level.NORMAL
+        with admit(timeout=0):
+            assert ADMISSION.snapshot()["active"] >= 1
+    finally:
+        ADMISSION.set_level(Level.NORMAL)
+
+
+def test_admission_configure_checks_values() -> None:
+    adm = Admission()
+    adm.configure(8, 1.5)
+    assert (adm.high_concurrency, adm.timeout_s) == (8, 1.5)
+    with pytest.raises(InvalidArgumentError, match="high_concurrency must be >= 1"):
+        adm.configure(0, 1.0)
+    assert adm.high_concurrency == 8
 
 
 def test_monitor_thread_polls_and_survives_reader_errors() -> None:

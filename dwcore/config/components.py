@@ -103,5 +103,7 @@ def auth_policy(config: DwConfig) -> AuthPolicy:
 
 
 def memory_monitor(config: DwConfig) -> MemoryMonitor:
-    """A memory monitor (with its own admission controller) for ``[resources]``."""
+    """A memory monitor for ``[resources]``, driving the process-wide admission
+    controller that :func:`dwcore.memory.admit` uses (configured here).  Start it
+    with :meth:`~dwcore.memory.MemoryMonitor.start`."""
     return MemoryMonitor.from_settings(config.resources)

@@ -40,11 +40,7 @@ class Admission:
         clock: Callable[[], float] = time.monotonic,
         wait: WaitFn = _cond_wait,
     ) -> None:
-        if isinstance(high_concurrency, bool) or not isinstance(high_concurrency, int):
-            raise InvalidArgumentError(f"high_concurrency must be an int, got {high_concurrency!r}")
-        if high_concurrency < 1:
-            raise InvalidArgumentError(f"high_concurrency must be >= 1, got {high_concurrency}")
-        self.high_concurrency = high_concurrency
+        self.high_concurrency = self._check_concurrency(high_concurrency)
         self.timeout_s = self._check_timeout(timeout_s)
         self._clock = clock
         self._wait = wait
@@ -55,6 +51,24 @@ class Admission:
         self.admitted = 0
         self.delayed = 0
         self.refused = 0
+
+    def configure(self, high_concurrency: int, timeout_s: float) -> None:
+        """Change the concurrency allowed at high pressure and the default longest wait."""
+        concurrency, timeout = (
+            self._check_concurrency(high_concurrency),
+            self._check_timeout(timeout_s),
+        )
+        with self._cond:
+            self.high_concurrency, self.timeout_s = concurrency, timeout
+            self._cond.notify_all()
+
+    @staticmethod
+    def _check_concurrency(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgumentError(f"high_concurrency must be an int, got {value!r}")
+        if value < 1:
+            raise InvalidArgumentError(f"high_concurrency must be >= 1, got {value}")
+        return value
 
     @staticmethod
     def _check_timeout(value: object) -> float:

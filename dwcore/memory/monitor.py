@@ -114,17 +114,21 @@ class MemoryMonitor:
         settings: ResourceSettings,
         reader: Reader = read_memory,
         caches: CacheRegistry = CACHES,
+        admission: Admission | None = None,
     ) -> MemoryMonitor:
-        """A monitor (with its own admission controller) built from ``[resources]``."""
+        """A monitor built from ``[resources]``.
+
+        It drives ``admission``, by default the process-wide :data:`ADMISSION`
+        that :func:`admit` uses, which gets the configured concurrency and timeout.
+        """
         thresholds = Thresholds(
             elevated=settings.memory_elevated,
             high=settings.memory_high,
             critical=settings.memory_critical,
         )
-        admission = Admission(
-            high_concurrency=settings.admission_high_concurrency,
-            timeout_s=settings.admission_timeout_s,
-        )
+        if admission is None:
+            admission = ADMISSION
+        admission.configure(settings.admission_high_concurrency, settings.admission_timeout_s)
         return cls(
             reader,
             thresholds,
