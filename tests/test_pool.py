@@ -505,3 +505,33 @@ def test_dead_device_is_failed_out(tmp_path: Any) -> None:
     for ext in exts:
         assert reopened.read(ext) == data
     reopened.close()
+
+
+def test_memory_pressure_pauses_new_requests(tmp_path: Any) -> None:
+    """At critical memory pressure new pool requests are refused (after the admission
+    timeout) and change nothing; at normal they run without admission bookkeeping."""
+    from dwcore.errors import MemoryPressureError
+    from dwcore.memory import ADMISSION, Level
+
+    pool, _ = make(tmp_path, "5")
+    data = np.random.default_rng(9).bytes(70_000)
+    ext = pool.write(data)
+    used = pool.status().used
+    before = ADMISSION.snapshot()
+    old = (ADMISSION.high_concurrency, ADMISSION.timeout_s)
+    ADMISSION.configure(1, 0.0)
+    try:
+        ADMISSION.set_level(Level.CRITICAL)
+        with pytest.raises(MemoryPressureError, match="critical"):
+            pool.write(data)
+        with pytest.raises(MemoryPressureError):
+            pool.read(ext)
+        assert pool.status().used == used
+        ADMISSION.set_level(Level.HIGH)  # one request at a time: a single caller passes
+        assert pool.read(pool.write(data)) == data
+        assert ADMISSION.snapshot()["admitted"] == before["admitted"] + 2
+    finally:
+        ADMISSION.set_level(Level.NORMAL)
+        ADMISSION.configure(*old)
+    assert pool.read(ext) == data
+    pool.close()

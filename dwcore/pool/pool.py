@@ -96,6 +96,7 @@ checkpoint are read degraded; new writes go to the replacement too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -104,6 +105,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
@@ -134,7 +136,7 @@ from dwcore.devices import (
 )
 from dwcore.devices.base import byte_view
 from dwcore.errors import CorruptionError, DataLossError, DWError, InvalidArgumentError
-from dwcore.memory import CACHES, KEEP_FRACTION, Level
+from dwcore.memory import ADMISSION, CACHES, KEEP_FRACTION, Level
 from dwcore.pool import codec, placement
 from dwcore.pool.extent import Extent
 from dwcore.pool.fanout import Fanout
@@ -665,6 +667,14 @@ class Pool:
         ):
             raise InvalidArgumentError(f"extent {ext!r} does not fit this pool")
 
+    @staticmethod
+    def _admitted() -> AbstractContextManager[None]:
+        """Admission of one request under memory pressure (:mod:`dwcore.memory`): free
+        while the level is normal; throttled at high, paused at critical."""
+        if ADMISSION.level is Level.NORMAL:
+            return contextlib.nullcontext()
+        return ADMISSION.admit()
+
     def _reap_dead(self) -> None:
         """Fail out every device whose retries and circuit breaker gave up on it (a
         :class:`~dwcore.devices.ResilientDevice` the pool opened from a path)."""
@@ -926,7 +936,7 @@ class Pool:
         length = view.nbytes
         k, b = self.layout.k, self._block
         rows = -(-length // (k * b))
-        with self._lock:
+        with self._admitted(), self._lock:
             self._check_open()
             if rows == 0:
                 return Extent(self._tag, 0, 0, 0)
@@ -1272,7 +1282,7 @@ class Pool:
                 self._check_open()
                 return self._engine.read(ext, offset, length)
         if self._flat:
-            with self._lock:
+            with self._admitted(), self._lock:
                 self._check_open()
                 fast = self._read_direct(ext, offset, offset + length)
                 if fast is None and ext.rows > 1:
@@ -1286,7 +1296,7 @@ class Pool:
         k, b = self.layout.k, self._block
         lost_ranges: list[tuple[int, int]] = []
         lost_devices: set[int] = set()
-        with self._lock:
+        with self._admitted(), self._lock:
             self._check_open()
             for seg in self._segments(ext.first_row, ext.rows):
                 nb = seg.n * b
@@ -1546,7 +1556,7 @@ class Pool:
         for first, rows in runs:
             for g in range(first, first + rows, STEP_ROWS):
                 n = min(STEP_ROWS, first + rows - g)
-                with self._lock:
+                with self._admitted(), self._lock:
                     self._check_open()
                     if any(m.state is not DeviceState.REBUILDING for m in targets):
                         raise InvalidArgumentError("device states changed during rebuild")
@@ -1689,7 +1699,7 @@ class Pool:
         stripes: set[int] = set()
         for first, rows in runs:
             for seg in self._segments(first, rows, STEP_ROWS):
-                with self._lock:
+                with self._admitted(), self._lock:
                     self._check_open()
                     res = self._rows(seg, {}, need_all=True, repair=repair, check_redundancy=True)
                     sm = self._stripe(seg.stripe)
