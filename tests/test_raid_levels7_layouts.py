@@ -188,7 +188,7 @@ def test_raid2_the_28_triples() -> None:
 def test_raid2_bit_placement() -> None:
     from dwcore.pool.interleave import interleave
 
-    lay = layout("2", 15, C)
+    lay: Any = layout("2", 15, C)
     k = lay.k
     assert k == 11
     rng = np.random.default_rng(2)
@@ -385,9 +385,9 @@ def codec_decodes(sm: StripeMap, failed: frozenset[int]) -> bool:
         return ok
     if sm.codec is Codec.MIRROR:
         copies: dict[int, list[int]] = {}
-        for i, m in enumerate(sm.members):
-            assert m.role.kind is RoleKind.COPY
-            copies.setdefault(m.role.of, []).append(i)  # type: ignore[arg-type]
+        for i, mem in enumerate(sm.members):
+            assert mem.role.kind is RoleKind.COPY
+            copies.setdefault(mem.role.of, []).append(i)  # type: ignore[arg-type]
         assert sorted(copies) == list(range(sm.k))
         ok = all(any(i not in lost for i in idx) for idx in copies.values())
     elif sm.codec in (Codec.XOR, Codec.PQ_MD):
@@ -480,10 +480,16 @@ def test_predicates_from_the_spec() -> None:
                 else:
                     want = not any((i + 1) % n in f for i in f)
                 assert lay.survives(f) == want, (n, name, sorted(f))
-    # RAID 5EE: md RAID-6 left-symmetric rotation with Q as the spare chunk; one failure,
-    # or after compacting f one more.
+    # RAID 100: every mirror group keeps a device.
+    lay = layout("100", 12, C, arrays=3)
+    assert lay.survives(range(0, 12, 2)) and not lay.survives({4, 5})
+
+
+def test_raid5ee_rotation_and_compaction() -> None:
+    """RAID 5EE: md RAID-6 left-symmetric rotation with Q as the spare chunk; one failure,
+    # or after compacting f one more."""
     for n in range(4, 9):
-        lay = layout("5EE", n, C)
+        lay: Any = layout("5EE", n, C)
         r6 = layout("6", n, C)
         for s in range(2 * n):
             assert lay.spare_device(s) == r6.stripe(s).parity_members[1].device  # type: ignore[attr-defined]
@@ -506,10 +512,13 @@ def test_predicates_from_the_spec() -> None:
                 for g, h in itertools.combinations(range(n), 2)
                 if f not in (g, h)
             )
-    # RAID 5E / 6E: inside [0, A) exactly md's RAID 5 / RAID 6 left-symmetric; compression
-    # keeps every chunk's address and moves it to an equal or higher device offset.
+
+
+def test_raid5e_6e_placement_and_compression() -> None:
+    """RAID 5E / 6E: inside [0, A) exactly md's RAID 5 / RAID 6 left-symmetric; compression
+    # keeps every chunk's address and moves it to an equal or higher device offset."""
     for name, p, n in (("5E", 1, 5), ("5E", 1, 7), ("6E", 2, 6), ("6E", 2, 8)):
-        lay = layout(name, n, C)
+        lay: Any = layout(name, n, C)
         md = layout("5" if p == 1 else "6", n, C)
         comp: Any = layout(name, n, C, absent=1)
         small = layout("5" if p == 1 else "6", n - 1, C)
@@ -528,9 +537,6 @@ def test_predicates_from_the_spec() -> None:
         assert lay.fault_tolerance == p and comp.survives(set(range(p + 1)))
         assert not comp.survives(set(range(p + 2)))
         assert not lay.survives(set(range(1, p + 2)))
-    # RAID 100: every mirror group keeps a device.
-    lay = layout("100", 12, C, arrays=3)
-    assert lay.survives(range(0, 12, 2)) and not lay.survives({4, 5})
 
 
 # --------------------------------------------------------------------------

@@ -622,12 +622,7 @@ def test_raid5ee_sequential_failures(tmp_path: Any) -> None:
     image.restore(b.rig)
     pool = b.reopen()
     b.rig.fail({0, 1})  # a third failure: data is lost, never wrong
-    outcomes = []
-    for ext, data in b.ref:
-        try:
-            outcomes.append(pool.read(ext) == data)
-        except DataLossError:
-            outcomes.append(None)
+    outcomes = reads_or_loses(pool, b.ref)
     quiet_close(pool)
     assert False not in outcomes and None in outcomes
 

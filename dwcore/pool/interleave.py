@@ -73,7 +73,7 @@ class InterleavedPool(Pool):
             r0 = seg.first - first
             part = out[r0 * k * b : (r0 + seg.n) * k * b].reshape(k, seg.n * b)
             part[:] = members[:, r0 * b : (r0 + seg.n) * b]
-        return memoryview(out)
+        return out.data
 
     def _write_rows(self, first: int, rows: int, view: memoryview) -> None:
         super()._write_rows(first, rows, self._to_members(view, first, rows))

@@ -376,9 +376,11 @@ def _reshape(pool: Pool, lay: _EndSpare, progress: Callable[[int, int], Any] | N
                 data = [_read_data(pool, seg) for seg in segs]
                 _save_backup(pool, s, segs, data)
             dst = final.stripe(s)
-            for seg, rows in zip(segs, data, strict=True):
+            for seg, blocks in zip(segs, data, strict=True):
                 bufs = [
-                    rows[m.role.index] if m.role.data_index is not None else np.empty_like(rows[0])
+                    blocks[m.role.index]
+                    if m.role.data_index is not None
+                    else np.empty_like(blocks[0])
                     for m in dst.members
                 ]
                 codec.encode(dst, bufs)
