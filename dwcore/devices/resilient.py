@@ -149,20 +149,31 @@ class ResilientDevice(Device):
         self.breaker.record_success()
         return result
 
+    # The range was checked and the request entered on this device already.  An inner
+    # device this one owns (``close_inner``) is closed only through this one, after its
+    # requests drain, so they go straight to its primitives (no second round of checks:
+    # about 2.5 us a request); one owned elsewhere gets its public, checked methods.
+
     def _read(self, offset: int, length: int) -> bytes:
-        return self._io("read", self.inner.pread, offset, length)
+        inner = self.inner
+        return self._io("read", inner._read if self.close_inner else inner.pread, offset, length)
 
     def _read_into(self, offset: int, view: memoryview) -> None:
-        self._io("read", self.inner.preadinto, offset, view)
+        inner = self.inner
+        self._io("read", inner._read_into if self.close_inner else inner.preadinto, offset, view)
 
     def _write(self, offset: int, view: memoryview) -> None:
-        self._io("write", self.inner.pwrite, offset, view)
+        inner = self.inner
+        self._io("write", inner._write if self.close_inner else inner.pwrite, offset, view)
 
     def _writev(self, offset: int, views: list[memoryview]) -> None:
-        self._io("write", self.inner.pwritev, offset, views)
+        inner = self.inner
+        self._io("write", inner._writev if self.close_inner else inner.pwritev, offset, views)
 
     def _readv_into(self, offset: int, views: list[memoryview]) -> None:
-        self._io("read", self.inner.preadvinto, offset, views)
+        inner = self.inner
+        fn = inner._readv_into if self.close_inner else inner.preadvinto
+        self._io("read", fn, offset, views)
 
     def _sync(self) -> None:
         self._io("sync", self.inner.sync)
