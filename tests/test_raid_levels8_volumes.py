@@ -557,3 +557,20 @@ def test_raid_s_two_failures_in_a_rank(tmp_path: Any) -> None:
     more = fill(b.pool, b.rng, sizes_for(b.rng, 10, 16 * KiB, ()))
     check_all(b.pool, more)
     quiet_close(b.pool)
+
+
+@pytest.mark.parametrize("down", [3, 4])
+def test_unraid_one_parity_down_updates_the_other(tmp_path: Any, down: int) -> None:
+    """With P (or Q) failed, writes keep the other syndrome right: a data disk that then
+    fails too is rebuilt from it alone."""
+    b = Built(tmp_path, "UNRAID", 5, {"parity": 2}, count=10)
+    b.rig.fail([down])
+    b.pool.fail_device(down)
+    fill(b.pool, b.rng, sizes_for(b.rng, 20, 16 * KiB, (100 * KiB,)), b.ref)
+    homes = b.homes()
+    for disk in sorted({b.vols[v].device for v in homes.values()}):
+        b.rig.fail([disk])
+        check_all(b.pool, b.ref)
+        b.rig.heal()
+        b.rig.fail([down])
+    quiet_close(b.pool)

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from dwcore import ec
-from dwcore._native import gf_exp, gf_mul
+from dwcore._native import ec_encode, gf_exp, init_tables
 from dwcore.checksum import crc32c_blocks, verify_blocks
 from dwcore.devices import DeviceError
 from dwcore.devices.base import byte_view
@@ -78,9 +78,14 @@ def volume_alloc_blocks(layout: Any, usable: int, block: int) -> int:
     return sum(v.length // block for v in layout.volumes(usable))
 
 
-@functools.lru_cache(maxsize=256)
-def _mul_table(c: int) -> np.ndarray:
-    return np.array([gf_mul(c, x) for x in range(256)], dtype=np.uint8)
+@functools.lru_cache(maxsize=512)
+def _delta_tables(slot: int, nparity: int) -> bytes:
+    """Kernel tables turning ``[P, Q, old, new]`` into ``[P ^ old ^ new, Q ^ g^slot·(old ^ new)]``
+    (or ``[P, old, new]`` into the new P): the whole read-modify-write in one pass."""
+    if nparity == 1:
+        return init_tables(bytes([1, 1, 1]), 3, 1)
+    c = gf_exp(slot)
+    return init_tables(bytes([1, 0, 1, 1, 0, 1, c, c]), 4, 2)
 
 
 class _Rows:
@@ -167,8 +172,9 @@ class VolumeEngine:
         crcs = np.frombuffer(raw, dtype="<u4")
         bad = {int(i) for i in verify_blocks(buf, b, crcs)}
         if bad:
-            blocks = buf.reshape(n, b)
-            bad = {i for i in bad if crcs[i] != 0 or blocks[i].any()}
+            rows = np.fromiter(sorted(bad), dtype=np.int64)
+            fresh = (crcs[rows] == 0) & ~buf.reshape(n, b)[rows].any(axis=1)
+            bad = {int(i) for i in rows[~fresh]}
         return buf, bad
 
     def _write(self, dev: int, off: int, buf: np.ndarray) -> bool:
@@ -430,21 +436,41 @@ class VolumeEngine:
         )
         if fast:
             assert old is not None
-            delta = old[0] ^ new
+            live = [
+                j
+                for j, (got, p) in enumerate(zip(pars, g.parity, strict=True))
+                if got is not None and self._member(p.device).writable
+            ]
+            updated: list[np.ndarray] = []
+            if live:
+                m = len(g.parity)
+                ins = [got[0] for got in pars if got is not None] if len(live) == m else []
+                if len(live) == m:
+                    outs = [np.empty(n * b, dtype=np.uint8) for _ in range(m)]
+                    ec_encode(_delta_tables(slot, m), m + 2, m, [*ins, old[0], new], outs)
+                    updated = outs
+                else:  # one of two parity devices down: update the other alone
+                    j = live[0]
+                    got = pars[j]
+                    assert got is not None
+                    out = np.empty(n * b, dtype=np.uint8)
+                    if j == 0:
+                        ec.xor_parity_into([got[0], old[0], new], out)
+                    else:
+                        tables = _delta_tables(slot, 2)
+                        pq = [np.empty(n * b, dtype=np.uint8) for _ in range(2)]
+                        zero = np.zeros(n * b, dtype=np.uint8)
+                        ec_encode(tables, 4, 2, [zero, got[0], old[0], new], pq)
+                        out = pq[1]
+                    updated = [out]
             if not self._write(vol.device, vol.offset + x, new):
                 raise DataLossError(
                     f"pool {self.pool._path}: cannot write volume {v}: device {vol.device} failed",
                     failed=[vol.device],
                 )
-            for j, (got, p) in enumerate(zip(pars, g.parity, strict=True)):
-                if got is None or not self._member(p.device).writable:
-                    continue
-                par = got[0]
-                if j == 0:
-                    par ^= delta
-                else:
-                    par ^= _mul_table(gf_exp(slot))[delta]
-                self._write(p.device, p.offset + x, par)
+            for j, buf in zip(live, updated, strict=True):
+                p = g.parity[j]
+                self._write(p.device, p.offset + x, buf)
             return
         # reconstruct write: every data member of the rows, the new data in its slot
         rows = self._decode(gi, x, n)
