@@ -574,3 +574,31 @@ def test_unraid_one_parity_down_updates_the_other(tmp_path: Any, down: int) -> N
         b.rig.heal()
         b.rig.fail([down])
     quiet_close(b.pool)
+
+
+def test_cli_level_options(tmp_path: Any) -> None:
+    """``dwcore pool create -o KEY=VALUE`` passes level options (ints, sizes, lists)."""
+    from typer.testing import CliRunner
+
+    from dwcore.cli import app
+    from dwcore.pool.cli import parse_option
+
+    assert parse_option("parity=2") == ("parity", 2)
+    assert parse_option("hyper-size=1M") == ("hyper_size", MiB)
+    assert parse_option("data_sizes=3M,4096") == ("data_sizes", [3 * MiB, 4096])
+    assert parse_option("fill=fill-up") == ("fill", "fill-up")
+    with pytest.raises(InvalidArgumentError):
+        parse_option("parity")
+    run = CliRunner()
+    root = str(tmp_path / "u")
+    args = ["pool", "create", root, "-l", "unraid", "-n", "5", "-s", "8M", "--chunk-size", "64K"]
+    res = run.invoke(app, [*args, "-o", "parity=2", "-o", "data_sizes=3M,4M,2M"])
+    assert res.exit_code == 0, res.output
+    with Pool.open(root) as pool:
+        assert pool.layout.options == {
+            "parity": 2,
+            "fill": "most-free",
+            "data_sizes": [3 * MiB, 4 * MiB, 2 * MiB],
+        }
+    res = run.invoke(app, [*args[:2], str(tmp_path / "v"), *args[3:], "-o", "colour=red"])
+    assert res.exit_code == 1 and not (tmp_path / "v").exists()

@@ -44,6 +44,25 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2).upper()]
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> a level option: VALUE as an int, a size (``64K``), a
+    comma-separated list of those, or else the string itself."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise InvalidArgumentError(f"an option is KEY=VALUE (e.g. parity=2), got {text!r}")
+
+    def one(v: str) -> Any:
+        v = v.strip()
+        if re.fullmatch(r"\d+", v):
+            return int(v)
+        if re.fullmatch(r"\d+\s*[KMGT](?:i?B)?", v, re.IGNORECASE):
+            return parse_size(v)
+        return v
+
+    value: Any = [one(v) for v in raw.split(",")] if "," in raw else one(raw)
+    return key.strip().replace("-", "_"), value
+
+
 PathArg = Annotated[Path, typer.Argument(help="The pool directory.")]
 IndexArg = Annotated[int, typer.Argument(help="Device index (0-based).")]
 
@@ -114,7 +133,14 @@ def _print_status(pool: Pool) -> None:
 @pool_app.command("create")
 def create(
     path: PathArg,
-    level: Annotated[str, typer.Option("--level", "-l", help="RAID level: 0, 1, 5, 6, 10.")],
+    level: Annotated[
+        str,
+        typer.Option(
+            "--level",
+            "-l",
+            help="RAID level: 5, 6, 10, Z2, DP, S, UNRAID ... (dwcore.raid.LEVELS).",
+        ),
+    ],
     devices: Annotated[
         int | None, typer.Option("--devices", "-n", help="Create N sparse files in PATH.")
     ] = None,
@@ -129,6 +155,15 @@ def create(
     copies: Annotated[
         int | None, typer.Option("--copies", help="RAID 10: devices per mirror group.")
     ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="A level option KEY=VALUE (repeat): parity=2, group=7, hyper_size=1M, "
+            "data_sizes=3G,4G, fill=fill-up ...",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite devices that hold data.")
     ] = False,
@@ -138,6 +173,7 @@ def create(
         if (devices is None) == (not device):
             raise InvalidArgumentError("give either --devices N or one --device per device")
         opts: dict[str, Any] = {} if copies is None else {"copies": copies}
+        opts.update(parse_option(o) for o in option or [])
         spec: Any = devices if devices is not None else list(device or [])
         pool = Pool.create(
             path,
