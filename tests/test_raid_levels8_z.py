@@ -389,3 +389,35 @@ def test_extent_handles_checked(tmp_path: Any) -> None:
     st = b.pool.status()
     assert 0 < st.used < st.capacity
     quiet_close(b.pool)
+
+
+def test_block_map_checked_on_open(tmp_path: Any) -> None:
+    """The block map is what resilver and scrub walk: a missing one is refused while the
+    pool holds extents, a damaged or newer one too; nothing is modified."""
+    from dwcore.errors import CorruptionError, UnsupportedFormatError
+    from dwcore.pool.raidz_engine import BLOCKMAP_NAME
+
+    b = Built(tmp_path, "Z1", 3, count=6)
+    b.pool.close()
+    path = os.path.join(b.path, BLOCKMAP_NAME)
+    with open(path, "rb") as f:
+        good = f.read()
+    os.unlink(path)
+    with pytest.raises(CorruptionError, match="block map"):
+        b.reopen()
+    assert not os.path.exists(path)
+    with open(path, "wb") as f:
+        f.write(good[:8] + (2).to_bytes(4, "little") + good[12:])
+    with pytest.raises(UnsupportedFormatError):
+        b.reopen()
+    with open(path, "wb") as f:
+        f.write(b"garbage!" + good[8:])
+    with pytest.raises(CorruptionError):
+        b.reopen()
+    with open(path, "wb") as f:
+        f.write(good)
+    pool = b.reopen()
+    try:
+        check_all(pool, b.ref)
+    finally:
+        quiet_close(pool)

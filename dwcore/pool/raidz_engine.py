@@ -39,7 +39,12 @@ from dwcore import ec
 from dwcore.checksum import crc32c_blocks, verify_blocks
 from dwcore.devices import DeviceError
 from dwcore.devices.base import byte_view
-from dwcore.errors import CorruptionError, DataLossError, InvalidArgumentError
+from dwcore.errors import (
+    CorruptionError,
+    DataLossError,
+    InvalidArgumentError,
+    UnsupportedFormatError,
+)
 from dwcore.pool.extent import Extent
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid.raidz import RaidZ, RaidzMap, raidz_asize, raidz_map
@@ -86,6 +91,12 @@ class RaidzEngine:
         path = os.path.join(pool._path, BLOCKMAP_NAME)
         size = _HEADER.size + 4 * self.total
         if not os.path.exists(path):
+            st = pool._alloc.stats_dict(False)
+            if int(st["nblocks"]) != int(st["free_blocks"]):
+                raise CorruptionError(
+                    f"{path}: the block map of this RAID-Z pool is missing while the allocator "
+                    f"holds extents; restore it from a backup (rebuild and scrub need it)"
+                )
             with open(path, "wb") as f:
                 f.write(_HEADER.pack(_MAGIC, 1, 0, self.total))
                 f.truncate(size)
@@ -93,6 +104,10 @@ class RaidzEngine:
                 os.fsync(f.fileno())
         with open(path, "rb") as f:
             magic, version, _pad, count = _HEADER.unpack(f.read(_HEADER.size))
+        if magic == _MAGIC and version > 1:
+            raise UnsupportedFormatError(
+                f"{path}: block map version {version} is newer than this dwcore reads (1)"
+            )
         if magic != _MAGIC or version != 1 or count != self.total:
             raise CorruptionError(
                 f"{path}: not the block map of this pool (magic {magic!r}, version {version}, "
