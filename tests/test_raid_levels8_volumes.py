@@ -51,6 +51,7 @@ CONFIGS: list[tuple[str, int, dict[str, Any]]] = [
     ("UNRAID", 4, {}),
     ("UNRAID", 5, {"parity": 2, "data_sizes": [3 * MiB, 5 * MiB, 2 * MiB]}),
     ("UNRAID", 7, {"parity": 2, "fill": "fill-up"}),
+    ("UNRAID", 4, {"write_mode": "reconstruct"}),
 ]
 
 
@@ -121,6 +122,7 @@ def test_unraid_placement_and_options() -> None:
         ({"parity": 3}, "parity must be 1 or 2"),
         ({"fill": "random"}, "fill must be one of"),
         ({"data_sizes": [MiB]}, "lists 1 sizes for 3 data disks"),
+        ({"write_mode": "delta"}, "write_mode must be one of rmw, reconstruct"),
     ):
         with pytest.raises(InvalidArgumentError, match=match):
             layout("UNRAID", 5, BLOCK, **{"parity": 2, **bad})
@@ -331,7 +333,9 @@ def overwrite_some(pool: Pool, ref: Ref, rng: np.random.Generator) -> None:
         ref.remove(old)
 
 
-@pytest.mark.parametrize("cfg", [CONFIGS[1], CONFIGS[3], CONFIGS[4], CONFIGS[6]], ids=cid)
+@pytest.mark.parametrize(
+    "cfg", [CONFIGS[1], CONFIGS[3], CONFIGS[4], CONFIGS[6], CONFIGS[8]], ids=cid
+)
 def test_degraded_write_and_rebuild(tmp_path: Any, cfg: tuple[str, int, dict[str, Any]]) -> None:
     level, n, opts = cfg
     b = Built(tmp_path, level, n, opts)
@@ -477,7 +481,7 @@ def test_power_cut(tmp_path: Any, cfg: tuple[str, int, dict[str, Any]], seed: in
         quiet_close(pool)
 
 
-@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[3], CONFIGS[5]], ids=cid)
+@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[3], CONFIGS[5], CONFIGS[8]], ids=cid)
 def test_write_hole_closed_by_intent_log(
     tmp_path: Any, cfg: tuple[str, int, dict[str, Any]]
 ) -> None:

@@ -138,6 +138,7 @@ class VolumeEngine:
         self.intent = IntentLog(os.path.join(pool._path, INTENT_NAME), max(bits, 1), region)
         self.fill = getattr(lay, "fill", "most-free")
         self._cursor: dict[int, int] = {}
+        self.write_mode = getattr(lay, "write_mode", "rmw")
         for i, v in enumerate(self.vols):
             nb = v.length // self.b
             if nb and not pool._alloc.is_allocated(self.starts[i] + nb - 1):
@@ -428,7 +429,7 @@ class VolumeEngine:
         k = len(g.volumes)
         old = self._read(vol.device, vol.offset + x, n)
         pars = [self._read(p.device, p.offset + x, n) for p in g.parity]
-        fast = old is not None and not old[1]
+        fast = old is not None and not old[1] and self.write_mode == "rmw"
         fast = fast and all(
             got is not None and not got[1]
             for got, p in zip(pars, g.parity, strict=True)

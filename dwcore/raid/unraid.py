@@ -10,7 +10,9 @@ A data disk shorter than the others counts as zeros past its end
 adding a zeroed disk in a new slot changes neither P nor Q.
 
 Writes update parity in place by delta (``P ^= Δ``, ``Q ^= g^i·Δ`` with
-``Δ = old ⊕ new``), protected by the pool's write-intent log.  ``fill`` is
+``Δ = old ⊕ new``, ``write_mode="rmw"``, the default) or by recomputing them
+from every data disk (``"reconstruct"``: reads the other disks instead of the
+old data and parity), protected by the pool's write-intent log.  ``fill`` is
 the placement policy for new extents: ``"most-free"`` (default: the data
 disk with the most free space, ties to the lowest slot) or ``"fill-up"``
 (the lowest slot with room) — Unraid's "most free" and "fill-up" allocation
@@ -37,17 +39,19 @@ from dwcore.raid.base import (
 )
 from dwcore.raid.volumes import ParityGroup, Span, VolumeLayout
 
-__all__ = ["FILL_POLICIES", "Unraid"]
+__all__ = ["FILL_POLICIES", "WRITE_MODES", "Unraid"]
 
 #: Placement policies for new extents.
 FILL_POLICIES = ("most-free", "fill-up")
+#: Parity update methods: read-modify-write, or recompute from every data disk.
+WRITE_MODES = ("rmw", "reconstruct")
 
 
 class Unraid(VolumeLayout):
     """Unraid over N = k + parity devices (k ≥ 1 data disks, 1 or 2 parity disks)."""
 
     level = "UNRAID"
-    OPTIONS = ("parity", "data_sizes", "fill")
+    OPTIONS = ("parity", "data_sizes", "fill", "write_mode")
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class Unraid(VolumeLayout):
         parity: int = 1,
         data_sizes: Sequence[int] | None = None,
         fill: str = "most-free",
+        write_mode: str = "rmw",
     ) -> None:
         self.parity = check_int("parity", parity, 1)
         if self.parity > 2:
@@ -66,6 +71,11 @@ class Unraid(VolumeLayout):
                 f"fill must be one of {', '.join(FILL_POLICIES)}, got {fill!r}"
             )
         self.fill = fill
+        if write_mode not in WRITE_MODES:
+            raise InvalidArgumentError(
+                f"write_mode must be one of {', '.join(WRITE_MODES)}, got {write_mode!r}"
+            )
+        self.write_mode = write_mode
         self.data_sizes: tuple[int, ...] | None = None
         super().__init__(n_devices, chunk_size)
         if self.n_data > 255:
@@ -85,6 +95,8 @@ class Unraid(VolumeLayout):
     @property
     def options(self) -> dict[str, object]:
         out: dict[str, object] = {"parity": self.parity, "fill": self.fill}
+        if self.write_mode != "rmw":
+            out["write_mode"] = self.write_mode
         if self.data_sizes is not None:
             out["data_sizes"] = list(self.data_sizes)
         return out
