@@ -300,8 +300,10 @@ def test_reopen_from_manifest_files(tmp_path: Any) -> None:
 
 def test_bad_inputs_modify_nothing(tmp_path: Any) -> None:
     root = tmp_path / "p"
-    with pytest.raises(LevelUnavailableError):
-        Pool.create(root, "DECLUSTERED", 4, SIZE)  # a level not built yet
+    unbuilt = [name for name in dwcore.raid.LEVELS if name not in dwcore.raid.AVAILABLE]
+    for name in unbuilt[:1]:  # a canonical level not built in this version (if any is left)
+        with pytest.raises(LevelUnavailableError):
+            Pool.create(root, name, 4, SIZE)
     with pytest.raises(InvalidArgumentError):
         Pool.create(root, "nope", 4, SIZE)
     with pytest.raises(InvalidArgumentError):
@@ -369,7 +371,7 @@ def test_cli(tmp_path: Any) -> None:
     assert res.exit_code == 0 and "healthy" in res.output
     with Pool.open(root) as pool:
         check(pool, ref)
-    res = run.invoke(app, ["pool", "create", str(tmp_path / "q"), "-l", "DECLUSTERED", "-n", "4"])
+    res = run.invoke(app, ["pool", "create", str(tmp_path / "q"), "-l", "Z9", "-n", "4"])
     assert res.exit_code == 1 and not (tmp_path / "q").exists()
 
 
