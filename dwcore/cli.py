@@ -46,6 +46,7 @@ from dwcore.plugins.cli import plugins_app
 from dwcore.pool.cli import pool_app
 from dwcore.snapshots.cli import snapshot_app
 from dwcore.store import cli as store_cli
+from dwcore.store.cli import bench_store as bench_store_cmd
 
 __all__ = ["app", "main"]
 
@@ -73,6 +74,7 @@ app.command("get")(store_cli.get)
 app.command("ls")(store_cli.ls)
 app.command("rm")(store_cli.rm)
 app.command("fsck")(store_cli.fsck)
+bench_app.command("store")(bench_store_cmd)
 
 #: Width of tables when stdout is not a terminal (files, CI logs).
 _PLAIN_WIDTH = 160

@@ -24,7 +24,7 @@ from rich.console import Console
 from dwcore.errors import DWError, InvalidArgumentError, NotFoundError
 from dwcore.paths import CONFIG_FILE, resolve_root
 
-__all__ = ["RootOpt", "fail", "fsck", "get", "ls", "opened", "put", "rm", "when"]
+__all__ = ["RootOpt", "bench_store", "fail", "fsck", "get", "ls", "opened", "put", "rm", "when"]
 
 RootOpt = Annotated[
     Path | None,
@@ -250,3 +250,35 @@ def fsck(
         typer.echo("ok" if report.ok else f"{len(report.problems)} problem(s) left")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def bench_store(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Where to put the instance (default: the system's temporary dir)."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer operations, 2*10^4 objects (about a minute).")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this file.")
+    ] = None,
+) -> None:
+    """The object store: 4 KiB put/get latency, 8 writers vs 1, 1 MiB put/get vs raw pool
+    extents, snapshot creation at 10^3 and 10^5 objects, diff and listing times."""
+    from dwcore.bench.store import render, run_store_bench
+
+    err = Console(stderr=True)
+    try:
+        res = run_store_bench(
+            str(directory) if directory is not None else None,
+            quick=quick,
+            progress=lambda what: err.print(f"[dim]… {what}[/]"),
+        )
+    except (DWError, OSError) as exc:
+        fail(exc)
+    for line in render(res):
+        typer.echo(line)
+    if json_path is not None:
+        json_path.write_text(json.dumps(res.to_dict(), indent=2))
+        err.print(f"wrote {json_path}")
