@@ -424,6 +424,10 @@ class Pool:
         from dwcore.pool.interleave import pool_class
 
         special = pool_class(layout)
+        if special is None:  # distributed spares (Declustered, FR): dwcore.pool.draid
+            from dwcore.pool.draid import pool_class as draid_pool_class
+
+            special = draid_pool_class(layout)
         return special if special is not None and issubclass(special, cls) else cls
 
     @staticmethod

@@ -24,6 +24,7 @@ from dwcore.raid.base import (
     StripeMap,
 )
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
+from dwcore.raid.declustered import Declustered, Fr
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
 from dwcore.raid.enhanced import Raid1E, Raid5E, Raid5EE, Raid6E
@@ -55,7 +56,9 @@ __all__ = [
     "MIN_CHUNK_SIZE",
     "RAID5_ALGORITHMS",
     "Codec",
+    "Declustered",
     "Dp",
+    "Fr",
     "Layout",
     "LevelUnavailableError",
     "Location",

@@ -8,6 +8,7 @@ from typing import Any
 from dwcore.errors import DWError, InvalidArgumentError
 from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
+from dwcore.raid.declustered import Declustered, Fr
 from dwcore.raid.dedicated import Raid3, Raid4
 from dwcore.raid.dp import Dp
 from dwcore.raid.enhanced import Raid1E, Raid5E, Raid5EE, Raid6E
@@ -56,6 +57,8 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "Z2": RaidZ2,
     "Z3": RaidZ3,
     "UNRAID": Unraid,
+    "DECLUSTERED": Declustered,
+    "FR": Fr,
 }
 
 #: Levels this version can build, in LEVELS order.

@@ -1,0 +1,386 @@
+"""Distributed spares for Declustered and RAID FR pools: rebuild into spare, copy-back.
+
+:class:`DeclusteredPool` is the :class:`~dwcore.pool.pool.Pool` of a
+:class:`~dwcore.raid.declustered.Declustered` layout (FR included).  Reads,
+writes and scrub are the row engine's (a group is a stripe).  What it adds is
+:meth:`DeclusteredPool.rebuild`:
+
+* **Rebuild into spare space.**  With devices FAILED or MISSING and free
+  spare slots, ``rebuild()`` moves the pool to a layout whose ``spared``
+  lists them: every group column they held is reconstructed from the other
+  columns of its group — read from *all* survivors, one reader thread per
+  device — and written into the slice's spare position at the same device
+  offset.  The pool then has its full redundancy again without any new
+  device, and a further P failures are survived (P + Sp sequential).
+* **Copy-back.**  ``replace_device(f)`` of a spared device puts a blank
+  device in the slot; ``rebuild()`` then copies every relocated column from
+  the spare space back to it (straight copies, verified; reconstructed only
+  where a copy fails its checksum), switches the layout back and zeroes the
+  vacated spare blocks and their checksum entries, so every device equals a
+  never-failed twin's in its allocated blocks.  RAID FR starts the copy-back
+  inside ``replace_device`` (mandatory); Declustered does it at the next
+  ``rebuild()``.
+* A plain replacement of a device that was never spared is rebuilt onto the
+  replacement by the row engine, as for every other level.
+
+Both moves are *transitions* of the layout (``target``, ``moved``): stripes
+are handled in order, in batches of allocated rows; after each batch the
+written devices are synced and the boundary ``moved`` is saved in the
+manifest, and only then are vacated blocks zeroed.  A move never writes a
+place the old placement uses (checked per slice before a batch is written),
+so a crash leaves every stripe readable by the saved boundary and
+``rebuild()`` resumes there.  Reads and writes go on between batches: below
+the boundary the new placement is used, above it the old one.  Stripes are
+moved in address order; the critical-first order of §6 (groups that lost the
+most redundancy first) is not applied.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.devices import DeviceError
+from dwcore.errors import DataLossError, InvalidArgumentError
+from dwcore.pool import codec
+from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Segment
+from dwcore.pool.status import DeviceState
+from dwcore.raid import StripeMap
+from dwcore.raid.declustered import Declustered
+
+__all__ = ["BATCH_STRIPES", "DeclusteredPool", "pool_class"]
+
+#: Stripes (groups) one transition step moves at most.
+BATCH_STRIPES = 64
+
+
+def pool_class(layout: Any) -> type[Pool] | None:
+    """:class:`DeclusteredPool` for a declustered layout, else None."""
+    return DeclusteredPool if isinstance(layout, Declustered) else None
+
+
+class _Move:
+    """One segment of one stripe in a transition: where its members are, before and after."""
+
+    __slots__ = ("bufs", "erased", "movers", "new", "old", "seg", "whole")
+
+    def __init__(self, seg: _Segment, old: StripeMap, new: StripeMap) -> None:
+        self.seg = seg
+        self.old = old
+        self.new = new
+        self.movers = [
+            j
+            for j, (a, z) in enumerate(zip(old.members, new.members, strict=True))
+            if a.device != z.device
+        ]
+        self.erased: set[int] = set()
+        self.whole = False
+        self.bufs: list[np.ndarray | None] = [None] * len(old.members)
+
+
+class DeclusteredPool(Pool):
+    """A pool over a declustered layout: distributed spares (module documentation)."""
+
+    layout: Declustered
+
+    # ------------------------------------------------------------------
+    # public
+    # ------------------------------------------------------------------
+
+    def rebuild(self, progress: Callable[[int, int], Any] | None = None) -> None:
+        """Finish a pending transition, copy back onto replacements of spared devices,
+        rebuild other replacements in place, then rebuild FAILED or MISSING devices
+        into the distributed spare space (module documentation).
+
+        Devices beyond the free spare slots stay FAILED (a
+        :class:`~dwcore.pool.PoolDegradedWarning` says so); raises
+        :class:`~dwcore.errors.InvalidArgumentError` when no slot is free at all
+        (nothing is moved: replace them), and :class:`~dwcore.errors.DataLossError`
+        for groups beyond the tolerance.
+        """
+        with self._lock:
+            self._check_open()
+            pending = self.layout.target is not None
+        if pending:
+            self._run(progress)
+        with self._lock:
+            lay = self.layout
+            back = [
+                m.index
+                for m in self._members
+                if m.state is DeviceState.REBUILDING and m.index in lay.spared_devices
+            ]
+            if back:
+                state = [-1 if f in back else f for f in lay.spared]
+                self._start(state)
+        if back:
+            self._run(progress)
+        with self._lock:
+            plain = any(m.state is DeviceState.REBUILDING for m in self._members)
+        if plain:
+            super().rebuild(progress)
+        with self._lock:
+            lay = self.layout
+            failed = [
+                m.index
+                for m in self._members
+                if m.state in (DeviceState.FAILED, DeviceState.MISSING)
+                and m.index not in lay.spared_devices
+            ]
+            if not failed:
+                return
+            free = lay.free_slots()
+            if not free:
+                raise InvalidArgumentError(
+                    f"pool {self._path}: devices {failed} are failed and no distributed spare "
+                    f"slot is free; replace them (replace_device, then rebuild)"
+                )
+            state = list(lay.spared) + [-1] * (lay.spares - len(lay.spared))
+            for slot, f in zip(free, failed, strict=False):
+                state[slot] = f
+            self._start(state)
+        self._run(progress)
+        if len(failed) > len(free):
+            warnings.warn(
+                f"pool {self._path}: devices {failed[len(free) :]} stay failed: no distributed "
+                f"spare slot is left for them; replace them",
+                PoolDegradedWarning,
+                stacklevel=2,
+            )
+
+    def replace_device(
+        self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
+    ) -> None:
+        """Put a blank device in slot ``i`` (see :meth:`Pool.replace_device`); for RAID
+        FR a spared slot's copy-back runs at once."""
+        super().replace_device(i, path_or_device, force=force)
+        if getattr(self.layout, "copyback_on_replace", False) and i in self.layout.spared_devices:
+            self.rebuild()
+
+    # ------------------------------------------------------------------
+    # transitions
+    # ------------------------------------------------------------------
+
+    def _start(self, state: list[int]) -> None:
+        """Save a transition to spare state ``state`` (under the lock)."""
+        lay = self.layout
+        self._replace_layout(lay.with_state(lay.spared, state, 0))
+
+    def _run(self, progress: Callable[[int, int], Any] | None) -> None:
+        """Move every allocated stripe from the ``moved`` boundary on, batch by batch."""
+        b, rpc = self._block, self._rpc
+        with self._lock:
+            self._check_open()
+            lay = self.layout
+            assert lay.target is not None
+            total = sum(n for _, n in self._allocated_runs(lay.moved * rpc)) * b
+            back = [
+                m
+                for m in self._members
+                if m.state is DeviceState.REBUILDING
+                and m.index in {f for f in lay.spared if f >= 0}
+                and m.index not in {f for f in lay.target if f >= 0}
+            ]
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        workers = ThreadPoolExecutor(max(1, lay.n_devices), thread_name_prefix="dwcore-draid")
+        try:
+            while True:
+                with self._lock:
+                    self._check_open()
+                    lay = self.layout
+                    if lay.target is None:
+                        break
+                    runs = self._allocated_runs(lay.moved * rpc)
+                    if not runs:
+                        self._replace_layout(lay.with_state(lay.target))
+                        break
+                    s0 = runs[0][0] // rpc
+                    s1 = min(s0 + BATCH_STRIPES, self._geo.stripes)
+                    segs: list[_Segment] = []
+                    for first, rows in runs:
+                        if first >= s1 * rpc:
+                            break
+                        segs += self._segments(first, min(rows, s1 * rpc - first))
+                    moves = self._plan(lay, segs)
+                    self._move(moves, workers)
+                    for m in back:
+                        m.rebuilt_rows = s1 * rpc
+                    self._replace_layout(lay.with_state(lay.spared, lay.target, s1))
+                    self._vacate(moves)
+                    step = sum(seg.n for seg in segs) * b
+                done += step
+                if progress is not None:
+                    progress(min(done, total), total)
+        finally:
+            workers.shutdown(wait=True)
+        with self._lock:
+            if back:
+                for m in back:
+                    m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
+                    if m.device is not None:
+                        m.device.sync()
+            self._commit_membership()
+        if progress is not None and done != total:
+            progress(total, total)
+
+    def _plan(self, lay: Declustered, segs: list[_Segment]) -> list[_Move]:
+        """The moves of ``segs`` from ``lay.spared`` to ``lay.target``; refuses a move onto
+        a place the old placement still uses."""
+        assert lay.target is not None
+        old_l = lay.with_state(lay.spared)
+        new_l = lay.with_state(lay.target)
+        moves = []
+        occupied: dict[int, set[int]] = {}
+        for seg in segs:
+            mv = _Move(seg, old_l.stripe(seg.stripe), new_l.stripe(seg.stripe))
+            if not mv.movers:
+                continue
+            t = seg.stripe // lay.groups_per_slice
+            occ = occupied.get(t)
+            if occ is None:
+                perm = lay.permutation(t)
+                red = lay.redirect(t, lay.spared)
+                occ = occupied[t] = {red.get(int(d), int(d)) for d in perm[: lay.active]}
+            for j in mv.movers:
+                dest = mv.new.members[j].device
+                if dest in occ:
+                    raise InvalidArgumentError(
+                        f"pool {self._path}: moving group {seg.stripe} to device {dest} would "
+                        f"overwrite a column still in use; copy back the other spared devices "
+                        f"first"
+                    )
+            moves.append(mv)
+        return moves
+
+    def _readable(self, dev: int, row_end: int) -> bool:
+        mem = self._members[dev]
+        return mem.sb is not None and mem.readable(row_end)
+
+    def _move(self, moves: list[_Move], workers: ThreadPoolExecutor) -> None:
+        """Read (in parallel, one thread per device), reconstruct and write the movers."""
+        b = self._block
+        reads: dict[int, list[tuple[_Move, int]]] = {}
+        for mv in moves:
+            seg = mv.seg
+            end = seg.first + seg.n
+            mv.erased = {
+                j for j, m in enumerate(mv.old.members) if not self._readable(m.device, end)
+            }
+            mv.whole = bool(mv.erased & set(mv.movers))
+            want = range(len(mv.old.members)) if mv.whole else mv.movers
+            for j in want:
+                if j in mv.erased:
+                    mv.bufs[j] = np.empty(seg.n * b, dtype=np.uint8)
+                    continue
+                reads.setdefault(mv.old.members[j].device, []).append((mv, j))
+        failed_moves: set[int] = set()
+
+        def load(dv: int) -> list[int]:
+            mem = self._members[dv]
+            assert mem.device is not None
+            bad = []
+            for mv, j in reads[dv]:
+                seg = mv.seg
+                off, coff = self._addr(mem, mv.old.members[j], seg.row)
+                buf = np.empty(seg.n * b, dtype=np.uint8)
+                try:
+                    mem.device.preadinto(off, buf)
+                    crcs = np.frombuffer(mem.device.pread(coff, 4 * seg.n), dtype="<u4")
+                except DeviceError:
+                    bad.append(id(mv))
+                    continue
+                if len(verify_blocks(buf, b, crcs)):
+                    bad.append(id(mv))
+                    continue
+                mv.bufs[j] = buf
+            return bad
+
+        for res in workers.map(load, list(reads)):
+            failed_moves.update(res)
+        for mv in moves:
+            seg = mv.seg
+            if id(mv) in failed_moves:
+                # a read failed or a block is bad: the careful path reconstructs and repairs
+                out = self._rows(seg, {}, need_all=True)
+                lost = {j for j in mv.movers if out.lost.get(j)}
+                if lost:
+                    raise self._lost(mv, out.bad_devices)
+                mv.bufs = list(out.bufs)
+                continue
+            if mv.whole:
+                full = [x for x in mv.bufs if x is not None]
+                if len(full) != len(mv.old.members) or codec.reconstruct(mv.old, full, mv.erased):
+                    raise self._lost(mv, {mv.old.members[j].device for j in mv.erased})
+        writes: dict[int, list[tuple[_Move, int]]] = {}
+        for mv in moves:
+            for j in mv.movers:
+                writes.setdefault(mv.new.members[j].device, []).append((mv, j))
+
+        def store(dv: int) -> None:
+            mem = self._members[dv]
+            if mem.device is None or not mem.writable:
+                raise DataLossError(
+                    f"pool {self._path}: device {dv} is not writable, cannot move columns onto it",
+                    failed=[dv],
+                )
+            for mv, j in writes[dv]:
+                buf = mv.bufs[j]
+                assert buf is not None
+                off, coff = self._addr(mem, mv.new.members[j], mv.seg.row)
+                mem.device.pwrite(off, buf)
+                mem.device.pwrite(coff, crc32c_blocks(buf, b))
+            mem.device.sync()
+
+        devs = list(writes)
+        errors = list(workers.map(_catch, [functools.partial(store, dv) for dv in devs]))
+        for dv, exc in zip(devs, errors, strict=True):
+            if exc is None:
+                continue
+            if isinstance(exc, DeviceError):
+                self._mark_failed(dv, f"write failed while moving columns: {exc}")
+                raise DataLossError(
+                    f"pool {self._path}: device {dv} failed while moving columns ({exc}); "
+                    f"the move stopped at group {moves[0].seg.stripe}, rebuild() resumes it",
+                    failed=[dv],
+                ) from exc
+            raise exc
+
+    def _vacate(self, moves: list[_Move]) -> None:
+        """Zero the blocks and checksum entries the movers left (no longer in use)."""
+        b = self._block
+        for mv in moves:
+            for j in mv.movers:
+                m = mv.old.members[j]
+                mem = self._members[m.device]
+                if not mem.writable or mem.device is None:
+                    continue
+                off, coff = self._addr(mem, m, mv.seg.row)
+                try:
+                    mem.device.pwrite(off, bytes(mv.seg.n * b))
+                    mem.device.pwrite(coff, bytes(4 * mv.seg.n))
+                except DeviceError as exc:
+                    self._mark_failed(m.device, f"write failed while zeroing spare: {exc}")
+
+    def _lost(self, mv: _Move, devices: set[int]) -> DataLossError:
+        failed = sorted(devices)
+        return DataLossError(
+            f"pool {self._path}: cannot move group {mv.seg.stripe}: devices {failed} are failed "
+            f"or corrupt beyond what RAID {self.layout.level} tolerates",
+            failed=failed,
+        )
+
+
+def _catch(call: Callable[[], None]) -> BaseException | None:
+    try:
+        call()
+    except BaseException as exc:
+        return exc
+    return None

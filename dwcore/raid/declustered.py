@@ -1,0 +1,466 @@
+"""Declustered parity with distributed spare space (``raid-levels.md`` §6), and RAID FR.
+
+**Declustered** follows OpenZFS dRAID's placement as the spec writes it out:
+
+* ``C`` children (the devices), groups of width ``W = D + P`` (P parity
+  columns first, then D data columns), ``Sp`` distributed spares, ``n = C - Sp``
+  active columns per row, row height ``H`` = the chunk size;
+* ``nperms`` (256 for C < 32, else 512) chained base permutations: base[i] is
+  base[i-1] (base[-1] the identity) shuffled by Fisher–Yates driven by
+  SplitMix64 seeded with ``seed`` (stored with the layout parameters in every
+  superblock); slice t uses ``perm_t[x] = (base[(t div C) mod nperms][x] +
+  t mod C) mod C``;
+* a slice holds ``gps = lcm(W, n)/W`` groups in ``rps = lcm(W, n)/n`` rows;
+  group γ (= stripe γ) is group ``γ mod gps`` of slice ``γ div gps``; its
+  column w sits at position ``pos0 + w`` (wrapping to the next row), on device
+  ``perm_t[pos]`` at device offset ``(t·rps + ρ)·H``;
+* the spare j of slice t is device ``perm_t[C-1-j]`` over the slice's rows.
+
+A group is one stripe of the row engine: its members are the W columns in
+codec order (data 0..D-1, then P[, Q]), so every row of B bytes at the same
+offset of the W columns is one codeword (U = B, the pool's block size).
+
+**Distributed spares.**  ``spared`` lists, per spare slot j, the device that
+was rebuilt into that slot (-1 for a free slot).  In slice t every spared
+device that holds columns there (an *active* one) is redirected, at the same
+device offsets, to a spare position of that slice: first to its own slot's
+device ``perm_t[C-1-j]`` when that device is not itself spared, then (slot
+order) to the first spare position that is neither spared nor taken.  There
+are always enough: a spared device that is a spare position of slice t holds
+nothing there.  A change of ``spared`` (rebuild into spare, copy-back onto a
+replacement) is a *transition*: ``target`` is the new state and stripes below
+``moved`` already use it (:mod:`dwcore.pool.draid` moves them in order).
+
+**RAID FR** (IBM Distributed RAID, an interpretation, §5) is a profile of the
+same engine with IBM's parameters: ``raid="raid5"|"raid6"`` (P = 1 or 2),
+``stripewidth`` W, ``rebuildareas`` Sp (1–4), N ≤ 128, and copy-back onto a
+replacement started by :meth:`~dwcore.pool.Pool.replace_device` itself.
+
+Parity: P = 1 (``xor``) or 2 (``pq-md``, Linux order).  P = 3 and the
+Reed–Solomon codes of §6 are not available in this version (a clear error).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dwcore.errors import InvalidArgumentError
+from dwcore.raid.base import (
+    DEFAULT_CHUNK_SIZE,
+    Codec,
+    Layout,
+    Member,
+    P,
+    Q,
+    Role,
+    StripeMap,
+    check_int,
+)
+
+__all__ = [
+    "DEFAULT_SEED",
+    "Declustered",
+    "Fr",
+    "base_permutations",
+    "splitmix64",
+]
+
+#: Seed of the permutation generator when none is given ("dwcoreDR").
+DEFAULT_SEED = 0x6477636F72654452
+_MASK64 = (1 << 64) - 1
+#: dRAID's child limit (one byte on disk).
+MAX_CHILDREN = 255
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """One SplitMix64 step: ``(new state, output)``."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return state, z ^ (z >> 31)
+
+
+@functools.lru_cache(maxsize=16)
+def base_permutations(children: int, nperms: int, seed: int) -> np.ndarray:
+    """The ``nperms × children`` chained base permutations (module documentation)."""
+    out = np.empty((nperms, children), dtype=np.int64)
+    row = list(range(children))
+    state = seed & _MASK64
+    for i in range(nperms):
+        for j in range(children - 1, 0, -1):
+            state, r = splitmix64(state)
+            k = r % (j + 1)
+            row[j], row[k] = row[k], row[j]
+        out[i] = row
+    out.setflags(write=False)
+    return out
+
+
+def _spared_tuple(name: str, value: object, n_devices: int, slots: int) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InvalidArgumentError(f"{name} must be a list of device indices, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or not -1 <= v < n_devices:
+            raise InvalidArgumentError(
+                f"{name} entries must be device indices in 0..{n_devices - 1} or -1, got {v!r}"
+            )
+        out.append(v)
+    while out and out[-1] == -1:
+        out.pop()
+    if len(out) > slots:
+        raise InvalidArgumentError(f"{name} lists {len(out)} spare slots, the layout has {slots}")
+    used = [v for v in out if v >= 0]
+    if len(set(used)) != len(used):
+        raise InvalidArgumentError(f"{name} lists a device twice: {out}")
+    return tuple(out)
+
+
+class Declustered(Layout):
+    """dRAID-style declustered parity groups with distributed spares (module docs)."""
+
+    level = "DECLUSTERED"
+    OPTIONS = ("parity", "data", "spares", "seed", "spared", "target", "moved")
+
+    def __init__(
+        self,
+        n_devices: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        parity: int = 1,
+        data: int | None = None,
+        spares: int = 1,
+        seed: int = DEFAULT_SEED,
+        spared: Sequence[int] = (),
+        target: Sequence[int] | None = None,
+        moved: int = 0,
+    ) -> None:
+        self.parity = check_int("parity", parity, 1)
+        if self.parity > 2:
+            raise InvalidArgumentError(
+                f"parity must be 1 (xor) or 2 (P+Q); parity={parity} (P+Q+R, Reed-Solomon) "
+                "is not available in this version"
+            )
+        self.spares = check_int("spares", spares, 0)
+        n = check_int("n_devices", n_devices, 1)
+        if data is None:
+            data = max(1, min(8, n - self.spares - self.parity))
+        self.data = check_int("data", data, 1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MASK64:
+            raise InvalidArgumentError(f"seed must be an integer in 0..2^64-1, got {seed!r}")
+        self.seed = seed
+        if n > MAX_CHILDREN:
+            raise InvalidArgumentError(
+                f"RAID {self.level} supports at most {MAX_CHILDREN} devices, got {n_devices}"
+            )
+        self.spared = _spared_tuple("spared", spared, n, self.spares)
+        self.target = None if target is None else _spared_tuple("target", target, n, self.spares)
+        self.moved = check_int("moved", moved, 0)
+        if self.target is None and self.moved:
+            raise InvalidArgumentError("moved must be 0 when no transition (target) is pending")
+        super().__init__(n_devices, chunk_size)
+        self.width = self.data + self.parity
+        self.active = self.n_devices - self.spares
+        lcm = math.lcm(self.width, self.active)
+        self.groups_per_slice = lcm // self.width
+        self.rows_per_slice = lcm // self.active
+        self.nperms = 256 if self.n_devices < 32 else 512
+        # column w of group gi of a slice: (position, row)
+        self._cols: list[list[tuple[int, int]]] = []
+        for gi in range(self.groups_per_slice):
+            pos0, row0 = (gi * self.width) % self.active, (gi * self.width) // self.active
+            cols = []
+            for w in range(self.width):
+                pos, row = pos0 + w, row0
+                while pos >= self.active:
+                    pos, row = pos - self.active, row + 1
+                cols.append((pos, row))
+            self._cols.append(cols)
+        self._redirect_cache: dict[tuple[int, tuple[int, ...]], dict[int, int]] = {}
+        self._masks: frozenset[int] | None = None
+
+    # -- geometry ---------------------------------------------------------
+
+    @property
+    def options(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "parity": self.parity,
+            "data": self.data,
+            "spares": self.spares,
+            "seed": self.seed,
+            "spared": list(self.spared),
+        }
+        if self.target is not None:
+            out["target"] = list(self.target)
+            out["moved"] = self.moved
+        return out
+
+    @property
+    def min_devices(self) -> int:
+        return self.data + self.parity + self.spares
+
+    @property
+    def fault_tolerance(self) -> int:
+        return self.parity
+
+    @property
+    def codec(self) -> Codec:
+        return Codec.XOR if self.parity == 1 else Codec.PQ_MD
+
+    @property
+    def k(self) -> int:
+        return self.data
+
+    @property
+    def m(self) -> int:
+        return self.parity
+
+    @property
+    def period(self) -> int:
+        """Stripes (groups) of one full permutation period: ``nperms·C`` slices."""
+        return self.nperms * self.n_devices * self.groups_per_slice
+
+    @property
+    def period_bytes(self) -> int:
+        """Device bytes of one slice: the data area is rounded down to whole slices."""
+        return self.rows_per_slice * self.chunk_size
+
+    def stripe_count(self, device_size: int | Sequence[int]) -> int:
+        return self.usable_device_size(device_size) // self.period_bytes * self.groups_per_slice
+
+    @property
+    def alpha(self) -> float:
+        """Declustering ratio ``(W-1)/(C-1)``: the share of a survivor read by a rebuild."""
+        return (self.width - 1) / (self.n_devices - 1)
+
+    # -- the state of the distributed spares ------------------------------
+
+    @property
+    def spared_devices(self) -> frozenset[int]:
+        """Devices whose columns live in spare space (both states during a transition)."""
+        out = {f for f in self.spared if f >= 0}
+        if self.target is not None:
+            out |= {f for f in self.target if f >= 0}
+        return frozenset(out)
+
+    def free_slots(self) -> list[int]:
+        """Spare slots not used by ``spared`` (in slot order)."""
+        used = {j for j, f in enumerate(self.spared) if f >= 0}
+        return [j for j in range(self.spares) if j not in used]
+
+    def with_state(
+        self, spared: Sequence[int], target: Sequence[int] | None = None, moved: int = 0
+    ) -> Declustered:
+        """This layout with another spare state (same geometry and permutations)."""
+        opts = {**self.options, "spared": list(spared), "target": target, "moved": moved}
+        if target is None:
+            opts.pop("moved")
+        return type(self)(self.n_devices, self.chunk_size, **opts)
+
+    def permutation(self, t: int) -> np.ndarray:
+        """``perm_t``: position → device for slice ``t``."""
+        c = self.n_devices
+        base = base_permutations(c, self.nperms, self.seed)[(t // c) % self.nperms]
+        return (base + t % c) % c
+
+    def spare_devices(self, t: int) -> list[int]:
+        """The devices of spare positions 0..Sp-1 of slice ``t`` (``perm_t[C-1-j]``)."""
+        perm = self.permutation(t)
+        return [int(perm[self.n_devices - 1 - j]) for j in range(self.spares)]
+
+    def redirect(self, t: int, state: tuple[int, ...] | None = None) -> dict[int, int]:
+        """Spared device → spare device of slice ``t`` under ``state`` (default ``spared``)."""
+        state = self.spared if state is None else state
+        if not any(f >= 0 for f in state):
+            return {}
+        key = (t, state)
+        hit = self._redirect_cache.get(key)
+        if hit is not None:
+            return hit
+        perm = self.permutation(t)
+        failed = {f for f in state if f >= 0}
+        active = {int(x) for x in perm[: self.active]}
+        positions = [int(perm[self.n_devices - 1 - j]) for j in range(self.spares)]
+        mapping: dict[int, int] = {}
+        used: set[int] = set()
+        second = []
+        for j, f in enumerate(state):
+            if f < 0 or f not in active:
+                continue
+            if positions[j] not in failed:
+                mapping[f] = positions[j]
+                used.add(positions[j])
+            else:
+                second.append(f)
+        for f in second:
+            p = next(p for p in positions if p not in failed and p not in used)
+            mapping[f] = p
+            used.add(p)
+        if len(self._redirect_cache) > 65536:
+            self._redirect_cache.clear()
+        self._redirect_cache[key] = mapping
+        return mapping
+
+    # -- placement --------------------------------------------------------
+
+    def group_devices(self, s: int, state: tuple[int, ...] | None = None) -> list[int]:
+        """Devices of the W columns of group ``s`` (column order) under ``state``."""
+        t, gi = divmod(s, self.groups_per_slice)
+        perm = self.permutation(t)
+        red = self.redirect(t, state)
+        out = []
+        for pos, _row in self._cols[gi]:
+            d = int(perm[pos])
+            out.append(red.get(d, d))
+        return out
+
+    def state_of(self, s: int) -> tuple[int, ...]:
+        """The spare state stripe ``s`` is placed by (``target`` below ``moved``)."""
+        if self.target is not None and s < self.moved:
+            return self.target
+        return self.spared
+
+    def stripe(self, s: int) -> StripeMap:
+        s = self._check_stripe(s)
+        t, gi = divmod(s, self.groups_per_slice)
+        devs = self.group_devices(s, self.state_of(s))
+        h = self.chunk_size
+        cols = self._cols[gi]
+        members = []
+        for d in range(self.data):
+            w = self.parity + d
+            members.append(
+                Member(devs[w], (t * self.rows_per_slice + cols[w][1]) * h, h, Role.data(d))
+            )
+        for w, role in zip(range(self.parity), (P, Q), strict=False):
+            members.append(Member(devs[w], (t * self.rows_per_slice + cols[w][1]) * h, h, role))
+        return StripeMap(s, self.codec, self.data, tuple(members))
+
+    def member_at(self, device: int, device_offset: int) -> tuple[StripeMap, Member]:
+        dev = check_int("device", device, 0)
+        off = check_int("device_offset", device_offset, 0)
+        h = self.chunk_size
+        t = off // self.period_bytes
+        for gi in range(self.groups_per_slice):
+            sm = self.stripe(t * self.groups_per_slice + gi)
+            for mem in sm.on_device(dev):
+                if mem.device_offset <= off < mem.device_offset + h:
+                    return sm, mem
+        raise InvalidArgumentError(f"no member owns byte {off} of device {dev}")
+
+    # -- failure predicate ------------------------------------------------
+
+    def group_masks(self) -> frozenset[int]:
+        """The distinct device sets (bit masks) of the groups over one full period."""
+        if self._masks is None:
+            masks: set[int] = set()
+            states = [self.spared] + ([self.target] if self.target is not None else [])
+            slices = self.nperms * self.n_devices
+            for state in states:
+                for t in range(slices):
+                    perm = self.permutation(t)
+                    red = self.redirect(t, state)
+                    for cols in self._cols:
+                        mask = 0
+                        for pos, _row in cols:
+                            d = int(perm[pos])
+                            mask |= 1 << red.get(d, d)
+                        masks.add(mask)
+            self._masks = frozenset(masks)
+        return self._masks
+
+    def _survives(self, failed: frozenset[int]) -> bool:
+        if len(failed - self.spared_devices) <= self.parity:
+            return True
+        fmask = sum(1 << f for f in failed)
+        return all((m & fmask).bit_count() <= self.parity for m in self.group_masks())
+
+
+_IBM_RAID = {"raid5": 1, "raid6": 2}
+_IBM_DEFAULT_WIDTH = {"raid5": 9, "raid6": 12}
+_IBM_MIN_WIDTH = {"raid5": 3, "raid6": 5}
+#: IBM's -drivecount limit.
+FR_MAX_DEVICES = 128
+
+
+class Fr(Declustered):
+    """RAID FR: IBM Distributed RAID parameters on the declustered engine (module docs)."""
+
+    level = "FR"
+    OPTIONS = ("raid", "stripewidth", "rebuildareas", "seed", "spared", "target", "moved")
+    #: A replacement starts the copy-back at once (mandatory for FR).
+    copyback_on_replace = True
+
+    def __init__(
+        self,
+        n_devices: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        raid: str = "raid5",
+        stripewidth: int | None = None,
+        rebuildareas: int = 1,
+        seed: int = DEFAULT_SEED,
+        spared: Sequence[int] = (),
+        target: Sequence[int] | None = None,
+        moved: int = 0,
+    ) -> None:
+        name = raid.lower() if isinstance(raid, str) else ""
+        if name not in _IBM_RAID:
+            raise InvalidArgumentError(f"raid must be 'raid5' or 'raid6', got {raid!r}")
+        self.raid = name
+        areas = check_int("rebuildareas", rebuildareas, 1)
+        if areas > 4:
+            raise InvalidArgumentError(f"rebuildareas must be 1..4, got {areas}")
+        n = check_int("n_devices", n_devices, 1)
+        if n < _IBM_MIN_WIDTH[name] + 1:
+            raise InvalidArgumentError(
+                f"RAID FR (raid={name}) needs at least {_IBM_MIN_WIDTH[name] + 1} devices, "
+                f"got n_devices={n}"
+            )
+        if stripewidth is None:
+            stripewidth = max(_IBM_MIN_WIDTH[name], min(_IBM_DEFAULT_WIDTH[name], n - areas))
+        width = check_int("stripewidth", stripewidth, _IBM_MIN_WIDTH[name])
+        if width > 16:
+            raise InvalidArgumentError(f"stripewidth must be ≤ 16, got {width}")
+        if n > FR_MAX_DEVICES:
+            raise InvalidArgumentError(
+                f"RAID FR supports at most {FR_MAX_DEVICES} devices, got {n_devices}"
+            )
+        if width + areas > n:
+            raise InvalidArgumentError(
+                f"RAID FR needs stripewidth + rebuildareas ≤ n_devices, got {width} + {areas} > {n}"
+            )
+        p = _IBM_RAID[name]
+        super().__init__(
+            n_devices,
+            chunk_size,
+            parity=p,
+            data=width - p,
+            spares=areas,
+            seed=seed,
+            spared=spared,
+            target=target,
+            moved=moved,
+        )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        out = super().options
+        for key in ("parity", "data", "spares"):
+            out.pop(key)
+        return {
+            "raid": self.raid,
+            "stripewidth": self.width,
+            "rebuildareas": self.spares,
+            **out,
+        }
+
+    @property
+    def min_devices(self) -> int:
+        return _IBM_MIN_WIDTH[self.raid] + 1

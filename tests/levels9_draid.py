@@ -1,0 +1,131 @@
+"""An independent port of ``raid-levels.md`` §6 (Declustered) placement for the tests.
+
+Written from the spec text alone (not from :mod:`dwcore.raid.declustered`):
+SplitMix64, the chained Fisher–Yates base permutations, the slice/group
+geometry and the distributed spares.  Used as the golden reference for the
+layout and for the rebuild-spread metric over a full permutation period
+(vectorised with numpy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+M64 = (1 << 64) - 1
+
+
+class SplitMix64:
+    """``next()`` of the spec: state starts at the seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.x = seed & M64
+
+    def next(self) -> int:
+        self.x = (self.x + 0x9E3779B97F4A7C15) & M64
+        z = self.x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return z ^ (z >> 31)
+
+
+def nperms_for(children: int) -> int:
+    return 256 if children < 32 else 512
+
+
+def base_perms(children: int, seed: int) -> list[list[int]]:
+    """base[i] = base[i-1] shuffled (Fisher–Yates from the top), base[-1] = identity."""
+    rng = SplitMix64(seed)
+    prev = list(range(children))
+    out = []
+    for _ in range(nperms_for(children)):
+        row = list(prev)
+        for j in range(children - 1, 0, -1):
+            k = rng.next() % (j + 1)
+            row[j], row[k] = row[k], row[j]
+        out.append(row)
+        prev = row
+    return out
+
+
+def perm(base: list[list[int]], children: int, t: int) -> list[int]:
+    b = base[(t // children) % len(base)]
+    return [(b[x] + t % children) % children for x in range(children)]
+
+
+def geometry(children: int, width: int, spares: int) -> tuple[int, int, int]:
+    """(n active, groups per slice, rows per slice)."""
+    n = children - spares
+    lcm = math.lcm(width, n)
+    return n, lcm // width, lcm // n
+
+
+def group(
+    base: list[list[int]], children: int, width: int, spares: int, height: int, gamma: int
+) -> list[tuple[int, int]]:
+    """``(device, device offset)`` of the W columns of group γ (column order)."""
+    n, gps, rps = geometry(children, width, spares)
+    t, gi = divmod(gamma, gps)
+    p = perm(base, children, t)
+    pos0, row0 = (gi * width) % n, (gi * width) // n
+    out = []
+    for w in range(width):
+        pos, row = pos0 + w, row0
+        if pos >= n:
+            pos, row = pos - n, row + 1
+        out.append((p[pos], (t * rps + row) * height))
+    return out
+
+
+def all_perms(children: int, seed: int) -> np.ndarray:
+    """perm_t for every slice t of one full period: shape (nperms·C, C)."""
+    base = np.array(base_perms(children, seed), dtype=np.int64)
+    slices = len(base) * children
+    t = np.arange(slices)
+    return (base[(t // children) % len(base)] + (t % children)[:, None]) % children
+
+
+def positions(children: int, width: int, spares: int) -> np.ndarray:
+    """Position of column w of group gi of a slice: shape (gps, W)."""
+    n, gps, _ = geometry(children, width, spares)
+    out = np.empty((gps, width), dtype=np.int64)
+    for gi in range(gps):
+        for w in range(width):
+            out[gi, w] = (gi * width + w) % n
+    return out
+
+
+def cooccurrence(children: int, width: int, spares: int, seed: int) -> np.ndarray:
+    """co[a, b]: groups of one full period holding a column on both a and b (a ≠ b);
+    co[a, a]: columns device a holds."""
+    perms = all_perms(children, seed)
+    pos = positions(children, width, spares)
+    co = np.zeros((children, children), dtype=np.int64)
+    for lo in range(0, len(perms), 2048):
+        devs = perms[lo : lo + 2048][:, pos].reshape(-1, width)  # (groups, W)
+        onehot = np.zeros((len(devs), children), dtype=np.float32)
+        np.put_along_axis(onehot, devs, 1.0, axis=1)
+        co += (onehot.T @ onehot).astype(np.int64)
+    return co
+
+
+def rebuild_spread(children: int, width: int, spares: int, seed: int) -> dict[str, float]:
+    """§6's metric over one full period: for each single failure f, the units each survivor
+    reads (the other W-1 columns of every group f is in); mean over f of max/min, and the
+    mean share of a survivor's columns it reads (≈ α = (W-1)/(C-1))."""
+    co = cooccurrence(children, width, spares, seed)
+    ratios, shares, per = [], [], []
+    for f in range(children):
+        reads = np.array([co[f, s] for s in range(children) if s != f], dtype=np.float64)
+        held = np.array([co[s, s] for s in range(children) if s != f], dtype=np.float64)
+        ratios.append(reads.max() / reads.min())
+        shares.append(float((reads / held).mean()))
+        per.append(float(reads.mean()))
+    return {
+        "spread": float(np.mean(ratios)),
+        "share": float(np.mean(shares)),
+        "alpha": (width - 1) / (children - 1),
+        "units_per_survivor": float(np.mean(per)),
+        "units_lost": float(np.mean([co[f, f] for f in range(children)])),
+    }

@@ -1,0 +1,556 @@
+"""Declustered and RAID FR (``raid-levels.md`` §6 Declustered, §5 FR): layout and pool.
+
+Layout: SplitMix64 and the chained permutations against an independent port
+of the spec (``levels9_draid``) and a checked-in golden table; placement of
+every group of several slices; parity/spare balance over C slices; the
+failure predicate against an oracle that asks the codec about every group
+of a full period; capacity; the rebuild-spread metric over a full period
+for 8, 16 and 32 devices.
+
+Pool (§0.5 template, RAM devices behind FaultyDevice): failure matrix
+(every |F| ≤ P+1 by default, every subset with DWCORE_SLOW_TESTS=1), degraded
+writes, rebuild onto a replacement equal to a never-failed twin, rebuild
+into the distributed spare (read from every survivor sharing a group, then
+P more failures survived, P+Sp sequential), copy-back equal to the twin
+(automatic on replace for FR), scrub and read repair of silent corruption,
+power cuts during writes and in the middle of a spare rebuild, and rebuild
+time falling as the pool widens with bandwidth-limited devices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+import levels9_draid as ref
+import numpy as np
+import pytest
+from levels7_pool import (
+    BLOCK,
+    DATA_OFFSET,
+    SLOW,
+    Built,
+    data_area_bytes,
+    extent_lost,
+    failure_sets,
+    overwrite_some,
+    seed_of,
+)
+from pool_helpers import Image, KiB, MiB, Rig, check_all, fill, quiet_close
+
+from dwcore import raid
+from dwcore.devices import FaultyDevice, RamDevice
+from dwcore.errors import DataLossError, InvalidArgumentError
+from dwcore.pool import DeviceState, Pool, draid
+from dwcore.raid.declustered import DEFAULT_SEED, Declustered, base_permutations, splitmix64
+
+pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
+
+CHUNK = 16 * KiB
+Cfg = tuple[str, int, dict[str, Any]]
+CONFIGS: list[Cfg] = [
+    ("DECLUSTERED", 8, {"data": 3, "parity": 1, "spares": 1}),
+    ("DECLUSTERED", 8, {"data": 3, "parity": 2, "spares": 1}),
+    ("DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 2}),
+    ("FR", 4, {"raid": "raid5"}),
+    ("FR", 8, {"raid": "raid6", "stripewidth": 5, "rebuildareas": 2}),
+]
+
+
+def cid(c: Cfg) -> str:
+    return f"{c[0]}-n{c[1]}-" + "-".join(f"{k}={v}" for k, v in c[2].items())
+
+
+PARAMS = [pytest.param(*c, id=cid(c)) for c in CONFIGS]
+
+
+def build(tmp_path: Any, level: str, n: int, opts: dict[str, Any], name: str = "pool") -> Built:
+    return Built(tmp_path, level, n, opts, count=40, chunk=CHUNK, name=name)
+
+
+# -- layout -----------------------------------------------------------------------------------
+
+
+def test_splitmix64_known_vector() -> None:
+    # the published first outputs of SplitMix64 from seed 0
+    state, out = splitmix64(0)
+    assert out == 0xE220A8397B1DCDAF
+    state, out = splitmix64(state)
+    assert out == 0x6E789E6AA1B965F4
+
+
+#: perm base[0], base[1], base[2] and base[255] for C = 8 with the default seed, computed
+#: once from the spec's text (levels9_draid) and checked in.
+GOLDEN_C8 = {
+    0: [2, 0, 4, 6, 1, 5, 3, 7],
+    1: [5, 0, 3, 1, 2, 4, 6, 7],
+    2: [2, 3, 7, 0, 1, 4, 6, 5],
+    255: [6, 2, 0, 3, 4, 5, 1, 7],
+}
+#: groups 0..2 of C = 8, W = 4, Sp = 1, H = 16 KiB: (device, offset) per column
+GOLDEN_GROUPS = [
+    [(2, 0), (0, 0), (4, 0), (6, 0)],
+    [(1, 0), (5, 0), (3, 0), (2, 16384)],
+    [(0, 16384), (4, 16384), (6, 16384), (1, 16384)],
+]
+
+
+def test_permutations_golden() -> None:
+    perms = base_permutations(8, 256, DEFAULT_SEED)
+    for i, row in GOLDEN_C8.items():
+        assert perms[i].tolist() == row
+    for c in (4, 8, 16, 31, 32, 33):
+        for seed in (0, 1, DEFAULT_SEED, (1 << 64) - 1):
+            want = ref.base_perms(c, seed)
+            got = base_permutations(c, ref.nperms_for(c), seed)
+            assert got.tolist() == want, (c, seed)
+
+
+def _columns(lay: Declustered, s: int) -> list[tuple[int, int]]:
+    """(device, offset) of a group's columns in the spec's column order (parity first)."""
+    sm = lay.stripe(s)
+    p = lay.parity
+    par, dat = sm.members[lay.k :], sm.members[: lay.k]
+    assert [m.role.kind.value for m in par] == ["P", "Q"][:p]
+    return [(m.device, m.device_offset) for m in (*par, *dat)]
+
+
+@pytest.mark.parametrize(
+    ("c", "d", "p", "sp"), [(8, 3, 1, 1), (8, 3, 2, 2), (7, 2, 1, 1), (12, 4, 2, 1), (33, 5, 1, 3)]
+)
+def test_placement_matches_reference(c: int, d: int, p: int, sp: int) -> None:
+    lay = raid.layout("declustered", c, CHUNK, data=d, parity=p, spares=sp)
+    base = ref.base_perms(c, DEFAULT_SEED)
+    w = d + p
+    _, gps, _ = ref.geometry(c, w, sp)
+    slices = list(range(3)) + list(range(c - 1, c + 2)) + [ref.nperms_for(c) * c - 1]
+    for t in slices:
+        for s in range(t * gps, (t + 1) * gps):
+            assert _columns(lay, s) == ref.group(base, c, w, sp, CHUNK, s), (t, s)
+    if (c, d, p, sp) == (8, 3, 1, 1):
+        assert [_columns(lay, s) for s in range(3)] == GOLDEN_GROUPS
+
+
+@pytest.mark.parametrize(("c", "w", "sp"), [(8, 4, 1), (11, 5, 2), (16, 6, 1)])
+def test_parity_and_spare_balance(c: int, w: int, sp: int) -> None:
+    lay = raid.layout("declustered", c, CHUNK, data=w - 1, parity=1, spares=sp)
+    gps = lay.groups_per_slice
+    for start in (0, 5 * c):
+        parity = np.zeros(c, dtype=int)
+        spare = np.zeros(c, dtype=int)
+        for t in range(start, start + c):
+            for s in range(t * gps, (t + 1) * gps):
+                parity[lay.stripe(s).parity_members[0].device] += 1
+            for dv in lay.spare_devices(t):
+                spare[dv] += 1
+        assert len(set(parity.tolist())) == 1, parity
+        assert len(set(spare.tolist())) == 1, spare
+
+
+def _oracle_survives(lay: Declustered, failed: frozenset[int], shapes: list[Any]) -> bool:
+    return all(sm.recoverable(failed) for sm in shapes)
+
+
+@pytest.mark.parametrize(
+    ("n", "opts"),
+    [
+        (6, {"data": 2, "parity": 1, "spares": 1}),
+        (8, {"data": 3, "parity": 2, "spares": 1}),
+        (7, {"data": 2, "parity": 1, "spares": 2, "spared": [4]}),
+    ],
+)
+def test_survives_matches_codec_oracle(n: int, opts: dict[str, Any]) -> None:
+    lay = raid.layout("declustered", n, CHUNK, **opts)
+    assert isinstance(lay, Declustered)
+    shapes: dict[tuple[int, ...], Any] = {}
+    for s in range(lay.period):  # one full permutation period, from the placement function
+        sm = lay.stripe(s)
+        shapes.setdefault(sm.devices, sm)
+    reps = list(shapes.values())
+    for size in range(n + 1):
+        for f in itertools.combinations(range(n), size):
+            fs = frozenset(f)
+            assert lay.survives(fs) == _oracle_survives(lay, fs, reps), fs
+    assert lay.fault_tolerance == lay.parity
+    assert all(lay.survives(f) for f in itertools.combinations(range(n), lay.parity))
+
+
+def test_capacity_and_options() -> None:
+    lay = raid.layout("declustered", 10, CHUNK, data=4, parity=2, spares=2)
+    s = lay.usable_device_size(10 * MiB)
+    assert s % lay.period_bytes == 0
+    assert lay.capacity(10 * MiB) * lay.width == lay.data * (10 - 2) * s
+    assert lay.min_devices == 8
+    fr = raid.layout("FR", 20, CHUNK)
+    assert (fr.width, fr.parity, fr.spares) == (9, 1, 1)
+    fr6 = raid.layout("raid-fr", 20, CHUNK, raid="raid6")
+    assert (fr6.width, fr6.parity) == (12, 2)
+    assert raid.layout("FR", 4, CHUNK).min_devices == 4
+    assert raid.layout("FR", 6, CHUNK, raid="raid6").min_devices == 6
+    assert raid.canonical("dRAID") == "DECLUSTERED"
+    bad: list[tuple[str, int, dict[str, Any], str]] = [
+        ("declustered", 8, {"parity": 3}, "not available"),
+        ("declustered", 5, {"data": 3, "parity": 1, "spares": 2}, "at least 6"),
+        ("declustered", 8, {"spared": [9]}, "0..7"),
+        ("declustered", 8, {"spared": [1, 2]}, "spare slots"),
+        ("FR", 3, {}, "at least 4"),
+        ("FR", 5, {"raid": "raid6"}, "at least 6"),
+        ("FR", 10, {"stripewidth": 10}, r"stripewidth \+ rebuildareas"),
+        ("FR", 20, {"rebuildareas": 5}, "1..4"),
+        ("FR", 20, {"raid": "raid1"}, "raid5"),
+        ("FR", 129, {}, "at most 128"),
+    ]
+    for name, n, opts, msg in bad:
+        with pytest.raises(InvalidArgumentError, match=msg):
+            raid.layout(name, n, CHUNK, **opts)
+    again = raid.layout(**{**fr6.params, "spared": [3]})
+    assert again.spared == (3,) and again.width == 12
+
+
+def test_rebuild_spread_metric() -> None:
+    """§6's rebuild-spread metric over one full period: W = 4 (3+1), one spare.  Each
+    survivor reads α = (W-1)/(C-1) of its columns (RAID 5 reads all of them) and the
+    load is even (mean max/min ≤ 1.3)."""
+    rows = []
+    for c in (8, 16, 32):
+        m = ref.rebuild_spread(c, 4, 1, DEFAULT_SEED)
+        lay = raid.layout("declustered", c, CHUNK, data=3, parity=1, spares=1)
+        assert m["share"] == pytest.approx(lay.alpha, rel=1e-9)
+        assert m["spread"] <= 1.3
+        # bytes read per surviving device for a rebuild of S = 1 GiB per device (used)
+        rows.append((c, m["spread"], m["share"], m["share"] * (1 << 30) / MiB))
+    print("\nC  spread  share-of-survivor-read  MiB read per survivor (1 GiB used per device)")
+    for c, spread, share, mib in rows:
+        print(f"{c:2d}  {spread:.3f}   {share:.4f}                  {mib:8.1f}")
+    shares = [r[2] for r in rows]
+    assert shares[0] > shares[1] > shares[2]
+    assert shares == pytest.approx([3 / 7, 3 / 15, 3 / 31])
+
+
+# -- pool: §0.5 template --------------------------------------------------------------------
+
+
+def _check_set(b: Built, pool: Pool, failed: frozenset[int], rng: np.random.Generator) -> list[str]:
+    problems = []
+    for ext, data in b.ref:
+        must = extent_lost(b.layout, b.rpc, ext, failed)
+        try:
+            got = pool.read(ext)
+        except DataLossError as exc:
+            if not must:
+                problems.append(f"F={sorted(failed)}: {ext!r} raised {exc}")
+            elif not set(exc.failed) & failed:
+                problems.append(f"F={sorted(failed)}: error names {exc.failed}")
+            continue
+        if must:
+            problems.append(f"F={sorted(failed)}: {ext!r} read although lost")
+        elif got != data:
+            problems.append(f"F={sorted(failed)}: {ext!r} WRONG BYTES")
+    if b.layout.survives(failed):
+        items = list(b.ref)
+        for _ in range(100):
+            ext, data = items[int(rng.integers(0, len(items)))]
+            off = int(rng.integers(0, len(data)))
+            n = int(rng.integers(0, len(data) - off + 1))
+            if pool.read(ext, off, n) != data[off : off + n]:
+                problems.append(f"F={sorted(failed)}: sub-read wrong")
+    return problems
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), PARAMS)
+def test_failure_matrix(tmp_path: Any, level: str, n: int, opts: dict[str, Any]) -> None:
+    b = build(tmp_path, level, n, opts)
+    lay = b.layout
+    assert isinstance(lay, Declustered)
+    slices = {s // lay.groups_per_slice for s in b.coverage()}
+    assert len(slices) >= 4, f"fill covers only slices {sorted(slices)}"
+    b.pool.close()
+    image = Image.save(b.rig)
+    fmax = n if SLOW else lay.parity + 1
+    rng = np.random.default_rng(seed_of("matrix9", level, n))
+    problems: list[str] = []
+    lost_some = False
+    for failed in failure_sets(n, fmax):
+        image.restore(b.rig)
+        pool = b.reopen()
+        b.rig.fail(failed)
+        try:
+            problems += _check_set(b, pool, failed, rng)
+            lost_some |= any(extent_lost(lay, b.rpc, e, failed) for e, _ in b.ref)
+        finally:
+            quiet_close(pool)
+            b.rig.heal()
+        assert len(problems) < 20, "\n".join(problems)
+    assert not problems, "\n".join(problems[:15])
+    assert lost_some, "no failure set lost anything: the matrix did not test DataLossError"
+
+
+def _twin_pair(tmp_path: Any, level: str, n: int, opts: dict[str, Any]) -> tuple[Built, Built]:
+    a = build(tmp_path / "a", level, n, opts)
+    t = build(tmp_path / "t", level, n, opts)
+    assert [d for _, d in a.ref] == [d for _, d in t.ref]
+    return a, t
+
+
+def _assert_twin(a: Built, t: Built) -> None:
+    ia, it = a.rig.images(), t.rig.images()
+    for i, (x, y) in enumerate(zip(ia, it, strict=True)):
+        assert data_area_bytes(x, a.pool) == data_area_bytes(y, t.pool), f"device {i} differs"
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), PARAMS)
+def test_degraded_write_and_rebuild_onto_replacement(
+    tmp_path: Any, level: str, n: int, opts: dict[str, Any]
+) -> None:
+    b = build(tmp_path, level, n, opts)
+    lay = b.layout
+    rng = np.random.default_rng(seed_of("degraded9", level, n))
+    failed = b.survivable_set(rng, lay.fault_tolerance)
+    b.rig.fail(failed)
+    for f in failed:
+        b.pool.fail_device(f)
+    overwrite_some(b.pool, b.ref, rng)
+    check_all(b.pool, b.ref, rng, 50)
+    for f in sorted(failed):
+        b.pool.replace_device(f, b.rig.replace_inner(f))
+    if level == "FR":  # a never-spared slot: the replacement is rebuilt in place
+        assert all(b.pool.status().devices[f].state is DeviceState.REBUILDING for f in failed)
+    b.pool.rebuild()
+    st = b.pool.status()
+    assert not st.degraded and b.pool.layout.spared == ()
+    check_all(b.pool, b.ref)
+    assert b.pool.scrub(repair=False).mismatches == []
+    # redundancy restored: a different failure set reads back
+    other = [f for f in range(n) if f not in failed][: lay.fault_tolerance]
+    b.rig.fail(other)
+    check_all(b.pool, b.ref, rng, 50)
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), PARAMS)
+def test_spare_rebuild_then_copyback_equals_twin(
+    tmp_path: Any, level: str, n: int, opts: dict[str, Any]
+) -> None:
+    a, twin = _twin_pair(tmp_path, level, n, opts)
+    lay = a.layout
+    assert isinstance(lay, Declustered)
+    p, sp = lay.parity, lay.spares
+    first = list(range(1, 1 + min(p, sp)))
+    a.rig.fail(first)
+    for f in first:
+        a.pool.fail_device(f)
+    for w in a.rig.wrappers:
+        w.stats.bytes_read = 0
+    done: list[tuple[int, int]] = []
+    a.pool.rebuild(progress=lambda x, y: done.append((x, y)))
+    assert done and done[-1][0] == done[-1][1] > 0
+    assert sorted(f for f in a.pool.layout.spared if f >= 0) == first
+    assert a.pool.layout.target is None
+    # every survivor sharing a group (of the used stripes) with a failed device was read
+    sharing: set[int] = set()
+    for s in a.coverage():
+        devs = lay.stripe(s).devices
+        if set(devs) & set(first):
+            sharing |= set(devs) - set(first)
+    read = {i for i, w in enumerate(a.rig.wrappers) if w.stats.bytes_read > 0}
+    assert sharing <= read, f"survivors {sorted(sharing - read)} were not read"
+    assert len(sharing) == n - len(first)
+    check_all(a.pool, a.ref)
+    assert a.pool.scrub(repair=False).mismatches == []
+    new = a.pool.layout
+    # P more failures, concurrently, are survived now (P + Sp sequential overall)
+    rng = np.random.default_rng(seed_of("spare9", level, n))
+    rest = [i for i in range(n) if i not in first]
+    for more in list(itertools.combinations(rest, p))[:6]:
+        assert new.survives(set(first) | set(more))
+        a.rig.fail(more)
+        check_all(a.pool, a.ref, rng, 30)
+        a.rig.heal()
+        a.rig.fail(first)
+    if sp > len(first):  # a second spare rebuild uses the next slot
+        a.rig.fail([rest[0]])
+        a.pool.fail_device(rest[0])
+        a.pool.rebuild()
+        assert rest[0] in a.pool.layout.spared
+        check_all(a.pool, a.ref)
+        a.rig.heal()
+        a.rig.fail(first)
+        a.pool.replace_device(rest[0], a.rig.replace_inner(rest[0]))
+        a.pool.rebuild()
+        assert rest[0] not in a.pool.layout.spared_devices
+    # no spare left for one more device: refused, nothing moved
+    if sp == len(first):
+        extra = rest[-1]
+        a.rig.fail([extra])
+        a.pool.fail_device(extra)
+        with pytest.raises(InvalidArgumentError, match="spare slot"):
+            a.pool.rebuild()
+        check_all(a.pool, a.ref)
+        a.rig.heal()
+        a.rig.fail(first)
+        a.pool.replace_device(extra, a.rig.replace_inner(extra))
+        a.pool.rebuild()
+    # copy-back onto replacements
+    for f in first:
+        a.pool.replace_device(f, a.rig.replace_inner(f))
+        if level == "FR":  # mandatory: done by replace_device itself
+            assert f not in a.pool.layout.spared_devices
+            assert a.pool.status().devices[f].state is DeviceState.ONLINE
+    a.pool.rebuild()
+    assert a.pool.layout.spared == () and not a.pool.status().degraded
+    check_all(a.pool, a.ref)
+    assert a.pool.scrub(repair=False).mismatches == []
+    a.pool.sync()
+    twin.pool.sync()
+    _assert_twin(a, twin)
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[0], PARAMS[4]])
+def test_scrub_and_read_repair_silent_corruption(
+    tmp_path: Any, level: str, n: int, opts: dict[str, Any]
+) -> None:
+    b = build(tmp_path, level, n, opts)
+    rng = np.random.default_rng(seed_of("scrub9", level, n))
+    items = [(e, d) for e, d in b.ref if len(d) > 3 * BLOCK]
+    ext, data = items[0]
+    _d, where = next(iter(b.blocks(ext)))
+    dev, off = where[0]
+    b.rig.inners[dev].pwrite(off + 100, bytes(rng.integers(0, 256, 64, dtype=np.uint8)))
+    stripe = b.layout.member_at(dev, off - DATA_OFFSET)[0].index
+    report = b.pool.scrub(repair=True)
+    assert [(m.stripe, m.device) for m in report.mismatches] == [(stripe, dev)]
+    assert all(m.repaired for m in report.mismatches)
+    assert b.pool.scrub(repair=False).mismatches == []
+    # parity: corrupt a P block of the same stripe, then found by scrub
+    sm = b.layout.stripe(stripe)
+    pm = sm.parity_members[0]
+    row = ext.first_row % b.rpc
+    at = DATA_OFFSET + pm.device_offset + row * BLOCK
+    b.rig.inners[pm.device].pwrite(at + 7, b"\xff" * 16)
+    report = b.pool.scrub(repair=True)
+    assert [(m.stripe, m.device) for m in report.mismatches] == [(stripe, pm.device)]
+    assert b.pool.scrub(repair=False).mismatches == []
+    # by read: corrupt a data block again, the read returns the right bytes and repairs
+    b.rig.inners[dev].pwrite(off + 5, b"\x00\x01" * 20)
+    assert b.pool.read(ext) == data
+    assert b.pool.scrub(repair=False).mismatches == []
+    check_all(b.pool, b.ref)
+
+
+def crash(b: Built, seed: int) -> None:
+    """Freeze the devices, cut power on each (seeded), drop the pool as a crash would."""
+    for w in b.rig.wrappers:
+        w.fail_now("any")
+    for i, w in enumerate(b.rig.wrappers):
+        w.power_cut(seed=seed_of("cut9", seed, i), keep="random")
+    b.pool.close(sync=False)
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[1], PARAMS[3]])
+def test_power_cut_during_writes(tmp_path: Any, level: str, n: int, opts: dict[str, Any]) -> None:
+    b = build(tmp_path, level, n, opts)
+    rng = np.random.default_rng(seed_of("cut9", level, n))
+    for seed in range(3):
+        # acknowledged and synced, then more writes that a power cut tears
+        fill(b.pool, rng, [int(x) for x in rng.integers(1, 40 * KiB, 12)], b.ref)
+        b.pool.sync()
+        torn = fill(b.pool, rng, [int(x) for x in rng.integers(1, 40 * KiB, 12)])
+        assert torn.items
+        crash(b, seed)
+        pool = b.reopen()
+        check_all(pool, b.ref)
+        assert pool.scrub(repair=False).mismatches == []
+        b.rig.fail([seed % n])
+        check_all(pool, b.ref)
+        b.rig.heal()
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[0], PARAMS[4]])
+def test_power_cut_in_the_middle_of_a_spare_rebuild(
+    tmp_path: Any, level: str, n: int, opts: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 3)
+    b = build(tmp_path, level, n, opts)
+    f = 2
+    b.rig.fail([f])
+    b.pool.fail_device(f)
+    b.pool.sync()
+    calls = 0
+
+    class Cut(Exception):
+        pass
+
+    def boom(_done: int, _total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise Cut
+
+    with pytest.raises(Cut):
+        b.pool.rebuild(progress=boom)
+    crash(b, 7)
+    pool = b.reopen()
+    lay = pool.layout
+    assert isinstance(lay, Declustered)
+    assert lay.target is not None and lay.moved > 0, "the cut should leave a move in progress"
+    check_all(pool, b.ref)  # half moved: every extent reads, below and above the boundary
+    pool.rebuild()
+    assert pool.layout.spared == (f,) and pool.layout.target is None
+    check_all(pool, b.ref)
+    assert pool.scrub(repair=False).mismatches == []
+    other = [i for i in range(n) if i != f][: lay.parity]
+    b.rig.fail(other)
+    check_all(pool, b.ref)
+
+
+def test_rebuild_time_falls_as_the_pool_widens(tmp_path: Any) -> None:
+    """Same user data on 8, 16 and 32 bandwidth-limited devices (W = 4, one spare): the
+    rebuild of one device into spare reads from every survivor at once, each reads
+    about α of its data, and the time falls as C grows."""
+    rows = []
+    for c in (8, 16, 32):
+        rig = Rig.ram(str(tmp_path / f"c{c}"), c, 4 * MiB)
+        os.makedirs(rig.path, exist_ok=True)
+        pool = Pool.create(
+            rig.path, "declustered", rig.wrappers, 4 * MiB, chunk_size=CHUNK,
+            data=3, parity=1, spares=1,
+        )  # fmt: skip
+        rng = np.random.default_rng(c)
+        r = fill(pool, rng, [96 * KiB] * 40)  # 3.75 MiB of user data
+        pool.sync()
+        rig.fail([0])
+        pool.fail_device(0)
+        for w in rig.wrappers:
+            w.bandwidth = 1.0 * MiB
+            w.stats.bytes_read = 0
+        stamps: list[float] = []
+        pool.rebuild(progress=lambda _d, _t, st=stamps: st.append(time.perf_counter()))
+        elapsed = stamps[-1] - stamps[0]  # the data move (not the superblock updates)
+        per = [w.stats.bytes_read for w in rig.wrappers[1:]]
+        rows.append((c, elapsed, float(np.mean(per)), max(per)))
+        for w in rig.wrappers:
+            w.bandwidth = None
+        check_all(pool, r)
+        quiet_close(pool)
+        rig.close()
+    print("\nC   rebuild s   mean KiB read per survivor   max KiB")
+    for c, el, mean, mx in rows:
+        print(f"{c:2d}  {el:8.3f}   {mean / KiB:10.1f}                 {mx / KiB:8.1f}")
+    times = [r[1] for r in rows]
+    reads = [r[2] for r in rows]
+    assert times[0] > times[1] > times[2], times
+    assert reads[0] > reads[1] > reads[2], reads
+
+
+def test_bad_input_is_refused_without_changes(tmp_path: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="at least"):
+        Pool.create(tmp_path / "p", "declustered", 4, 8 * MiB, chunk_size=CHUNK, data=3)
+    assert not (tmp_path / "p").exists()
+    devs = [FaultyDevice(RamDevice(8 * MiB)) for _ in range(6)]
+    pool = Pool.create(tmp_path / "q", "FR", devs, 8 * MiB, chunk_size=CHUNK, raid="raid6")
+    with pytest.raises(InvalidArgumentError, match="fail it before"):
+        pool.replace_device(0)
+    pool.rebuild()  # nothing failed: nothing to do
+    assert pool.layout.spared == ()
+    pool.close()
