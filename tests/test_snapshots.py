@@ -12,7 +12,7 @@ import pytest
 
 from dwcore.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from dwcore.store import Instance
-from tests.store_helpers import audit_records, fast_root, make, reopen, user
+from tests.store_helpers import CONFIG, SMALL_POOL, audit_records, fast_root, make, reopen, user
 
 
 @pytest.fixture
@@ -315,3 +315,31 @@ def test_snapshot_operations_are_audited(inst: Instance) -> None:
     actions = [r.action for r in audit_records(inst, action="snapshot.*")]
     for a in ("snapshot.create", "snapshot.read", "snapshot.diff", "snapshot.delete"):
         assert a in actions
+
+
+def test_tiers_place_versions_in_pools_and_pool_snapshots_follow_them(tmp_path: Path) -> None:
+    archive = {**SMALL_POOL, "name": "archive", "level": "5", "devices": 4}
+    config = {**CONFIG, "pools": [SMALL_POOL, archive]}
+    with fast_root(tmp_path) as root:
+        with Instance.create(root, config, check_resources=False) as inst:
+            inst.set_tier("cold", "archive")
+            assert inst.tiers() == {"hot": "main", "warm": "main", "cold": "archive"}
+            inst.create_compartment("live")
+            inst.create_compartment("old", tier="cold")
+            assert inst.put("live", "k", b"hot data").pool == "main"
+            assert inst.put("old", "k", b"cold data").pool == "archive"
+            snap = inst.snapshots.create("pool:archive")
+            inst.delete("old", "k")
+            inst.delete("live", "k")
+            assert [(o.compartment, o.key) for o in inst.snapshots.search(snap.id)] == [
+                ("old", "k")
+            ]
+            assert inst.snapshots.read(snap.id, "old", "k") == b"cold data"
+            with pytest.raises(NotFoundError):
+                inst.snapshots.read(snap.id, "live", "k")
+            with pytest.raises(NotFoundError, match="not configured"):
+                inst.set_tier("warm", "nowhere")
+        with reopen(root) as inst:
+            assert inst.tiers()["cold"] == "archive"
+            assert inst.snapshots.read(snap.id, "old", "k") == b"cold data"
+            assert inst.fsck(deep=True).ok

@@ -129,6 +129,11 @@ class Instance:
         *,
         devices: Mapping[str, Sequence[Device | str | None]] | None = None,
     ) -> None:
+        if not config.pools:
+            raise ConfigError(
+                f"{root / CONFIG_FILE} configures no pool; an instance needs at least one "
+                f"([[pools]])"
+            )
         self.root = root
         self.config = config
         self.state_root = root_of(config, root)
