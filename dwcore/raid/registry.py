@@ -139,7 +139,17 @@ def layout(
 
     * ``"5"``: ``algorithm`` — ``"left-symmetric"`` (default, md's default),
       ``"left-asymmetric"``, ``"right-symmetric"``, ``"right-asymmetric"``;
-    * ``"10"``: ``copies`` — devices per mirror group (default 2).
+    * ``"10"``: ``copies`` — devices per mirror group (default 2);
+    * ``"2"``: ``secded`` — add the overall-parity device (N = 8, 16, 32);
+    * ``"01"``: ``copies`` — replicas (default 2); ``"03"``: ``width`` — devices
+      per RAID-0 member (default 2); ``"50"``, ``"60"``: ``groups`` (default 2);
+    * ``"100"``: ``arrays``, ``copies`` (default 2 each), ``top_chunk_size``
+      (default 16 × chunk);
+    * ``"MD10"``: ``layout`` — mdadm's ``"n2"``, ``"f2"``, ``"o2"``, ``"n2f2"``
+      ... (or ``near``, ``far``, ``offset``), ``far_sets`` — ``"original"`` or
+      ``"improved"``; ``size`` binds far copies to a data area (pools do it);
+    * ``"5EE"``: ``compacted``; ``"5E"``, ``"6E"``: ``absent``, ``reshape_from``,
+      ``position`` — the spare-space state, set by :mod:`dwcore.pool.spare`.
 
     Raises :class:`LevelUnavailableError` for a canonical level not built in
     this version and :class:`~dwcore.errors.InvalidArgumentError` for unknown
