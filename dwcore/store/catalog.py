@@ -362,7 +362,7 @@ class Catalog:
             size=row["size"],
             content_hash=bytes(row["hash"]).hex(),
             owner=row["owner"],
-            metadata=json.loads(row["metadata"]),
+            metadata={} if row["metadata"] == "{}" else json.loads(row["metadata"]),
             created=row["created"],
             generation=row["created_gen"],
             pool=row["pool"],
@@ -500,11 +500,12 @@ class Catalog:
         generations ``(low, high]``: the keys whose state may differ between them."""
         cond, params = scope.sql()
         params = {**params, "lo": low, "hi": high}
+        # the generation indexes, so the cost follows the changes, not the objects in scope
         sql = (
-            f"SELECT v.compartment_id, v.key FROM versions v WHERE v.created_gen > :lo "
-            f"AND v.created_gen <= :hi AND {cond} UNION "
-            f"SELECT v.compartment_id, v.key FROM versions v WHERE v.deleted_gen > :lo "
-            f"AND v.deleted_gen <= :hi AND {cond} ORDER BY 1, 2"
+            f"SELECT v.compartment_id, v.key FROM versions v INDEXED BY versions_created "
+            f"WHERE v.created_gen > :lo AND v.created_gen <= :hi AND {cond} UNION "
+            f"SELECT v.compartment_id, v.key FROM versions v INDEXED BY versions_deleted "
+            f"WHERE v.deleted_gen > :lo AND v.deleted_gen <= :hi AND {cond} ORDER BY 1, 2"
         )
         return [(r[0], r[1]) for r in self._all(sql, params)]
 
