@@ -606,3 +606,17 @@ def test_cli_level_options(tmp_path: Any) -> None:
         }
     res = run.invoke(app, [*args[:2], str(tmp_path / "v"), *args[3:], "-o", "colour=red"])
     assert res.exit_code == 1 and not (tmp_path / "v").exists()
+
+
+def test_physical_runs(tmp_path: Any) -> None:
+    """``physical(ext)`` (for benchmark anchors): the data run holds the extent's bytes,
+    then one run per parity device at the same offset."""
+    b = Built(tmp_path, "UNRAID", 6, {"parity": 2}, count=8)
+    images = b.rig.images()
+    for ext, data in b.ref:
+        runs = b.pool._engine.physical(ext)
+        assert len(runs) == 3 and [d for d, _o, _n in runs[1:]] == [4, 5]
+        dev, off, n = runs[0]
+        assert n == ext.rows * BLOCK and {o for _d, o, _n in runs} == {off}
+        assert images[dev][BASE + off : BASE + off + len(data)] == data
+    quiet_close(b.pool)

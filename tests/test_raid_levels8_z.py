@@ -421,3 +421,15 @@ def test_block_map_checked_on_open(tmp_path: Any) -> None:
         check_all(pool, b.ref)
     finally:
         quiet_close(pool)
+
+
+def test_physical_runs(tmp_path: Any) -> None:
+    """``physical(ext)`` (for benchmark anchors) lists the port's columns and skips."""
+    b = Built(tmp_path, "Z2", 6, count=8)
+    for ext, _data in b.ref:
+        cols, skips = b.cols(ext)
+        want = [(d, o * SECTOR, n * SECTOR) for d, o, n in cols]
+        want += [(d, s * SECTOR, SECTOR) for d, s in skips]
+        assert b.pool._engine.physical(ext) == want
+        assert sum(n for _d, _o, n in want) == ext.rows * SECTOR
+    quiet_close(b.pool)

@@ -44,6 +44,10 @@ class Engine(Protocol):
     def free(self, ext: Extent) -> None:
         """Release the space of ``ext``."""
 
+    def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
+        """``(device, data-area offset, length)`` of every byte ``ext`` stores (data,
+        parity, skip sectors): what a raw-I/O benchmark anchor must write and read."""
+
     def reconcile(self, used: list[tuple[int, int]]) -> int:
         """Free allocator blocks no live extent uses; returns blocks freed."""
 

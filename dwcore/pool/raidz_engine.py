@@ -352,6 +352,15 @@ class RaidzEngine:
             raise err
         return bytes(out)
 
+    def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
+        """Columns and skip sectors of ``ext``'s block as ``(device, offset, length)``."""
+        if not ext.rows:
+            return []
+        rm = self._map_of(ext)
+        b = self.b
+        out = [(c.device, c.sector * b, c.size * b) for c in rm.columns]
+        return out + [(dev, sector * b, b) for dev, sector in rm.skips]
+
     def free(self, ext: Extent) -> None:
         if ext.rows:
             self.pool._alloc.free(ext.first_row, ext.rows)

@@ -525,6 +525,16 @@ class VolumeEngine:
         s = offset - r0 * b
         return bytes(buf[s : s + length])
 
+    def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
+        """The extent's run on its volume's device and the parity runs at the same offsets."""
+        if not ext.rows:
+            return []
+        v, a = self._locate(ext.first_row)
+        vol = self.vols[v]
+        x, n = a * self.b, ext.rows * self.b
+        g = self.groups[self.where[v][0]]
+        return [(vol.device, vol.offset + x, n)] + [(p.device, p.offset + x, n) for p in g.parity]
+
     def free(self, ext: Extent) -> None:
         if ext.rows:
             self.pool._alloc.free(ext.first_row, ext.rows)
