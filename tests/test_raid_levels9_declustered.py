@@ -38,11 +38,12 @@ from levels7_pool import (
     overwrite_some,
     seed_of,
 )
+from levels9_pool import check_set, crash
 from pool_helpers import Image, KiB, MiB, Rig, check_all, fill, quiet_close
 
 from dwcore import raid
 from dwcore.devices import FaultyDevice, RamDevice
-from dwcore.errors import DataLossError, InvalidArgumentError
+from dwcore.errors import InvalidArgumentError
 from dwcore.pool import DeviceState, Pool, draid
 from dwcore.raid.declustered import DEFAULT_SEED, Declustered, base_permutations, splitmix64
 
@@ -232,33 +233,6 @@ def test_rebuild_spread_metric() -> None:
 # -- pool: §0.5 template --------------------------------------------------------------------
 
 
-def _check_set(b: Built, pool: Pool, failed: frozenset[int], rng: np.random.Generator) -> list[str]:
-    problems = []
-    for ext, data in b.ref:
-        must = extent_lost(b.layout, b.rpc, ext, failed)
-        try:
-            got = pool.read(ext)
-        except DataLossError as exc:
-            if not must:
-                problems.append(f"F={sorted(failed)}: {ext!r} raised {exc}")
-            elif not set(exc.failed) & failed:
-                problems.append(f"F={sorted(failed)}: error names {exc.failed}")
-            continue
-        if must:
-            problems.append(f"F={sorted(failed)}: {ext!r} read although lost")
-        elif got != data:
-            problems.append(f"F={sorted(failed)}: {ext!r} WRONG BYTES")
-    if b.layout.survives(failed):
-        items = list(b.ref)
-        for _ in range(100):
-            ext, data = items[int(rng.integers(0, len(items)))]
-            off = int(rng.integers(0, len(data)))
-            n = int(rng.integers(0, len(data) - off + 1))
-            if pool.read(ext, off, n) != data[off : off + n]:
-                problems.append(f"F={sorted(failed)}: sub-read wrong")
-    return problems
-
-
 @pytest.mark.parametrize(("level", "n", "opts"), PARAMS)
 def test_failure_matrix(tmp_path: Any, level: str, n: int, opts: dict[str, Any]) -> None:
     b = build(tmp_path, level, n, opts)
@@ -277,7 +251,7 @@ def test_failure_matrix(tmp_path: Any, level: str, n: int, opts: dict[str, Any])
         pool = b.reopen()
         b.rig.fail(failed)
         try:
-            problems += _check_set(b, pool, failed, rng)
+            problems += check_set(b, pool, failed, rng)
             lost_some |= any(extent_lost(lay, b.rpc, e, failed) for e, _ in b.ref)
         finally:
             quiet_close(pool)
@@ -436,15 +410,6 @@ def test_scrub_and_read_repair_silent_corruption(
     assert b.pool.read(ext) == data
     assert b.pool.scrub(repair=False).mismatches == []
     check_all(b.pool, b.ref)
-
-
-def crash(b: Built, seed: int) -> None:
-    """Freeze the devices, cut power on each (seeded), drop the pool as a crash would."""
-    for w in b.rig.wrappers:
-        w.fail_now("any")
-    for i, w in enumerate(b.rig.wrappers):
-        w.power_cut(seed=seed_of("cut9", seed, i), keep="random")
-    b.pool.close(sync=False)
 
 
 @pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[1], PARAMS[3]])

@@ -54,15 +54,10 @@ from dwcore.pool.status import DeviceState
 from dwcore.raid import StripeMap
 from dwcore.raid.declustered import Declustered
 
-__all__ = ["BATCH_STRIPES", "DeclusteredPool", "pool_class"]
+__all__ = ["BATCH_STRIPES", "DeclusteredPool"]
 
 #: Stripes (groups) one transition step moves at most.
 BATCH_STRIPES = 64
-
-
-def pool_class(layout: Any) -> type[Pool] | None:
-    """:class:`DeclusteredPool` for a declustered layout, else None."""
-    return DeclusteredPool if isinstance(layout, Declustered) else None
 
 
 class _Move:

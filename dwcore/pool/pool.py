@@ -424,10 +424,10 @@ class Pool:
         from dwcore.pool.interleave import pool_class
 
         special = pool_class(layout)
-        if special is None:  # distributed spares (Declustered, FR): dwcore.pool.draid
-            from dwcore.pool.draid import pool_class as draid_pool_class
+        if special is None:  # Declustered, FR, RAID 7: dwcore.pool.levels9
+            from dwcore.pool.levels9 import pool_class as levels9_pool_class
 
-            special = draid_pool_class(layout)
+            special = levels9_pool_class(layout)
         return special if special is not None and issubclass(special, cls) else cls
 
     @staticmethod

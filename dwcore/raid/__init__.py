@@ -33,6 +33,7 @@ from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import RAID5_ALGORITHMS, Raid5, Raid6
+from dwcore.raid.raid7 import Raid7
 from dwcore.raid.raidz import RaidZ, RaidZ1, RaidZ2, RaidZ3
 from dwcore.raid.registry import (
     AVAILABLE,
@@ -82,6 +83,7 @@ __all__ = [
     "Raid5EE",
     "Raid6",
     "Raid6E",
+    "Raid7",
     "Raid10",
     "Raid50",
     "Raid60",

@@ -17,6 +17,7 @@ from dwcore.raid.md10 import Md10
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.nested import Raid10
 from dwcore.raid.parity import Raid5, Raid6
+from dwcore.raid.raid7 import Raid7
 from dwcore.raid.raidz import RaidZ1, RaidZ2, RaidZ3
 from dwcore.raid.striping import Raid0
 from dwcore.raid.symmetrix import RaidS
@@ -59,6 +60,7 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "UNRAID": Unraid,
     "DECLUSTERED": Declustered,
     "FR": Fr,
+    "7": Raid7,
 }
 
 #: Levels this version can build, in LEVELS order.

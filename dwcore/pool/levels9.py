@@ -1,0 +1,34 @@
+"""Pool classes of the issue 9 levels that extend the row engine.
+
+* Declustered and RAID FR — :class:`dwcore.pool.draid.DeclusteredPool`
+  (rebuild into distributed spare space, copy-back);
+* RAID 7 — :class:`dwcore.pool.writeback.Raid7Pool` (journaled write-back
+  cache).
+
+:meth:`dwcore.pool.pool.Pool._class_for` asks :func:`pool_class` for the
+class of a layout that no other hook claims.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dwcore.pool.pool import Pool
+
+__all__ = ["pool_class"]
+
+
+def pool_class(layout: Any) -> type[Pool] | None:
+    """The pool class ``layout`` needs, or None for the plain engine."""
+    from dwcore.raid.declustered import Declustered
+
+    if isinstance(layout, Declustered):
+        from dwcore.pool.draid import DeclusteredPool
+
+        return DeclusteredPool
+    if getattr(layout, "write_back", False):
+        from dwcore.pool.writeback import Raid7Pool
+
+        return Raid7Pool
+    return None
