@@ -140,6 +140,7 @@ class Catalog:
         )
         self._conn.row_factory = sqlite3.Row
         self._compartments: dict[str, CompartmentInfo] = {}
+        self._tiers: dict[str, str] | None = None
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -173,6 +174,7 @@ class Catalog:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 self._compartments.clear()
+                self._tiers = None
                 raise
             self._conn.execute("COMMIT")
 
@@ -210,7 +212,11 @@ class Catalog:
 
     def tiers(self) -> dict[str, str]:
         """Tier name -> pool name."""
-        return {r["name"]: r["pool"] for r in self._all("SELECT name, pool FROM tiers")}
+        with self._lock:
+            if self._tiers is None:
+                rows = self._all("SELECT name, pool FROM tiers")
+                self._tiers = {r["name"]: r["pool"] for r in rows}
+            return dict(self._tiers)
 
     def set_tier(self, tier: str, pool: str) -> None:
         """Map ``tier`` (hot, warm or cold) to ``pool``."""
@@ -220,6 +226,7 @@ class Catalog:
                 "ON CONFLICT(name) DO UPDATE SET pool = excluded.pool",
                 (tier, pool),
             )
+            self._tiers = None
 
     # -------------------------------------------------------- compartments
 
