@@ -345,3 +345,12 @@ def test_closed_instance_refuses_work(tmp_path: Path) -> None:
     inst.close()
     with pytest.raises(InvalidArgumentError, match="closed"):
         inst.put("c", "k", b"")
+
+
+def test_open_refuses_a_config_that_no_longer_matches_the_pool(tmp_path: Path) -> None:
+    with fast_root(tmp_path) as root:
+        make(root).close()
+        cfg = root / CONFIG_FILE
+        cfg.write_text(cfg.read_text().replace('"level" = "6"', '"level" = "5"'))
+        with pytest.raises(ConfigError, match="layout cannot change"):
+            reopen(root)

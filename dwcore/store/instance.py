@@ -237,7 +237,14 @@ class Instance:
             directory = pool_directory(pc, self.state_root)
             given = devices.get(pc.name)
             if (directory / MANIFEST_NAME).exists():
-                self._pools[pc.name] = Pool.open(directory, devices=given)
+                pool = Pool.open(directory, devices=given)
+                self._pools[pc.name] = pool
+                if (pool.layout.level, pool.layout.n_devices) != (pc.level, pc.device_count):
+                    raise ConfigError(
+                        f"pool {pc.name!r} in {directory} is RAID {pool.layout.level} on "
+                        f"{pool.layout.n_devices} devices, but {CONFIG_FILE} says RAID "
+                        f"{pc.level} on {pc.device_count}; a pool's layout cannot change"
+                    )
                 continue
             if given is not None:
                 specs: Any = list(given)
