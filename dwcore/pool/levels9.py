@@ -3,7 +3,9 @@
 * Declustered and RAID FR — :class:`dwcore.pool.draid.DeclusteredPool`
   (rebuild into distributed spare space, copy-back);
 * RAID 7 — :class:`dwcore.pool.writeback.Raid7Pool` (journaled write-back
-  cache).
+  cache);
+* Beyond — :class:`dwcore.pool.growth.BeyondPool` (zones over mixed-size
+  devices, growth by adding devices).
 
 :meth:`dwcore.pool.pool.Pool._class_for` asks :func:`pool_class` for the
 class of a layout that no other hook claims.
@@ -27,6 +29,10 @@ def pool_class(layout: Any) -> type[Pool] | None:
         from dwcore.pool.draid import DeclusteredPool
 
         return DeclusteredPool
+    if getattr(layout, "zoned", False):
+        from dwcore.pool.growth import BeyondPool
+
+        return BeyondPool
     if getattr(layout, "write_back", False):
         from dwcore.pool.writeback import Raid7Pool
 

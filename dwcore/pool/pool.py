@@ -1509,6 +1509,13 @@ class Pool:
             mem.state, mem.reason, mem.rebuilt_rows = DeviceState.REBUILDING, "replacement", 0
             self._commit_membership()
 
+    def add_device(self, path: DeviceSpec | None = None, size: int | None = None) -> int:
+        """Grow the pool by one device; only levels with a zone table (BEYOND,
+        :mod:`dwcore.pool.growth`) can, every other level raises InvalidArgumentError."""
+        raise InvalidArgumentError(
+            f"RAID {self.layout.level} cannot grow by adding devices (BEYOND pools can)"
+        )
+
     def _own_member(self, spec: DeviceSpec) -> bool:
         """True when ``spec`` holds a superblock of this pool (a member coming back)."""
         try:

@@ -23,6 +23,7 @@ from dwcore.raid.base import (
     RoleKind,
     StripeMap,
 )
+from dwcore.raid.beyond import Beyond
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
 from dwcore.raid.declustered import Declustered, Fr
 from dwcore.raid.dedicated import Raid3, Raid4
@@ -56,6 +57,7 @@ __all__ = [
     "LEVELS",
     "MIN_CHUNK_SIZE",
     "RAID5_ALGORITHMS",
+    "Beyond",
     "Codec",
     "Declustered",
     "Dp",

@@ -7,6 +7,7 @@ from typing import Any
 
 from dwcore.errors import DWError, InvalidArgumentError
 from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
+from dwcore.raid.beyond import Beyond
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
 from dwcore.raid.declustered import Declustered, Fr
 from dwcore.raid.dedicated import Raid3, Raid4
@@ -61,6 +62,7 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "DECLUSTERED": Declustered,
     "FR": Fr,
     "7": Raid7,
+    "BEYOND": Beyond,
 }
 
 #: Levels this version can build, in LEVELS order.

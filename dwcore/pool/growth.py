@@ -1,0 +1,841 @@
+"""Beyond pools: zones over mixed-size devices, growth by adding devices, re-layout.
+
+:class:`BeyondPool` is the pool of a :class:`~dwcore.raid.beyond.Beyond`
+layout; its data path is :class:`ZoneEngine` (the pool's per-extent engine
+hook).
+
+Zone table and extent map
+-------------------------
+Every device's data area is cut into zone slots of Z bytes (its checksum
+table follows the slots, as in the row engine: one CRC-32C per block).  A
+zone (:class:`Zone`) names its scheme and one ``(device, slot)`` per member.
+An extent is written copy-on-write into free *rows* of zones (a row is one
+block of every member: ``k·B`` user bytes, with its parity or copies) —
+pieces ``(zone, first row, rows)`` — never sharing a row with another
+extent, so there is no write hole.  Inside the rows of one zone stripe the
+extent's bytes fill data member 0's blocks, then member 1's, ... (the row
+engine's mapping).  The :class:`~dwcore.pool.extent.Extent` handle carries
+the extent's number (``first_row``); the zone table and the extent map are
+saved atomically (``zones.json``, checksummed, written to a temporary file,
+fsynced and renamed) by ``sync`` after every device was synced, so what an
+acknowledged-and-synced extent points at is always on the devices.
+
+Allocation follows §6: free rows of existing zones first (zone order), then
+new zones by the layered rule (one slot on each of the ``min(w_max, devices
+with a free slot)`` writable devices with the most free slots).
+
+Growth and re-layout
+--------------------
+:meth:`BeyondPool.add_device` adds a device (its slots join the free pool)
+and starts the background re-layout: zones narrower than the layered rule
+would now build are *evacuated* one at a time — each live extent in them is
+copied into other rows (new, wider zones), the devices are synced, the map
+switches atomically (saved), the old rows are freed, and an emptied zone's
+slots return to the free pool — until the capacity reaches the bound or no
+free space is left to evacuate into.  Reads and writes go on meanwhile (the
+re-layout takes the pool lock per extent).  A power cut leaves either the
+old or the new copy referenced, never a mix.
+
+Failures
+--------
+Reads decode around FAILED/MISSING devices and blocks that fail their
+checksum (never wrong bytes; :class:`~dwcore.errors.DataLossError` beyond a
+zone's tolerance).  :meth:`ZoneEngine.rebuild` restores redundancy: every
+zone with a member on a lost device gets that member reconstructed into a
+free slot of a device not in the zone (onto the same slot of a replacement
+device when the slot was replaced); when no such slot exists the zone's
+extents are evacuated into other zones (a narrower scheme) if space allows,
+otherwise the zone stays degraded and ``status().reasons`` reports
+``DEGRADED_NO_SPACE`` (the data still reads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.devices import DeviceError, Superblock, write_superblock
+from dwcore.devices.base import byte_view
+from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
+from dwcore.pool import codec
+from dwcore.pool.extent import Extent
+from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Member
+from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
+from dwcore.raid import Member, StripeMap
+from dwcore.raid.beyond import (
+    Beyond,
+    scheme_for,
+    zone_data_members,
+    zone_layout,
+    zone_plan,
+    zone_tolerance,
+)
+
+__all__ = ["STATE_NAME", "BeyondPool", "Zone", "ZoneEngine"]
+
+STATE_NAME = "zones.json"
+_VERSION = 1
+
+
+@dataclass
+class Zone:
+    """A micro-array: scheme and one ``(device, slot)`` per member."""
+
+    id: int
+    scheme: str
+    members: list[tuple[int, int]]
+
+    @property
+    def width(self) -> int:
+        return len(self.members)
+
+    @property
+    def k(self) -> int:
+        return zone_data_members(self.scheme, self.width)
+
+    @property
+    def tolerance(self) -> int:
+        return zone_tolerance(self.scheme, self.width)
+
+
+@dataclass
+class _Seg:
+    """Rows ``row .. row+n`` of one zone stripe, at byte ``offset`` of an extent."""
+
+    zone: Zone
+    stripe: int
+    row: int  # row inside the chunk
+    n: int
+    offset: int
+    sm: StripeMap = field(repr=False)
+
+
+class ZoneEngine:
+    """The data path of a Beyond pool (module documentation)."""
+
+    def __init__(self, pool: BeyondPool) -> None:
+        self.pool = pool
+        self.b = pool._block
+        self.rows_per_zone = pool.layout.zone_size // self.b
+        self.rpc = pool.layout.chunk_size // self.b
+        self.zones: dict[int, Zone] = {}
+        self.extents: dict[int, list[tuple[int, int, int]]] = {}
+        self.lengths: dict[int, int] = {}
+        self.next_id = 1
+        self.next_zone = 0
+        self.no_space: set[int] = set()
+        self._used: dict[int, np.ndarray] = {}
+        #: zones emptied by re-layout, released at the next sync
+        self.pending_release: set[int] = set()
+        self._load()
+
+    # ------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.pool._path, STATE_NAME)
+
+    def _load(self) -> None:
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as f:
+            raw = f.read()
+        body, _, crc = raw.rpartition(b"\n")
+        if not crc or zlib.crc32(body) != int(crc):
+            raise InvalidArgumentError(f"{self.path}: zone table is damaged (checksum mismatch)")
+        state = json.loads(body)
+        if state.get("version", 0) > _VERSION:
+            raise InvalidArgumentError(f"{self.path}: zone table version is newer than dwcore")
+        for z in state["zones"]:
+            zone = Zone(z["id"], z["scheme"], [(d, s) for d, s in z["members"]])
+            self.zones[zone.id] = zone
+            self._used[zone.id] = np.zeros(self.rows_per_zone, dtype=bool)
+        for key, (length, pieces) in state["extents"].items():
+            self.extents[int(key)] = [(z, r, n) for z, r, n in pieces]
+            self.lengths[int(key)] = length
+            for z, r, n in pieces:
+                self._used[z][r : r + n] = True
+        self.next_id = state["next_id"]
+        self.next_zone = state["next_zone"]
+
+    def save(self) -> None:
+        """Write the zone table and the extent map atomically (after the devices synced)."""
+        state = {
+            "version": _VERSION,
+            "next_id": self.next_id,
+            "next_zone": self.next_zone,
+            "zones": [
+                {"id": z.id, "scheme": z.scheme, "members": [list(m) for m in z.members]}
+                for z in self.zones.values()
+            ],
+            "extents": {
+                str(i): [self.lengths[i], [list(p) for p in pieces]]
+                for i, pieces in self.extents.items()
+            },
+        }
+        body = json.dumps(state, separators=(",", ":")).encode()
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(body + b"\n" + str(zlib.crc32(body)).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dfd = os.open(self.pool._path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    # ------------------------------------------------------------------
+    # geometry
+    # ------------------------------------------------------------------
+
+    def slots(self) -> list[int]:
+        """Zone slots of each device."""
+        return self.pool.layout.slots(self.pool._geo.usable)
+
+    def free_slots(self, usable_only: bool = True) -> list[list[int]]:
+        """Free slot numbers per device (none on devices that cannot be written)."""
+        taken: list[set[int]] = [set() for _ in range(self.pool.layout.n_devices)]
+        for z in self.zones.values():
+            for d, s in z.members:
+                taken[d].add(s)
+        out = []
+        for d, n in enumerate(self.slots()):
+            mem = self.pool._members[d]
+            if usable_only and not (mem.writable and mem.state is DeviceState.ONLINE):
+                out.append([])
+                continue
+            out.append([s for s in range(n) if s not in taken[d]])
+        return out
+
+    def stripe_map(self, zone: Zone, s: int) -> StripeMap:
+        """Zone stripe ``s`` with its members on the real devices and offsets."""
+        lay = zone_layout(zone.scheme, zone.width, self.pool.layout.chunk_size)
+        sm = lay.stripe(s)
+        zs = self.pool.layout.zone_size
+        members = tuple(
+            Member(
+                zone.members[m.device][0],
+                zone.members[m.device][1] * zs + m.device_offset,
+                m.length,
+                m.role,
+            )
+            for m in sm.members
+        )
+        return StripeMap(s, sm.codec, sm.k, members)
+
+    def segments(self, ext_id: int) -> Iterator[_Seg]:
+        """The extent's rows cut at zone-stripe boundaries, with their byte offsets."""
+        off = 0
+        for z, r0, n in self.extents[ext_id]:
+            zone = self.zones[z]
+            g, end = r0, r0 + n
+            while g < end:
+                s, r = divmod(g, self.rpc)
+                m = min(self.rpc - r, end - g)
+                yield _Seg(zone, s, r, m, off, self.stripe_map(zone, s))
+                off += m * zone.k * self.b
+                g += m
+
+    # ------------------------------------------------------------------
+    # block I/O
+    # ------------------------------------------------------------------
+
+    def _addr(self, mem: _Member, m: Member, row: int) -> tuple[int, int]:
+        return self.pool._addr(mem, m, row)
+
+    def _read(self, m: Member, row: int, n: int) -> np.ndarray | None:
+        """``n`` verified blocks of member ``m`` from chunk row ``row``; None when the device
+        is unusable, fails or a block fails its checksum."""
+        mem = self.pool._members[m.device]
+        if mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE:
+            return None
+        off, coff = self._addr(mem, m, row)
+        buf = np.empty(n * self.b, dtype=np.uint8)
+        try:
+            mem.device.preadinto(off, buf)
+            crcs = np.frombuffer(mem.device.pread(coff, 4 * n), dtype="<u4")
+        except DeviceError:
+            return None
+        if len(verify_blocks(buf, self.b, crcs)):
+            return None
+        return buf
+
+    def _write(self, m: Member, row: int, buf: np.ndarray) -> bool:
+        mem = self.pool._members[m.device]
+        if mem.device is None or not mem.writable:
+            return False
+        off, coff = self._addr(mem, m, row)
+        try:
+            mem.device.pwrite(off, buf)
+            mem.device.pwrite(coff, crc32c_blocks(buf, self.b))
+        except DeviceError as exc:
+            self.pool._mark_failed(m.device, f"write failed: {exc}")
+            return False
+        return True
+
+    def _decode(self, seg: _Seg) -> tuple[list[np.ndarray], set[int], set[int]]:
+        """Every member of a segment, reconstructed: (buffers, erased, lost members)."""
+        bufs: list[np.ndarray] = []
+        erased: set[int] = set()
+        for j, m in enumerate(seg.sm.members):
+            got = self._read(m, seg.row, seg.n)
+            if got is None:
+                erased.add(j)
+                got = np.zeros(seg.n * self.b, dtype=np.uint8)
+            bufs.append(got)
+        lost = codec.reconstruct(seg.sm, bufs, erased) if erased else set()
+        return bufs, erased, lost
+
+    # ------------------------------------------------------------------
+    # allocation
+    # ------------------------------------------------------------------
+
+    def _new_zone(self, avoid: set[int] | None = None) -> Zone | None:
+        lay = self.pool.layout
+        free = self.free_slots()
+        if avoid:
+            for z in avoid:
+                free[z] = []
+        have = [d for d, f in enumerate(free) if f]
+        w = min(lay.w_max, len(have))
+        if w < lay.min_devices:
+            return None
+        pick = sorted(have, key=lambda d: (-len(free[d]), d))[:w]
+        zone = Zone(self.next_zone, scheme_for(lay.mode, w), [(d, free[d][0]) for d in pick])
+        self.next_zone += 1
+        self.zones[zone.id] = zone
+        self._used[zone.id] = np.zeros(self.rows_per_zone, dtype=bool)
+        return zone
+
+    def _allocate(self, length: int, avoid_zone: int | None = None) -> list[tuple[int, int, int]]:
+        """Free rows holding ``length`` bytes: pieces ``(zone, first row, rows)``."""
+        pieces: list[tuple[int, int, int]] = []
+        need = length
+        zones = [z for z in self.zones.values() if z.id != avoid_zone and z.id not in self.no_space]
+        fresh: list[Zone] = []
+        while need > 0:
+            for zone in zones:
+                if need <= 0:
+                    break
+                used = self._used[zone.id]
+                per = zone.k * self.b
+                free = np.flatnonzero(~used)
+                if not len(free) or not self._zone_writable(zone):
+                    continue
+                # runs of free rows
+                breaks = np.flatnonzero(np.diff(free) != 1)
+                starts = np.concatenate(([free[0]], free[breaks + 1]))
+                stops = np.concatenate((free[breaks] + 1, [free[-1] + 1]))
+                for a, z in zip(starts.tolist(), stops.tolist(), strict=True):
+                    if need <= 0:
+                        break
+                    n = min(z - a, -(-need // per))
+                    pieces.append((zone.id, a, n))
+                    used[a : a + n] = True
+                    need -= n * per
+            if need <= 0:
+                break
+            zone = self._new_zone()
+            if zone is None:
+                for z, a, n in pieces:
+                    self._used[z][a : a + n] = False
+                for zn in fresh:
+                    del self.zones[zn.id]
+                    del self._used[zn.id]
+                raise NoSpaceError(
+                    f"pool {self.pool._path}: no room for {length} bytes (no zone can be built "
+                    f"from the free slots)"
+                )
+            fresh.append(zone)
+            zones = [zone]
+        return pieces
+
+    def _zone_writable(self, zone: Zone) -> bool:
+        return all(self.pool._members[d].writable for d, _ in zone.members)
+
+    # ------------------------------------------------------------------
+    # Engine protocol
+    # ------------------------------------------------------------------
+
+    def check_extent(self, ext: Extent) -> None:
+        if ext.rows and (ext.first_row not in self.extents):
+            raise InvalidArgumentError(f"extent {ext!r} is not an extent of this pool")
+
+    def write(self, data: Any) -> Extent:
+        view = byte_view(data)
+        src = np.frombuffer(view, dtype=np.uint8)
+        length = len(src)
+        if length == 0:
+            return Extent(self.pool._tag, 0, 0, 0)
+        pieces = self._allocate(length)
+        ext_id = self.next_id
+        self.next_id += 1
+        self.extents[ext_id] = pieces
+        self.lengths[ext_id] = length
+        try:
+            self._store(ext_id, src)
+        except BaseException:
+            self._drop(ext_id)
+            raise
+        return Extent(self.pool._tag, ext_id, sum(n for _, _, n in pieces), length)
+
+    def _store(self, ext_id: int, src: np.ndarray) -> None:
+        b = self.b
+        length = len(src)
+        for seg in self.segments(ext_id):
+            sm, nb = seg.sm, seg.n * b
+            data = []
+            for d in range(sm.k):
+                lo = seg.offset + d * nb
+                part = src[lo : lo + nb] if lo < length else src[:0]
+                if len(part) < nb:
+                    pad = np.zeros(nb, dtype=np.uint8)
+                    pad[: len(part)] = part
+                    part = pad
+                data.append(part)
+            bufs = [
+                data[m.role.data_index]
+                if m.role.data_index is not None
+                else np.empty(nb, dtype=np.uint8)
+                for m in sm.members
+            ]
+            codec.encode(sm, bufs)
+            missing = {j for j, m in enumerate(sm.members) if not self._write(m, seg.row, bufs[j])}
+            if codec.lost_members(sm, missing) & {
+                j for j, m in enumerate(sm.members) if m.role.data_index is not None
+            }:
+                bad = sorted({sm.members[j].device for j in missing})
+                raise DataLossError(
+                    f"pool {self.pool._path}: cannot write: devices {bad} are unavailable, "
+                    f"more than zone {seg.zone.id} ({seg.zone.scheme}) tolerates",
+                    failed=bad,
+                )
+
+    def _drop(self, ext_id: int) -> None:
+        for z, a, n in self.extents.pop(ext_id, []):
+            if z in self._used:
+                self._used[z][a : a + n] = False
+        self.lengths.pop(ext_id, None)
+
+    def read(self, ext: Extent, offset: int, length: int) -> bytes:
+        out = bytearray(length)
+        end = offset + length
+        b = self.b
+        lost_devices: set[int] = set()
+        lost_at: list[int] = []
+        for seg in self.segments(ext.first_row):
+            sm, nb = seg.sm, seg.n * b
+            lo_seg, hi_seg = seg.offset, seg.offset + sm.k * nb
+            if hi_seg <= offset or lo_seg >= end:
+                continue
+            bufs: list[np.ndarray | None] | None = None
+            for d in range(sm.k):
+                a = max(offset, lo_seg + d * nb)
+                z = min(end, lo_seg + (d + 1) * nb, ext.length)
+                if a >= z:
+                    continue
+                got = None
+                for m in sm.data_members(d):
+                    got = self._read(m, seg.row, seg.n)
+                    if got is not None:
+                        break
+                if got is None:
+                    if bufs is None:
+                        full, erased, lost = self._decode(seg)
+                        bufs = list(full)
+                        if lost:
+                            lost_devices |= {sm.members[j].device for j in erased}
+                            bufs = [None if j in lost else x for j, x in enumerate(full)]
+                    j = next(j for j, m in enumerate(sm.members) if m.role.data_index == d)
+                    got = bufs[j]
+                    if got is None:
+                        lost_at.append(a)
+                        continue
+                rel = a - lo_seg - d * nb
+                out[a - offset : z - offset] = got[rel : rel + z - a].tobytes()
+        if lost_at:
+            failed = sorted(lost_devices)
+            raise DataLossError(
+                f"pool {self.pool._path}: extent {ext!r}: bytes from {min(lost_at)} are lost: "
+                f"devices {failed} are failed, missing or corrupt beyond what the zones tolerate",
+                failed=failed,
+            )
+        return bytes(out)
+
+    def free(self, ext: Extent) -> None:
+        if ext.rows:
+            self._drop(ext.first_row)
+
+    def reconcile(self, used: list[tuple[int, int]]) -> int:
+        live = {first for first, _ in used}
+        gone = [i for i in self.extents if i not in live]
+        rows = sum(sum(n for _, _, n in self.extents[i]) for i in gone)
+        for i in gone:
+            self._drop(i)
+        return rows
+
+    def after_sync(self) -> None:
+        self._release_empty()
+        self.save()
+
+    def _release_empty(self) -> None:
+        """Give the slots of zones no extent uses back (only emptied by re-layout)."""
+        for zid in list(self.pending_release):
+            if not self._used[zid].any():
+                del self.zones[zid]
+                del self._used[zid]
+                self.no_space.discard(zid)
+            self.pending_release.discard(zid)
+
+    def capacity(self) -> tuple[int, int]:
+        """``(capacity, used)``: existing zones plus the layered plan over the free slots."""
+        zs = self.pool.layout.zone_size
+        have = sum(z.k for z in self.zones.values()) * zs
+        free = [len(f) for f in self.free_slots()]
+        lay = self.pool.layout
+        widths = zone_plan(free, lay.mode, lay.w_max)
+        more = sum(zone_data_members(scheme_for(lay.mode, w), w) for w in widths) * zs
+        used = sum(self.lengths.values())
+        return have + more, used
+
+    def rebuild_progress(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def survives(self, failed: set[int] | frozenset[int]) -> bool:
+        """True when every zone holding data keeps within its tolerance with ``failed`` lost."""
+        return all(
+            sum(1 for d, _ in z.members if d in failed) <= z.tolerance
+            for z in self.zones.values()
+            if self._used[z.id].any()
+        )
+
+    # ------------------------------------------------------------------
+    # rebuild, re-layout, scrub
+    # ------------------------------------------------------------------
+
+    def lost_devices(self) -> set[int]:
+        return {
+            m.index
+            for m in self.pool._members
+            if m.state in (DeviceState.FAILED, DeviceState.MISSING, DeviceState.REBUILDING)
+        }
+
+    def rebuild(self, progress: Callable[[int, int], Any] | None) -> None:
+        pool = self.pool
+        with pool._lock:
+            gone = self.lost_devices()
+            todo = [z for z in self.zones.values() if any(d in gone for d, _ in z.members)]
+        total = len(todo)
+        for i, zone in enumerate(todo):
+            with pool._lock:
+                pool._check_open()
+                self._rebuild_zone(zone, gone)
+                pool.sync()
+            if progress is not None:
+                progress(i + 1, total)
+        with pool._lock:
+            for m in pool._members:
+                if m.state is DeviceState.REBUILDING:
+                    m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
+            pool._commit_membership()
+            if self.no_space:
+                warnings.warn(
+                    f"pool {pool._path}: DEGRADED_NO_SPACE: zones {sorted(self.no_space)} stay "
+                    f"degraded (no free slot or space to restore their redundancy)",
+                    PoolDegradedWarning,
+                    stacklevel=3,
+                )
+
+    def _rebuild_zone(self, zone: Zone, gone: set[int]) -> None:
+        pool = self.pool
+        in_zone = {d for d, _ in zone.members}
+        for idx, (d, slot) in enumerate(list(zone.members)):
+            if d not in gone:
+                continue
+            mem = pool._members[d]
+            if mem.state is DeviceState.REBUILDING and mem.writable:
+                target = (d, slot)  # the replacement takes the same slot
+            else:
+                free = self.free_slots()
+                cands = [e for e, f in enumerate(free) if f and e not in in_zone]
+                if not cands:
+                    if not self._evacuate(zone):
+                        self.no_space.add(zone.id)
+                    return
+                e = max(cands, key=lambda c: (len(free[c]), -c))
+                target = (e, free[e][0])
+            self._reconstruct_member(zone, idx, target)
+            zone.members[idx] = target
+            in_zone = {dd for dd, _ in zone.members}
+        self.no_space.discard(zone.id)
+
+    def _reconstruct_member(self, zone: Zone, idx: int, target: tuple[int, int]) -> None:
+        """Write member ``idx`` of every used row of ``zone`` onto ``target``."""
+        used = self._used[zone.id]
+        moved = Zone(zone.id, zone.scheme, list(zone.members))
+        moved.members[idx] = target
+        rows = np.flatnonzero(used)
+        for s in sorted({int(r) // self.rpc for r in rows}):
+            seg = _Seg(zone, s, 0, self.rpc, 0, self.stripe_map(zone, s))
+            bufs, erased, lost = self._decode(seg)
+            dst = self.stripe_map(moved, s)
+            for j, m in enumerate(dst.members):
+                if m.device != seg.sm.members[j].device or m.device_offset != (
+                    seg.sm.members[j].device_offset
+                ):
+                    if j in lost:
+                        raise DataLossError(
+                            f"pool {self.pool._path}: zone {zone.id} cannot be rebuilt: "
+                            f"devices {sorted({seg.sm.members[i].device for i in erased})} lost",
+                            failed=sorted({seg.sm.members[i].device for i in erased}),
+                        )
+                    if not self._write(m, 0, bufs[j]):
+                        raise DataLossError(
+                            f"pool {self.pool._path}: cannot write device {m.device} "
+                            f"while rebuilding zone {zone.id}",
+                            failed=[m.device],
+                        )
+
+    def _evacuate(self, zone: Zone) -> bool:
+        """Copy every extent with rows in ``zone`` elsewhere, switch the map, free the
+        zone; False (nothing changed) when there is no room."""
+        pool = self.pool
+        users = [i for i, pieces in self.extents.items() if any(z == zone.id for z, _, _ in pieces)]
+        try:
+            for ext_id in users:
+                data = pool.read(Extent(pool._tag, ext_id, 1, self.lengths[ext_id]))
+                old = self.extents[ext_id]
+                pieces = self._allocate(len(data), avoid_zone=zone.id)
+                self.extents[ext_id] = pieces
+                try:
+                    self._store(ext_id, np.frombuffer(data, dtype=np.uint8))
+                except BaseException:
+                    for z, a, n in pieces:
+                        self._used[z][a : a + n] = False
+                    self.extents[ext_id] = old
+                    raise
+                for z, a, n in old:
+                    self._used[z][a : a + n] = False
+                pool.sync()  # devices first, then the switched map
+        except (NoSpaceError, DataLossError):
+            return False
+        self.pending_release.add(zone.id)
+        pool.sync()
+        return True
+
+    def relayout_step(self) -> bool:
+        """Evacuate one zone narrower than the layered rule would build now; False when
+        none is left or no room remains."""
+        lay = self.pool.layout
+        free = [len(f) for f in self.free_slots()]
+        writable = sum(1 for m in self.pool._members if m.writable)
+        best = min(lay.w_max, writable)
+        cands = sorted(
+            (z for z in self.zones.values() if z.width < best and z.id not in self.no_space),
+            key=lambda z: (z.width, z.id),
+        )
+        for zone in cands:
+            # evacuating pays only if the freed slots plus the free ones build wider zones
+            trial = list(free)
+            for d, _ in zone.members:
+                trial[d] += 1
+            widths = zone_plan(trial, lay.mode, lay.w_max)
+            if not widths or max(widths) <= zone.width:
+                continue
+            if self._evacuate(zone):
+                return True
+        return False
+
+    def scrub(self, repair: bool, progress: Callable[[int, int], Any] | None) -> ScrubReport:
+        pool = self.pool
+        report = ScrubReport()
+        with pool._lock:
+            ids = list(self.extents)
+        found: dict[tuple[int, int, str], list[tuple[bool, str]]] = {}
+        stripes: set[tuple[int, int]] = set()
+        for n, ext_id in enumerate(ids):
+            with pool._lock:
+                if ext_id not in self.extents:
+                    continue
+                for seg in self.segments(ext_id):
+                    bufs, erased, lost = self._decode(seg)
+                    stripes.add((seg.zone.id, seg.stripe))
+                    report.rows_checked += seg.n
+                    report.bytes_checked += seg.n * self.b * len(seg.sm.members)
+                    sid = seg.zone.id * 1_000_000 + seg.stripe
+                    for j in sorted(erased):
+                        m = seg.sm.members[j]
+                        ok = False
+                        how = "cannot reconstruct"
+                        if j not in lost and repair and self._write(m, seg.row, bufs[j]):
+                            ok, how = True, "rewrote block from redundancy"
+                        elif j not in lost and not repair:
+                            how = "not repaired (repair=False)"
+                        found.setdefault((sid, m.device, "checksum"), []).append((ok, how))
+                    if not erased:
+                        for j in codec.mismatched_rows(seg.sm, bufs, self.b):
+                            m = seg.sm.members[j]
+                            fresh = [x.copy() for x in bufs]
+                            codec.encode(seg.sm, fresh)
+                            ok = repair and self._write(m, seg.row, fresh[j])
+                            how = "rewrote redundancy" if ok else "not repaired"
+                            found.setdefault((sid, m.device, "parity"), []).append((ok, how))
+            if progress is not None:
+                progress(n + 1, len(ids))
+        report.stripes_checked = len(stripes)
+        for (s, dev, kind), outcomes in sorted(found.items()):
+            ok = all(o for o, _ in outcomes)
+            hows = sorted({h for _, h in outcomes})
+            report.mismatches.append(Mismatch(s, dev, kind, ok, "; ".join(hows)))
+        return report
+
+
+class BeyondPool(Pool):
+    """A Beyond pool: zones, growth by :meth:`add_device`, background re-layout."""
+
+    layout: Beyond
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._zones = ZoneEngine(self)
+        self._engine = self._zones  # type: ignore[assignment]
+        self._relayout: threading.Thread | None = None
+        self._relayout_stop = threading.Event()
+
+    @property
+    def zones(self) -> ZoneEngine:
+        """The zone table and extent map (read-only use)."""
+        return self._zones
+
+    def survives(self, failed: set[int] | frozenset[int]) -> bool:
+        """The exact predicate for this pool's zone table (``layout.survives`` is the
+        guarantee: any 1 in single mode, any 2 in dual)."""
+        with self._lock:
+            return self._zones.survives(set(failed))
+
+    def status(self) -> Any:
+        st = super().status()
+        if self._zones.no_space:
+            why = f"DEGRADED_NO_SPACE: zones {sorted(self._zones.no_space)} keep lost members"
+            st = dataclasses.replace(st, degraded=True, reasons={**st.reasons, -1: why})
+        return st
+
+    def add_device(
+        self,
+        path: DeviceSpec | None = None,
+        size: int | None = None,
+        *,
+        wait: bool = False,
+        force: bool = False,
+    ) -> int:
+        """Add a device contributing ``size`` bytes (default: the pool's device size);
+        its slots join the free pool and the background re-layout widens narrower zones
+        (``wait=True`` waits for it).  Returns the new device's index."""
+        dsize = self._manifest.device_size
+        if size is None:
+            size = dsize
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise InvalidArgumentError(f"size must be a positive number of bytes, got {size!r}")
+        self.wait_relayout()
+        with self._lock:
+            self._check_open()
+            lay = self.layout
+            i = lay.n_devices
+            sized = lay
+            if sized.sizes is None:
+                base = [self._geo.usable] * lay.n_devices
+                sized = Beyond(
+                    lay.n_devices,
+                    lay.chunk_size,
+                    mode=lay.mode,
+                    zone_size=lay.zone_size,
+                    w_max=lay.w_max,
+                    sizes=base,
+                )
+            new = sized.with_device(min(size, dsize))
+            spec: DeviceSpec
+            if path is None:
+                spec = os.path.join(self._path, f"dev-{i:02d}")
+                gen = 1
+                while os.path.exists(spec):
+                    spec = os.path.join(self._path, f"dev-{i:02d}.a{gen}")
+                    gen += 1
+            else:
+                spec = path
+            self._check_new_device(spec, dsize, force, i)
+            dev, owned = self._open_new_device(spec, dsize)
+            sb = Superblock.for_device(
+                dsize,
+                pool_id=self._pool_id,
+                device_index=i,
+                device_count=i + 1,
+                layout=new.level,
+                layout_params={**new.params, "block_size": self._block},
+                chunk_size=new.chunk_size,
+                generation=self._generation,
+            )
+            write_superblock(dev, sb)
+            mem = _Member(i, dev.path)
+            mem.device, mem.owned, mem.sb, mem.state = dev, owned, sb, DeviceState.ONLINE
+            self._members.append(mem)
+            self.layout = new
+            self._manifest.layout = new.params
+            self._commit_membership()
+        self.relayout(wait=wait)
+        return i
+
+    def relayout(self, wait: bool = False) -> None:
+        """Start the background re-layout (after :meth:`add_device` it starts by itself;
+        call this to resume one a crash or a close interrupted); ``wait`` waits for it."""
+        self.wait_relayout()
+        with self._lock:
+            self._check_open()
+            self._relayout_stop.clear()
+            self._relayout = threading.Thread(
+                target=self._relayout_loop, name="dwcore-beyond-relayout", daemon=True
+            )
+            self._relayout.start()
+        if wait:
+            self.wait_relayout()
+
+    def _relayout_loop(self) -> None:
+        while not self._relayout_stop.is_set():
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    if not self._zones.relayout_step():
+                        return
+                except Exception as exc:  # the pool stays valid; report and stop
+                    warnings.warn(
+                        f"pool {self._path}: re-layout stopped: {exc}", RuntimeWarning, stacklevel=1
+                    )
+                    return
+
+    def wait_relayout(self) -> None:
+        """Wait until the background re-layout has finished."""
+        t = self._relayout
+        if t is not None and t is not threading.current_thread():
+            t.join()
+
+    def close(self, sync: bool = True) -> None:
+        self._relayout_stop.set()
+        self.wait_relayout()
+        super().close(sync)
