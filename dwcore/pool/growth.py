@@ -724,6 +724,13 @@ class BeyondPool(Pool):
         """The zone table and extent map (read-only use)."""
         return self._zones
 
+    def free(self, ext: Extent) -> None:
+        """Release ``ext`` (its space is reused once the next :meth:`sync` saved the map)."""
+        self._check_extent(ext)
+        with self._lock:
+            self._check_open()
+            self._zones.free(ext)
+
     def survives(self, failed: set[int] | frozenset[int]) -> bool:
         """The exact predicate for this pool's zone table (``layout.survives`` is the
         guarantee: any 1 in single mode, any 2 in dual)."""

@@ -5,7 +5,9 @@
 * RAID 7 — :class:`dwcore.pool.writeback.Raid7Pool` (journaled write-back
   cache);
 * Beyond — :class:`dwcore.pool.growth.BeyondPool` (zones over mixed-size
-  devices, growth by adding devices).
+  devices, growth by adding devices);
+* Adaptive — :class:`dwcore.pool.migration.AdaptivePool` (mirror/parity
+  migration by write heat).
 
 :meth:`dwcore.pool.pool.Pool._class_for` asks :func:`pool_class` for the
 class of a layout that no other hook claims.
@@ -29,6 +31,10 @@ def pool_class(layout: Any) -> type[Pool] | None:
         from dwcore.pool.draid import DeclusteredPool
 
         return DeclusteredPool
+    if getattr(layout, "adaptive", False):
+        from dwcore.pool.migration import AdaptivePool
+
+        return AdaptivePool
     if getattr(layout, "zoned", False):
         from dwcore.pool.growth import BeyondPool
 

@@ -8,6 +8,7 @@ stripes (:meth:`Layout.locate`), a stripe to its members on the devices
 failure sets lose data (:meth:`Layout.survives`).
 """
 
+from dwcore.raid.adaptive import Adaptive
 from dwcore.raid.base import (
     DEFAULT_CHUNK_SIZE,
     MIN_CHUNK_SIZE,
@@ -57,6 +58,7 @@ __all__ = [
     "LEVELS",
     "MIN_CHUNK_SIZE",
     "RAID5_ALGORITHMS",
+    "Adaptive",
     "Beyond",
     "Codec",
     "Declustered",

@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from dwcore.errors import DWError, InvalidArgumentError
+from dwcore.raid.adaptive import Adaptive
 from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Layout
 from dwcore.raid.beyond import Beyond
 from dwcore.raid.composed import Raid01, Raid03, Raid50, Raid60, Raid100
@@ -63,6 +64,7 @@ _IMPLEMENTED: dict[str, type[Layout]] = {
     "FR": Fr,
     "7": Raid7,
     "BEYOND": Beyond,
+    "ADAPTIVE": Adaptive,
 }
 
 #: Levels this version can build, in LEVELS order.

@@ -1,0 +1,744 @@
+"""Adaptive pools: hot RBs mirrored, cold RBs in RAID 5, migrated by write heat.
+
+:class:`AdaptivePool` is the pool of an :class:`~dwcore.raid.adaptive.Adaptive`
+layout; :class:`HeatEngine` is its data path (the pool's per-extent engine
+hook).
+
+Map
+---
+The logical space is ``capacity_rbs`` relocation blocks (RB = the layout's
+chunk).  An extent owns a run of logical RBs (first-fit); every live RB has a
+location ``(PEG, slot)``: slot i of a mirror PEG is RB i of both its PEXes;
+slot ``s·(w-1)+d`` of a parity PEG is data chunk d of RAID 5 left-symmetric
+stripe s over its w PEXes.  Every block keeps its CRC-32C in the device's
+checksum table.  The PEGs, the map, the extents and the heat are saved
+atomically (``adaptive.json``: checksummed, temporary file, fsync, rename)
+by ``sync`` after the devices synced.
+
+Policy
+------
+* Every write goes to the mirror class: the extent's RBs are written into
+  free mirror slots (copy-on-write, never a read-modify-write of RAID 5);
+  freeing an extent whose RBs are in the parity class leaves holes.
+* Heat of an RB: exponentially decayed write count (half-life
+  ``heat_half_life`` seconds of the pool's clock), ties by last write.
+* Demotion: when free mirror slots fall below ``low_watermark`` of the mirror
+  budget (checked on every write), or at an idle :meth:`HeatEngine.tick`
+  (every RB colder than ½ — written once, more than a half-life ago), the
+  coldest RBs are appended w-1 per stripe to the open parity PEG as
+  full-stripe writes (a partial last stripe is zero-padded).
+* Cleaning: a full parity PEG whose live fraction fell below ½ has its live
+  RBs re-appended; an empty PEG returns its PEXes.
+* Reserve: one largest device's worth of PEXes is never given to a PEG
+  except by a rebuild.
+
+Every move is copy → device sync → map commit (saved) → old slot freed: a
+crash before the commit leaves the old copy referenced (still mirrored or
+still in its stripe), after it the new one; redundancy is never lowered
+while moving (the old copy stays intact until the new one is durable).
+
+Rebuild: every PEG with a PEX on a lost device gets that PEX reconstructed
+(live slots / written stripes) into a free PEX (the reserve included) on a
+device not already in the PEG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.devices import DeviceError
+from dwcore.devices.base import byte_view
+from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
+from dwcore.pool import codec
+from dwcore.pool.extent import Extent
+from dwcore.pool.pool import Pool
+from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
+from dwcore.raid import Member, StripeMap
+from dwcore.raid.adaptive import Adaptive
+from dwcore.raid.parity import Raid5
+
+__all__ = ["STATE_NAME", "AdaptivePool", "HeatEngine", "Peg"]
+
+STATE_NAME = "adaptive.json"
+_VERSION = 1
+
+
+@dataclass
+class Peg:
+    """A PEG: ``mirror`` (2 PEXes) or ``parity`` (w PEXes); ``filled`` stripes written."""
+
+    id: int
+    kind: str
+    members: list[tuple[int, int]]
+    filled: int = 0
+
+
+class HeatEngine:
+    """The data path and the migration policy of an Adaptive pool (module docs)."""
+
+    def __init__(self, pool: AdaptivePool) -> None:
+        self.pool = pool
+        lay: Adaptive = pool.layout
+        self.lay = lay
+        self.b = pool._block
+        self.rb = lay.chunk_size
+        self.per_pex = lay.pex_size // self.rb
+        self.pexes = [pool._geo.usable // lay.pex_size] * lay.n_devices
+        self.raw, self.spare, self.mirror_budget = lay.budget(self.pexes)
+        self.cap = lay.capacity_rbs(self.pexes)
+        self.w = lay.width
+        #: the policy's clock (seconds; wall time by default, so heat survives a restart)
+        self.clock: Callable[[], float] = time.time
+        self.pegs: dict[int, Peg] = {}
+        self.next_peg = 0
+        self.loc: dict[int, tuple[int, int]] = {}
+        self.slot_rb: dict[int, dict[int, int]] = {}
+        self.extents: dict[int, tuple[int, int, int]] = {}
+        self.next_id = 1
+        self.used = np.zeros(self.cap, dtype=bool)
+        self.heat = np.zeros(self.cap, dtype=np.float64)
+        self.stamp = np.zeros(self.cap, dtype=np.float64)
+        self.moves = 0
+        #: a rebuild may use the reserve
+        self._rebuilding = False
+        self._load()
+
+    # ------------------------------------------------------------------
+    # state
+    # ------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.pool._path, STATE_NAME)
+
+    def _load(self) -> None:
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as f:
+            raw = f.read()
+        body, _, crc = raw.rpartition(b"\n")
+        if not crc or zlib.crc32(body) != int(crc):
+            raise InvalidArgumentError(f"{self.path}: adaptive map is damaged (checksum mismatch)")
+        st = json.loads(body)
+        if st.get("version", 0) > _VERSION:
+            raise InvalidArgumentError(f"{self.path}: adaptive map version is newer than dwcore")
+        for p in st["pegs"]:
+            self.pegs[p["id"]] = Peg(p["id"], p["kind"], [(d, x) for d, x in p["members"]], p["f"])
+            self.slot_rb[p["id"]] = {}
+        self.next_peg = st["next_peg"]
+        self.next_id = st["next_id"]
+        for key, (rb0, n, length) in st["extents"].items():
+            self.extents[int(key)] = (rb0, n, length)
+            self.used[rb0 : rb0 + n] = True
+        for rb, peg, slot, heat, stamp in st["loc"]:
+            self.loc[rb] = (peg, slot)
+            self.slot_rb[peg][slot] = rb
+            self.heat[rb] = heat
+            self.stamp[rb] = stamp
+
+    def save(self) -> None:
+        """Write PEGs, map, extents and heat atomically (after the devices synced)."""
+        st = {
+            "version": _VERSION,
+            "next_peg": self.next_peg,
+            "next_id": self.next_id,
+            "pegs": [
+                {"id": p.id, "kind": p.kind, "members": [list(m) for m in p.members], "f": p.filled}
+                for p in self.pegs.values()
+            ],
+            "extents": {str(i): list(v) for i, v in self.extents.items()},
+            "loc": [
+                [rb, peg, slot, float(self.heat[rb]), float(self.stamp[rb])]
+                for rb, (peg, slot) in self.loc.items()
+            ],
+        }
+        body = json.dumps(st, separators=(",", ":")).encode()
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(body + b"\n" + str(zlib.crc32(body)).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dfd = os.open(self.pool._path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    # ------------------------------------------------------------------
+    # PEX and PEG bookkeeping
+    # ------------------------------------------------------------------
+
+    def _online(self, d: int) -> bool:
+        mem = self.pool._members[d]
+        return mem.writable and mem.state is DeviceState.ONLINE
+
+    def free_pexes(self) -> list[list[int]]:
+        taken: list[set[int]] = [set() for _ in self.pexes]
+        for p in self.pegs.values():
+            for d, x in p.members:
+                taken[d].add(x)
+        return [
+            [x for x in range(n) if x not in taken[d]] if self._online(d) else []
+            for d, n in enumerate(self.pexes)
+        ]
+
+    def _new_peg(self, kind: str, *, reserve: bool = False) -> Peg | None:
+        free = self.free_pexes()
+        have = [d for d, f in enumerate(free) if f]
+        width = 2 if kind == "mirror" else min(self.w, len(have))
+        if width < (2 if kind == "mirror" else 3):
+            return None
+        left = sum(len(f) for f in free)
+        if not reserve:
+            if left - width < self.spare:
+                return None
+            if kind == "parity":
+                mirror_pexes = 2 * sum(1 for p in self.pegs.values() if p.kind == "mirror")
+                if left - width - self.spare < self.mirror_budget - mirror_pexes:
+                    return None
+        pick = sorted(have, key=lambda d: (-len(free[d]), d))[:width]
+        peg = Peg(self.next_peg, kind, [(d, free[d][0]) for d in pick])
+        self.next_peg += 1
+        self.pegs[peg.id] = peg
+        self.slot_rb[peg.id] = {}
+        return peg
+
+    def mirror_slots(self) -> tuple[int, int]:
+        """(free mirror slots, mirror slots in the budget)."""
+        total = self.mirror_budget // 2 * self.per_pex
+        used = sum(len(self.slot_rb[p.id]) for p in self.pegs.values() if p.kind == "mirror")
+        return total - used, total
+
+    def _mirror_slot(self) -> tuple[Peg, int] | None:
+        for p in self.pegs.values():
+            if p.kind != "mirror" or not all(self._online(d) for d, _ in p.members):
+                continue
+            taken = self.slot_rb[p.id]
+            if len(taken) < self.per_pex:
+                slot = next(i for i in range(self.per_pex) if i not in taken)
+                return p, slot
+        mirrors = sum(1 for p in self.pegs.values() if p.kind == "mirror")
+        if mirrors >= self.mirror_budget // 2:
+            return None
+        peg = self._new_peg("mirror")
+        return None if peg is None else (peg, 0)
+
+    # ------------------------------------------------------------------
+    # block I/O
+    # ------------------------------------------------------------------
+
+    def _off(self, d: int, pex: int, rel: int) -> tuple[int, int]:
+        mem = self.pool._members[d]
+        off = pex * self.lay.pex_size + rel
+        return mem.sb.data_offset + off, mem.sb.data_offset + self.pool._geo.table_off + 4 * (
+            off // self.b
+        )
+
+    def _read(self, d: int, pex: int, rel: int, n: int) -> np.ndarray | None:
+        mem = self.pool._members[d]
+        if mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE:
+            return None
+        off, coff = self._off(d, pex, rel)
+        buf = np.empty(n, dtype=np.uint8)
+        try:
+            mem.device.preadinto(off, buf)
+            crcs = np.frombuffer(mem.device.pread(coff, 4 * (n // self.b)), dtype="<u4")
+        except DeviceError:
+            return None
+        return None if len(verify_blocks(buf, self.b, crcs)) else buf
+
+    def _write(self, d: int, pex: int, rel: int, buf: np.ndarray) -> bool:
+        mem = self.pool._members[d]
+        if mem.device is None or mem.sb is None or not mem.writable:
+            return False
+        off, coff = self._off(d, pex, rel)
+        try:
+            mem.device.pwrite(off, buf)
+            mem.device.pwrite(coff, crc32c_blocks(buf, self.b))
+        except DeviceError as exc:
+            self.pool._mark_failed(d, f"write failed: {exc}")
+            return False
+        return True
+
+    def stripe_map(self, peg: Peg, s: int) -> StripeMap:
+        """Stripe ``s`` of a parity PEG on its real devices (offsets relative to a PEX)."""
+        sm = Raid5(len(peg.members), self.rb).stripe(s)
+        members = tuple(
+            Member(peg.members[m.device][0], m.device_offset, self.rb, m.role) for m in sm.members
+        )
+        return StripeMap(s, sm.codec, sm.k, members)
+
+    def _stripe(self, peg: Peg, s: int) -> tuple[StripeMap, list[np.ndarray], set[int], set[int]]:
+        """Every chunk of a stripe, reconstructed: (map, buffers, erased, lost)."""
+        sm = self.stripe_map(peg, s)
+        bufs, erased = [], set()
+        pex_of = dict(peg.members)
+        for j, m in enumerate(sm.members):
+            got = self._read(m.device, pex_of[m.device], m.device_offset, self.rb)
+            if got is None:
+                erased.add(j)
+                got = np.zeros(self.rb, dtype=np.uint8)
+            bufs.append(got)
+        lost = codec.reconstruct(sm, bufs, erased) if erased else set()
+        return sm, bufs, erased, lost
+
+    def read_rb(self, rb: int) -> np.ndarray | None:
+        """The RB's bytes (verified, decoded around failures), None when lost."""
+        peg_id, slot = self.loc[rb]
+        peg = self.pegs[peg_id]
+        if peg.kind == "mirror":
+            for d, x in peg.members:
+                got = self._read(d, x, slot * self.rb, self.rb)
+                if got is not None:
+                    return got
+            return None
+        s, dix = divmod(slot, len(peg.members) - 1)
+        sm = self.stripe_map(peg, s)
+        m = sm.data_members(dix)[0]
+        got = self._read(m.device, dict(peg.members)[m.device], m.device_offset, self.rb)
+        if got is not None:
+            return got
+        sm, bufs, _erased, lost = self._stripe(peg, s)
+        j = next(j for j, mm in enumerate(sm.members) if mm.role.data_index == dix)
+        return None if j in lost else bufs[j]
+
+    def _peg_devices(self, rb: int) -> list[int]:
+        return [d for d, _ in self.pegs[self.loc[rb][0]].members]
+
+    # ------------------------------------------------------------------
+    # Engine protocol
+    # ------------------------------------------------------------------
+
+    def check_extent(self, ext: Extent) -> None:
+        if ext.rows and ext.first_row not in self.extents:
+            raise InvalidArgumentError(f"extent {ext!r} is not an extent of this pool")
+
+    def _alloc_logical(self, n: int) -> int:
+        free = np.flatnonzero(~self.used)
+        if len(free) >= n:
+            runs = np.split(free, np.flatnonzero(np.diff(free) != 1) + 1)
+            for run in runs:
+                if len(run) >= n:
+                    return int(run[0])
+        raise NoSpaceError(
+            f"pool {self.pool._path}: no run of {n} free RBs ({int((~self.used).sum())} free)"
+        )
+
+    def write(self, data: Any) -> Extent:
+        src = np.frombuffer(byte_view(data), dtype=np.uint8)
+        length = len(src)
+        if length == 0:
+            return Extent(self.pool._tag, 0, 0, 0)
+        n = -(-length // self.rb)
+        rb0 = self._alloc_logical(n)
+        free, total = self.mirror_slots()
+        if free - n < self.lay.low_watermark * total:
+            self.demote(max(n, int(2 * self.lay.low_watermark * total) - free + n))
+        now = self.clock()
+        done: list[int] = []
+        try:
+            for i in range(n):
+                got = self._mirror_slot()
+                if got is None:
+                    self.demote(n - i)
+                    got = self._mirror_slot()
+                if got is None:
+                    raise NoSpaceError(f"pool {self.pool._path}: no free mirror slot")
+                peg, slot = got
+                buf = np.zeros(self.rb, dtype=np.uint8)
+                part = src[i * self.rb : (i + 1) * self.rb]
+                buf[: len(part)] = part
+                ok = [self._write(d, x, slot * self.rb, buf) for d, x in peg.members]
+                if not any(ok):
+                    raise DataLossError(
+                        f"pool {self.pool._path}: cannot write: both devices of mirror PEG "
+                        f"{peg.id} are unavailable",
+                        failed=[d for d, _ in peg.members],
+                    )
+                rb = rb0 + i
+                self.loc[rb] = (peg.id, slot)
+                self.slot_rb[peg.id][slot] = rb
+                self.heat[rb], self.stamp[rb] = 1.0, now
+                done.append(rb)
+        except BaseException:
+            for rb in done:
+                self._unmap(rb)
+            raise
+        self.used[rb0 : rb0 + n] = True
+        ext_id = self.next_id
+        self.next_id += 1
+        self.extents[ext_id] = (rb0, n, length)
+        return Extent(self.pool._tag, ext_id, n, length)
+
+    def _unmap(self, rb: int) -> None:
+        peg_id, slot = self.loc.pop(rb)
+        self.slot_rb[peg_id].pop(slot, None)
+
+    def read(self, ext: Extent, offset: int, length: int) -> bytes:
+        rb0, _n, _len = self.extents[ext.first_row]
+        out = bytearray(length)
+        end = offset + length
+        lost: set[int] = set()
+        at = None
+        for i in range(offset // self.rb, -(-end // self.rb)):
+            got = self.read_rb(rb0 + i)
+            if got is None:
+                lost |= set(self._peg_devices(rb0 + i))
+                at = i * self.rb if at is None else at
+                continue
+            a, z = max(offset, i * self.rb), min(end, (i + 1) * self.rb)
+            out[a - offset : z - offset] = got[a - i * self.rb : z - i * self.rb].tobytes()
+        if at is not None:
+            failed = sorted(
+                d for d in lost if self.pool._members[d].state is not DeviceState.ONLINE
+            ) or sorted(lost)
+            raise DataLossError(
+                f"pool {self.pool._path}: extent {ext!r}: bytes from {max(at, offset)} are lost: "
+                f"devices {failed} are failed or corrupt beyond what ADAPTIVE tolerates",
+                failed=failed,
+            )
+        return bytes(out)
+
+    def free(self, ext: Extent) -> None:
+        if not ext.rows:
+            return
+        rb0, n, _ = self.extents.pop(ext.first_row)
+        for rb in range(rb0, rb0 + n):
+            self._unmap(rb)
+        self.used[rb0 : rb0 + n] = False
+
+    def reconcile(self, used: list[tuple[int, int]]) -> int:
+        live = {first for first, _ in used}
+        gone = [i for i in self.extents if i not in live]
+        n = 0
+        for i in gone:
+            _rb0, k, length = self.extents[i]
+            self.free(Extent(self.pool._tag, i, k, length))
+            n += k
+        return n
+
+    def after_sync(self) -> None:
+        self.save()
+
+    def capacity(self) -> tuple[int, int]:
+        return self.cap * self.rb, int(self.used.sum()) * self.rb
+
+    def rebuild_progress(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    # ------------------------------------------------------------------
+    # policy
+    # ------------------------------------------------------------------
+
+    def decayed(self, now: float | None = None) -> np.ndarray:
+        now = self.clock() if now is None else now
+        return self.heat * np.exp2(-(now - self.stamp) / self.lay.heat_half_life)
+
+    def classes(self) -> dict[int, str]:
+        """Logical RB → ``mirror`` or ``parity`` for every live RB."""
+        return {rb: self.pegs[p].kind for rb, (p, _s) in self.loc.items()}
+
+    def demote(self, count: int, only: list[int] | None = None) -> int:
+        """Move the ``count`` coldest mirror-class RBs (or ``only`` these) to parity PEGs
+        by full-stripe appends; returns RBs moved."""
+        if only is None:
+            mirror = [rb for rb, (p, _s) in self.loc.items() if self.pegs[p].kind == "mirror"]
+            heat = self.decayed()
+            mirror.sort(key=lambda rb: (heat[rb], self.stamp[rb]))
+            only = mirror[:count]
+        return self._append(only)
+
+    def _append(self, rbs: list[int]) -> int:
+        """Copy ``rbs`` into new full stripes, sync, commit the map, free the old slots."""
+        moves: list[tuple[int, int, int]] = []  # rb, peg, slot
+        filled: dict[int, int] = {}  # PEG -> stripes filled before this move
+        touched: set[int] = set()
+        failed = False
+        i = 0
+        while i < len(rbs):
+            peg = self._open_parity()
+            if peg is None:
+                break
+            k = len(peg.members) - 1
+            group = rbs[i : i + k]
+            i += k
+            s = peg.filled
+            sm = self.stripe_map(peg, s)
+            bufs: list[np.ndarray] = []
+            data: list[np.ndarray] = []
+            for dix in range(k):
+                if dix < len(group):
+                    got = self.read_rb(group[dix])
+                    if got is None:
+                        raise DataLossError(
+                            f"pool {self.pool._path}: RB {group[dix]} cannot be read to move it",
+                            failed=self._peg_devices(group[dix]),
+                        )
+                    data.append(got)
+                else:
+                    data.append(np.zeros(self.rb, dtype=np.uint8))
+            for m in sm.members:
+                d = m.role.data_index
+                bufs.append(data[d] if d is not None else np.empty(self.rb, dtype=np.uint8))
+            codec.encode(sm, bufs)
+            pex_of = dict(peg.members)
+            ok = [
+                self._write(m.device, pex_of[m.device], m.device_offset, bufs[j])
+                for j, m in enumerate(sm.members)
+            ]
+            filled.setdefault(peg.id, peg.filled)
+            peg.filled += 1
+            touched |= set(pex_of)
+            if not all(ok):  # the new copy would have less redundancy than the old one
+                failed = True
+                break
+            moves += [(rb, peg.id, s * k + dix) for dix, rb in enumerate(group)]
+        for d in sorted(touched):
+            mem = self.pool._members[d]
+            try:
+                if mem.device is not None and mem.writable:
+                    mem.device.sync()
+            except DeviceError as exc:
+                self.pool._mark_failed(d, f"sync failed while moving RBs: {exc}")
+            failed |= not mem.writable
+        if failed:  # nothing is committed: every RB stays where it was
+            for pid, f in filled.items():
+                if pid in self.pegs:
+                    self.pegs[pid].filled = f
+            return 0
+        if not moves:
+            return 0
+        old = [(rb, self.loc[rb]) for rb, _p, _s in moves]
+        for rb, p, slot in moves:
+            self.loc[rb] = (p, slot)
+            self.slot_rb[p][slot] = rb
+        self.pool.sync()  # devices, then the switched map: the commit point
+        for rb, (p, slot) in old:
+            if self.slot_rb[p].get(slot) == rb:
+                del self.slot_rb[p][slot]
+        self.moves += len(moves)
+        return len(moves)
+
+    def _open_parity(self) -> Peg | None:
+        for p in self.pegs.values():
+            if (
+                p.kind == "parity"
+                and p.filled < self.per_pex
+                and all(self._online(d) for d, _ in p.members)
+            ):
+                return p
+        return self._new_peg("parity", reserve=self._rebuilding)
+
+    def tick(self, idle: bool = True) -> dict[str, int]:
+        """One policy step: demote below the watermark (and, ``idle``, every RB colder than
+        ½), clean parity PEGs under half live, release empty PEGs."""
+        free, total = self.mirror_slots()
+        moved = 0
+        if free < self.lay.low_watermark * total:
+            moved += self.demote(int(2 * self.lay.low_watermark * total) - free)
+        if idle:
+            heat = self.decayed()
+            cold = [
+                rb
+                for rb, (p, _s) in self.loc.items()
+                if self.pegs[p].kind == "mirror" and heat[rb] < 0.5
+            ]
+            cold.sort(key=lambda rb: (heat[rb], self.stamp[rb]))
+            moved += self._append(cold)
+        cleaned = 0
+        for p in list(self.pegs.values()):
+            if p.kind != "parity" or p.filled < self.per_pex:
+                continue
+            live = list(self.slot_rb[p.id].values())
+            if len(live) < 0.5 * p.filled * (len(p.members) - 1):
+                cleaned += self._append(sorted(live))
+        released = 0
+        for p in list(self.pegs.values()):
+            if not self.slot_rb[p.id] and (p.kind == "mirror" or p.filled == self.per_pex):
+                del self.pegs[p.id]
+                del self.slot_rb[p.id]
+                released += 1
+        if released:
+            self.pool.sync()
+        return {"demoted": moved, "cleaned": cleaned, "released": released}
+
+    # ------------------------------------------------------------------
+    # failures
+    # ------------------------------------------------------------------
+
+    def survives(self, failed: set[int]) -> bool:
+        """True when no PEG holding live RBs loses more than it tolerates."""
+        for p in self.pegs.values():
+            if not self.slot_rb[p.id]:
+                continue
+            if sum(1 for d, _ in p.members if d in failed) > 1:
+                return False
+        return True
+
+    def rebuild(self, progress: Callable[[int, int], Any] | None) -> None:
+        pool = self.pool
+        with pool._lock:
+            gone = {m.index for m in pool._members if m.state is not DeviceState.ONLINE}
+            todo = [p for p in self.pegs.values() if any(d in gone for d, _ in p.members)]
+        for i, peg in enumerate(todo):
+            with pool._lock:
+                pool._check_open()
+                self._rebuilding = True
+                try:
+                    for idx, (d, _x) in enumerate(list(peg.members)):
+                        if d in gone and peg.id in self.pegs:
+                            self._rebuild_member(peg, idx, gone)
+                finally:
+                    self._rebuilding = False
+                pool.sync()
+            if progress is not None:
+                progress(i + 1, len(todo))
+        with pool._lock:
+            for m in pool._members:
+                if m.state is DeviceState.REBUILDING:
+                    m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
+            pool._commit_membership()
+
+    def _rebuild_member(self, peg: Peg, idx: int, gone: set[int]) -> None:
+        free = self.free_pexes()
+        inside = {d for d, _ in peg.members}
+        cands = [d for d, f in enumerate(free) if f and d not in inside and d not in gone]
+        if not cands and peg.kind == "parity":
+            # no device outside a full-width PEG: re-append its live RBs to a narrower one
+            live = sorted(self.slot_rb[peg.id].values())
+            if self._append(live) < len(live):
+                raise NoSpaceError(
+                    f"pool {self.pool._path}: no room to move PEG {peg.id} off a lost device"
+                )
+            del self.pegs[peg.id]
+            del self.slot_rb[peg.id]
+            return
+        if not cands:
+            raise NoSpaceError(
+                f"pool {self.pool._path}: no free PEX outside PEG {peg.id} to rebuild into"
+            )
+        e = max(cands, key=lambda d: (len(free[d]), -d))
+        target = (e, free[e][0])
+        if peg.kind == "mirror":
+            for slot in sorted(self.slot_rb[peg.id]):
+                got = self.read_rb(self.slot_rb[peg.id][slot])
+                if got is None:
+                    raise DataLossError(
+                        f"pool {self.pool._path}: mirror PEG {peg.id} lost both copies",
+                        failed=sorted(gone & inside),
+                    )
+                self._write(target[0], target[1], slot * self.rb, got)
+        else:
+            lost_dev = peg.members[idx][0]
+            for s in range(peg.filled):
+                sm, bufs, _e, lost = self._stripe(peg, s)
+                j = next(j for j, m in enumerate(sm.members) if m.device == lost_dev)
+                if j in lost:
+                    raise DataLossError(
+                        f"pool {self.pool._path}: parity PEG {peg.id} stripe {s} is lost",
+                        failed=sorted(gone & inside),
+                    )
+                self._write(target[0], target[1], sm.members[j].device_offset, bufs[j])
+        peg.members[idx] = target
+
+    def scrub(self, repair: bool, progress: Callable[[int, int], Any] | None) -> ScrubReport:
+        report = ScrubReport()
+        found: dict[tuple[int, int, str], list[tuple[bool, str]]] = {}
+        with self.pool._lock:
+            pegs = list(self.pegs.values())
+            for n, peg in enumerate(pegs):
+                if peg.kind == "mirror":
+                    for slot in sorted(self.slot_rb[peg.id]):
+                        copies = [self._read(d, x, slot * self.rb, self.rb) for d, x in peg.members]
+                        report.rows_checked += self.rb // self.b
+                        report.bytes_checked += 2 * self.rb
+                        good = next((c for c in copies if c is not None), None)
+                        for (d, x), c in zip(peg.members, copies, strict=True):
+                            if c is None and good is not None:
+                                ok = repair and self._write(d, x, slot * self.rb, good)
+                                how = "rewrote copy" if ok else "not repaired"
+                                found.setdefault((peg.id, d, "checksum"), []).append((ok, how))
+                else:
+                    pex_of = dict(peg.members)
+                    for s in range(peg.filled):
+                        sm, bufs, erased, lost = self._stripe(peg, s)
+                        report.rows_checked += self.rb // self.b
+                        report.bytes_checked += len(peg.members) * self.rb
+                        for j in sorted(erased):
+                            m = sm.members[j]
+                            ok = (
+                                j not in lost
+                                and repair
+                                and self._write(
+                                    m.device, pex_of[m.device], m.device_offset, bufs[j]
+                                )
+                            )
+                            how = "rewrote block from redundancy" if ok else "not repaired"
+                            found.setdefault((peg.id, m.device, "checksum"), []).append((ok, how))
+                        if not erased:
+                            for j in codec.mismatched_rows(sm, bufs, self.b):
+                                m = sm.members[j]
+                                fresh = [x.copy() for x in bufs]
+                                codec.encode(sm, fresh)
+                                ok = repair and self._write(
+                                    m.device, pex_of[m.device], m.device_offset, fresh[j]
+                                )
+                                found.setdefault((peg.id, m.device, "parity"), []).append(
+                                    (bool(ok), "rewrote parity" if ok else "not repaired")
+                                )
+                if progress is not None:
+                    progress(n + 1, len(pegs))
+        report.stripes_checked = len(pegs)
+        for (s, dev, kind), outcomes in sorted(found.items()):
+            ok = all(o for o, _ in outcomes)
+            report.mismatches.append(
+                Mismatch(s, dev, kind, ok, "; ".join(sorted({h for _, h in outcomes})))
+            )
+        return report
+
+
+class AdaptivePool(Pool):
+    """An Adaptive pool: RBs mirrored when hot, in RAID 5 when cold (module docs)."""
+
+    layout: Adaptive
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._heat = HeatEngine(self)
+        self._engine = self._heat  # type: ignore[assignment]
+
+    @property
+    def heat(self) -> HeatEngine:
+        """The map and the policy (``classes()``, ``decayed()``, ``clock``)."""
+        return self._heat
+
+    def tick(self, idle: bool = True) -> dict[str, int]:
+        """Run one migration policy step (demotion, cleaning); returns what it did."""
+        with self._lock:
+            self._check_open()
+            return self._heat.tick(idle)
+
+    def free(self, ext: Extent) -> None:
+        """Release ``ext`` (its space is reused once the next :meth:`sync` saved the map)."""
+        self._check_extent(ext)
+        with self._lock:
+            self._check_open()
+            self._heat.free(ext)
+
+    def survives(self, failed: set[int] | frozenset[int]) -> bool:
+        """The exact predicate for the current map (``layout.survives``: any one device)."""
+        with self._lock:
+            return self._heat.survives(set(failed))

@@ -1,0 +1,147 @@
+"""Adaptive — AutoRAID-style mirror/parity migration by write heat (``raid-levels.md`` §6).
+
+Devices are cut into physical extents (PEX, ``pex_size`` bytes, default
+1 MiB).  The unit of mapping and migration is the relocation block (RB): the
+layout's ``chunk_size``.  A mirror PEG is 2 PEXes on 2 devices (an RB slot
+holds the RB on both); a parity PEG is ``width`` PEXes (default
+``min(N, 8)``) on distinct devices holding RAID 5 left-symmetric stripes with
+chunk = RB, filled by full-stripe appends.  Capacity is fixed at creation:
+``L_cap = (R − spare − M)·(w−1)/w + M/2`` PEXes of user data, R raw PEXes,
+``spare`` one largest device's worth (the rebuild reserve), M the mirror
+budget (``mirror_fraction`` of R, default 10%).  Tolerance: one device
+concurrently (every PEG spans distinct devices), two sequentially when the
+reserve absorbed the first rebuild.
+
+The map, the heat policy and the data path are in
+:mod:`dwcore.pool.migration`; this class carries the parameters, the
+capacity rule and a reference stripe shape (a parity PEG's stripe on
+devices 0..w-1), since placement is decided per RB at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dwcore.errors import InvalidArgumentError
+from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Codec, Layout, StripeMap, check_int
+from dwcore.raid.parity import Raid5
+
+__all__ = ["Adaptive"]
+
+
+class Adaptive(Layout):
+    """AutoRAID-style adaptive mirror/parity placement (module documentation)."""
+
+    level = "ADAPTIVE"
+    OPTIONS = ("pex_size", "width", "mirror_fraction", "heat_half_life", "low_watermark")
+    #: The pool maps every RB itself (dwcore.pool.migration).
+    adaptive = True
+
+    def __init__(
+        self,
+        n_devices: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        pex_size: int = 1 << 20,
+        width: int | None = None,
+        mirror_fraction: float = 0.1,
+        heat_half_life: float = 3600.0,
+        low_watermark: float = 0.1,
+    ) -> None:
+        n = check_int("n_devices", n_devices, 1)
+        if n < 3:
+            raise InvalidArgumentError(
+                f"RAID {self.level} needs at least 3 devices, got n_devices={n}"
+            )
+        self.pex_size = check_int("pex_size", pex_size, 1)
+        self.width = check_int("width", min(n, 8) if width is None else width, 3)
+        if self.width > n:
+            raise InvalidArgumentError(f"width must be ≤ n_devices ({n}), got {self.width}")
+        for name, v, lo, hi in (
+            ("mirror_fraction", mirror_fraction, 0.01, 0.9),
+            ("low_watermark", low_watermark, 0.0, 0.9),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise InvalidArgumentError(f"{name} must be in [{lo}, {hi}], got {v!r}")
+        if (
+            isinstance(heat_half_life, bool)
+            or not isinstance(heat_half_life, (int, float))
+            or heat_half_life <= 0
+        ):
+            raise InvalidArgumentError(f"heat_half_life must be > 0, got {heat_half_life!r}")
+        self.mirror_fraction = float(mirror_fraction)
+        self.low_watermark = float(low_watermark)
+        self.heat_half_life = float(heat_half_life)
+        super().__init__(n_devices, chunk_size)
+        if self.pex_size < self.chunk_size or self.pex_size % self.chunk_size:
+            raise InvalidArgumentError(
+                f"pex_size must be a multiple of chunk_size (the RB, {self.chunk_size}), "
+                f"got {self.pex_size}"
+            )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {
+            "pex_size": self.pex_size,
+            "width": self.width,
+            "mirror_fraction": self.mirror_fraction,
+            "heat_half_life": self.heat_half_life,
+            "low_watermark": self.low_watermark,
+        }
+
+    @property
+    def min_devices(self) -> int:
+        return 3
+
+    @property
+    def fault_tolerance(self) -> int:
+        return 1
+
+    @property
+    def codec(self) -> Codec:
+        return Codec.XOR
+
+    @property
+    def k(self) -> int:
+        return self.width - 1
+
+    @property
+    def m(self) -> int:
+        return 1
+
+    @property
+    def period(self) -> int:
+        return 1
+
+    @property
+    def device_bytes_per_stripe(self) -> int:
+        """A PEX: device areas are rounded down to whole PEXes."""
+        return self.pex_size
+
+    def stripe(self, s: int) -> StripeMap:
+        """Reference shape only: stripe ``s`` of a parity PEG on devices 0..w-1."""
+        return Raid5(self.width, self.chunk_size).stripe(self._check_stripe(s))
+
+    def budget(self, pexes: Sequence[int]) -> tuple[int, int, int]:
+        """``(R raw PEXes, spare reserve, mirror budget M)`` for PEXes per device."""
+        raw = sum(pexes)
+        spare = max(pexes) if pexes else 0
+        mirror = max(2, int(raw * self.mirror_fraction) // 2 * 2)
+        return raw, spare, mirror
+
+    def capacity_rbs(self, pexes: Sequence[int]) -> int:
+        """User RBs: ``(R − spare − M)·(w−1)/w + M/2`` PEXes' worth (parity part rounded
+        down to whole stripes)."""
+        raw, spare, mirror = self.budget(pexes)
+        rbs = self.pex_size // self.chunk_size
+        parity = max(0, raw - spare - mirror) // self.width * (self.width - 1) * rbs
+        return parity + mirror // 2 * rbs
+
+    def capacity(self, device_size: int | Sequence[int]) -> int:
+        usable = self.usable_device_size(device_size)
+        pexes = [usable // self.pex_size] * self.n_devices
+        return self.capacity_rbs(pexes) * self.chunk_size
+
+    def _survives(self, failed: frozenset[int]) -> bool:
+        return len(failed) <= 1
