@@ -167,7 +167,8 @@ def test_security_maps_onto_the_auth_policy() -> None:
 # hostile values
 # ---------------------------------------------------------------------------
 
-UNAVAILABLE = next(level for level in raid.LEVELS if not raid.is_available(level))
+#: A canonical level this version cannot build (None once all 29 are built).
+UNAVAILABLE = next((level for level in raid.LEVELS if not raid.is_available(level)), None)
 
 
 def pool(**fields: str) -> str:
@@ -202,7 +203,11 @@ def pool(**fields: str) -> str:
             "block_size (8192) must not exceed chunk_size",
         ),
         (pool(level='"raid42"'), "pools[0].level = 'raid42': unknown RAID level"),
-        (pool(level=f'"{UNAVAILABLE}"'), f"RAID {UNAVAILABLE} is not available in this version"),
+        *(
+            [(pool(level=f'"{UNAVAILABLE}"'), f"RAID {UNAVAILABLE} is not available")]
+            if UNAVAILABLE is not None
+            else []
+        ),
         (pool(level="5.0"), "pools[0].level = 5.0: input should be a valid string"),
         (pool(devices="0"), "pools[0].devices = 0: input should be greater than or equal to 1"),
         (pool(devices="300"), "pools[0].devices = 300: input should be less than or equal to 255"),
