@@ -308,3 +308,27 @@ def test_options_and_other_levels_cannot_grow(tmp_path: Any) -> None:
     with pytest.raises(InvalidArgumentError, match="cannot grow"):
         pool.add_device(size=DEV)
     pool.close()
+
+
+def test_free_reuses_space_and_survives_reopen(tmp_path: Any) -> None:
+    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=10)
+    rng = np.random.default_rng(12)
+    used = pool.status().used
+    gone = list(ref)[:5]
+    for ext, _ in gone:
+        pool.free(ext)
+        ref.remove(ext)
+    assert pool.status().used < used
+    with pytest.raises(InvalidArgumentError):
+        pool.read(gone[0][0])
+    pool.sync()
+    more = Ref()
+    with pytest.raises(NoSpaceError):
+        while True:
+            fill(pool, rng, [40 * KiB], more)
+    pool.close()
+    pool = Pool.open(rig.path, devices=rig.rewrap())
+    check_all(pool, ref)
+    check_all(pool, more)
+    assert pool.reconcile([e for e, _ in ref] + [e for e, _ in more]) == 0
+    pool.close()
