@@ -269,7 +269,7 @@ def run_matrix(tmp: Any, cfg: tuple[str, int, dict[str, Any]]) -> None:
     image = Image.save(b.rig)
     rng = np.random.default_rng(n)
     problems: list[str] = []
-    fmax = n if n <= 6 or SLOW else 3
+    fmax = n if n <= 6 or (SLOW and n <= 8) else 3
     sets = [frozenset(f) for r in range(fmax + 1) for f in itertools.combinations(range(n), r)]
     for F in sets:
         image.restore(b.rig)
@@ -305,6 +305,17 @@ def run_matrix(tmp: Any, cfg: tuple[str, int, dict[str, Any]]) -> None:
 def test_failure_matrix(tmp_path: Any, cfg: tuple[str, int, dict[str, Any]]) -> None:
     """Every F ⊆ devices for N ≤ 6 (N ≤ 8 in slow mode), else |F| ≤ 3: per-volume
     expectations."""
+    run_matrix(tmp_path, cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "cfg",
+    [("S", 12, {"group": 3, "hyper_size": MiB}), ("UNRAID", 10, {"parity": 2})],
+    ids=cid,
+)
+def test_failure_matrix_wide(tmp_path: Any, cfg: tuple[str, int, dict[str, Any]]) -> None:
+    """Three ranks of RAID S and an 8+2 Unraid (DWCORE_SLOW_TESTS=1): every F, |F| ≤ 3."""
     run_matrix(tmp_path, cfg)
 
 
