@@ -11,9 +11,9 @@ in one run:
   sync and one catalog transaction per batch);
 * 1 MiB put and get throughput against the pool's raw extent throughput in
   the same run (``Pool.write`` + ``Pool.sync`` per extent, ``Pool.read``),
-  interleaved; a put flushes the member devices in parallel before
-  ``Pool.sync`` (:meth:`dwcore.store.Instance._sync_pool`), which
-  ``Pool.sync`` alone does one device after another;
+  interleaved; where device flushes cost time, a put flushes the member
+  devices in parallel before ``Pool.sync``, which alone flushes them one
+  after another (``Instance._sync_pool``);
 * snapshot creation time with 10^3 and 10^5 objects (it should not grow),
   diff time for 10, 100 and 1000 changes among 10^5 objects (it should grow
   with the changes, not the objects), listing 10^5 keys.
