@@ -185,6 +185,24 @@ def test_raid2_the_28_triples() -> None:
     assert [m.device for m in sm.members] == [2, 4, 5, 6, 0, 1, 3]  # d1@3 … d4@7, p1 p2 p4
 
 
+@pytest.mark.parametrize("n,opts", [(15, {}), (16, {"secded": True}), (31, {})])
+def test_raid2_larger_codes(n: int, opts: dict[str, Any]) -> None:
+    """N = 15, 16 (secded), 31: survives() (rank of parity-check columns) against the
+    stripe's GF(2) elimination, on every |F| ≤ tolerance+1 and random larger sets."""
+    lay = layout("2", n, C, **opts)
+    sm = lay.stripe(0)
+    tol = lay.fault_tolerance
+    assert lay.k == {15: 11, 16: 11, 31: 26}[n]
+    rnd = random.Random(n)
+    sets = [frozenset(c) for r in range(tol + 2) for c in itertools.combinations(range(n), r)]
+    sets += [frozenset(rnd.sample(range(n), rnd.randrange(tol + 2, n))) for _ in range(500)]
+    for f in sets:
+        assert lay.survives(f) == sm.recoverable(f), sorted(f)
+        if len(f) <= tol:
+            assert lay.survives(f)
+    assert not all(lay.survives(f) for f in sets if len(f) == tol + 1)
+
+
 def test_raid2_bit_placement() -> None:
     from dwcore.pool.interleave import interleave
 
