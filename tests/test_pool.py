@@ -537,3 +537,21 @@ def test_memory_pressure_pauses_new_requests(tmp_path: Any) -> None:
         ADMISSION.configure(*old)
     assert pool.read(ext) == data
     pool.close()
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.004], ids=["fast-flush", "slow-flush"])
+def test_sync_failure_fails_the_device(tmp_path: Any, latency: float) -> None:
+    """Pool.sync flushes the devices (in parallel where flushes are slow); a device
+    whose flush fails is failed out and the data stays readable."""
+    devs = [FaultyDevice(RamDevice(SIZE), latency=latency) for _ in range(4)]
+    pool = Pool.create(tmp_path / "pool", "6", devs, SIZE, chunk_size=CHUNK)
+    data = np.random.default_rng(11).bytes(90_000)
+    ext = pool.write(data)
+    pool.sync()
+    pool.sync()
+    ext2 = pool.write(data)
+    devs[1].fail_now("write")  # its flush fails too, and nothing is written after it
+    pool.sync()
+    assert pool.status().devices[1].state is DeviceState.FAILED
+    assert pool.read(ext) == data and pool.read(ext2) == data
+    pool.close()
