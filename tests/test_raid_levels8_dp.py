@@ -76,8 +76,9 @@ def test_placement_golden() -> None:
 
 def test_diagonal_pattern_p5() -> None:
     lay = layout("DP", 6, BLOCK)
-    for d, cells in enumerate(DP_P5_DIAGONALS):
-        for r, col in cells:
+    assert isinstance(lay, Dp)
+    for d, diagonal in enumerate(DP_P5_DIAGONALS):
+        for r, col in diagonal:
             assert lay.diagonal_of(r, col) == d
     eqs = rdp_equations(4, 5)
     k = 16
@@ -180,7 +181,9 @@ class Built:
         self.pool = Pool.create(
             self.path, "DP", self.rig.wrappers, DEV, chunk_size=chunk, block_size=BLOCK
         )
-        self.layout = self.pool.layout
+        lay = self.pool.layout
+        assert isinstance(lay, Dp)
+        self.layout: Dp = lay
         self.chunk = chunk
         self.rpc = chunk // BLOCK
         self.rng = np.random.default_rng(n * 31 + chunk)
@@ -377,6 +380,15 @@ def test_scrub_and_read_repair(tmp_path: Any, kind: str) -> None:
     quiet_close(b.pool)
 
 
+def keep_first(cut: int) -> Any:
+    """A power-cut filter keeping the first ``cut`` unsynced writes."""
+
+    def keep(index: int, _offset: int, _length: int) -> bool:
+        return index < cut
+
+    return keep
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_power_cut(tmp_path: Any, seed: int) -> None:
     b = Built(tmp_path, 6, count=20)
@@ -389,7 +401,7 @@ def test_power_cut(tmp_path: Any, seed: int) -> None:
         w.fail_now("any")
     for w in b.rig.wrappers:
         cut = int(rng.integers(0, w.unsynced_writes + 1))
-        w.power_cut(keep=lambda index, _o, _l, cut=cut: index < cut)
+        w.power_cut(keep=keep_first(cut))
     with contextlib.suppress(DWError, OSError):
         b.pool.close(sync=False)
     b.rig.heal()

@@ -32,7 +32,9 @@ from dwcore import ec
 from dwcore.devices import data_area
 from dwcore.errors import DataLossError, DWError, InvalidArgumentError
 from dwcore.pool import DeviceState, Pool
+from dwcore.pool.volume_engine import VolumeEngine
 from dwcore.raid import Codec, RoleKind, layout
+from dwcore.raid.symmetrix import RaidS
 from dwcore.raid.volumes import VolumeLayout
 
 pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
@@ -72,7 +74,7 @@ def cid(cfg: tuple[str, int, dict[str, Any]]) -> str:
 def test_raid_s_placement_by_hand() -> None:
     # 2 ranks of 3+1, V = 4 chunks of 4 KiB: hyper h of rank ρ has parity on member h mod 4
     lay = layout("raid s", 8, BLOCK, group=3, hyper_size=4 * BLOCK)
-    assert isinstance(lay, VolumeLayout) and (lay.ranks, lay.k, lay.m) == (2, 3, 1)
+    assert isinstance(lay, RaidS) and (lay.ranks, lay.k, lay.m) == (2, 3, 1)
     usable = 3 * 4 * BLOCK  # three hypers per device
     vols = lay.volumes(usable)
     # slot-major numbering v = (h·R + ρ)·G + d, data members in member order without parity
@@ -105,6 +107,7 @@ def test_raid_s_placement_by_hand() -> None:
 
 def test_unraid_placement_and_options() -> None:
     lay = layout("unraid", 5, BLOCK, parity=2, data_sizes=[3 * MiB, 5 * MiB, 2 * MiB + 100])
+    assert isinstance(lay, VolumeLayout)
     usable = 4 * MiB
     assert [(v.device, v.offset, v.length) for v in lay.volumes(usable)] == [
         (0, 0, 3 * MiB), (1, 0, 4 * MiB), (2, 0, 2 * MiB),
@@ -196,6 +199,22 @@ def test_survives_matches_codec_oracle(cfg: tuple[str, int, dict[str, Any]]) -> 
 # --------------------------------------------------------------------------
 
 
+def engine(pool: Pool) -> VolumeEngine:
+    """The pool's volume engine (for the few things only it knows)."""
+    eng = pool._engine
+    assert isinstance(eng, VolumeEngine)
+    return eng
+
+
+def keep_first(cut: int) -> Any:
+    """A power-cut filter keeping the first ``cut`` unsynced writes."""
+
+    def keep(index: int, _offset: int, _length: int) -> bool:
+        return index < cut
+
+    return keep
+
+
 class Built:
     """A filled pool of a volume level on RAM devices behind fault-injecting wrappers."""
 
@@ -209,8 +228,9 @@ class Built:
         self.pool = Pool.create(
             self.path, level, self.rig.wrappers, DEV, chunk_size=16 * KiB, block_size=BLOCK, **opts
         )
-        self.layout = self.pool.layout
-        assert isinstance(self.layout, VolumeLayout)
+        lay = self.pool.layout
+        assert isinstance(lay, VolumeLayout)
+        self.layout: VolumeLayout = lay
         self.usable = self.pool.checksum_table_offset
         self.vols = self.layout.volumes(self.usable)
         self.rng = np.random.default_rng(n * 7 + len(opts))
@@ -242,7 +262,7 @@ class Built:
                     where = where or occ[0]
             if where is None or (len(data) < 32 and len(devs) != 1):
                 # a tiny extent whose padded bytes are not unique: ask the engine
-                v = self.pool._engine.volume_of(ext)
+                v = engine(self.pool).volume_of(ext)
                 out[bytes(ext)] = v
                 continue
             assert len(devs) == 1, f"extent spread over devices {devs}"
@@ -473,7 +493,7 @@ def test_power_cut(tmp_path: Any, cfg: tuple[str, int, dict[str, Any]], seed: in
         w.fail_now("any")
     for w in b.rig.wrappers:
         cut = int(rng.integers(0, w.unsynced_writes + 1))
-        w.power_cut(keep=lambda index, _o, _l, cut=cut: index < cut)
+        w.power_cut(keep=keep_first(cut))
     crash(b)
     pool = b.reopen()
     try:
@@ -625,7 +645,7 @@ def test_physical_runs(tmp_path: Any) -> None:
     b = Built(tmp_path, "UNRAID", 6, {"parity": 2}, count=8)
     images = b.rig.images()
     for ext, data in b.ref:
-        runs = b.pool._engine.physical(ext)
+        runs = engine(b.pool).physical(ext)
         assert len(runs) == 3 and [d for d, _o, _n in runs[1:]] == [4, 5]
         dev, off, n = runs[0]
         assert n == ext.rows * BLOCK and {o for _d, o, _n in runs} == {off}

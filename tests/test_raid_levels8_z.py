@@ -35,6 +35,7 @@ from dwcore import ec
 from dwcore.devices import data_area
 from dwcore.errors import DataLossError, DWError, InvalidArgumentError
 from dwcore.pool import DeviceState, Pool
+from dwcore.pool.raidz_engine import RaidzEngine
 from dwcore.raid import Codec, layout
 from dwcore.raid.raidz import RaidZ, raidz_asize, raidz_map
 
@@ -108,7 +109,8 @@ def test_geometry_and_efficiency() -> None:
     # 128 KiB records: 32 sectors
     assert z2.asize(128 * KiB) == raidz_asize(32, 8, 2) * SECTOR == 45 * SECTOR
     assert abs(z2.efficiency(128 * KiB) - 32 / 45) < 1e-12
-    assert layout("Z1", 5, SECTOR).efficiency(4 * KiB) == 0.5  # one data + one parity
+    z1 = layout("Z1", 5, SECTOR)
+    assert isinstance(z1, RaidZ) and z1.efficiency(4 * KiB) == 0.5  # one data + one parity
     with pytest.raises(InvalidArgumentError, match="at least 4 devices"):
         layout("Z3", 3, SECTOR)
     with pytest.raises(InvalidArgumentError, match="at most 255 data columns"):
@@ -120,21 +122,19 @@ def codec_decodes(sm: Any, failed: frozenset[int]) -> bool:
     data = [rng.integers(0, 256, 16, dtype=np.uint8) for _ in range(sm.k)]
     p = len(sm.members) - sm.k
     if p == 1:
-        full, recover = [*data, ec.xor_parity(data)], ec.xor_recover
+        full = [*data, ec.xor_parity(data)]
     elif p == 2:
         full = [*data, *ec.pq_parity(data, order="zfs")]
-
-        def recover(shards: list[Any]) -> list[np.ndarray]:
-            return ec.pq_recover(shards, order="zfs")
     else:
         full = [*data, *ec.pqr_parity(data, order="zfs")]
-
-        def recover(shards: list[Any]) -> list[np.ndarray]:
-            return ec.pqr_recover(shards, order="zfs")
-
     shards = [None if m.device in failed else x for m, x in zip(sm.members, full, strict=True)]
     try:
-        out = recover(shards)
+        if p == 1:
+            out = ec.xor_recover(shards)
+        elif p == 2:
+            out = ec.pq_recover(shards, order="zfs")
+        else:
+            out = ec.pqr_recover(shards, order="zfs")
     except DataLossError:
         return False
     return all((a == c).all() for a, c in zip(out, full, strict=True))
@@ -155,6 +155,15 @@ def test_survives_matches_codec_oracle(level: str, n: int) -> None:
 # --------------------------------------------------------------------------
 # the pool
 # --------------------------------------------------------------------------
+
+
+def keep_first(cut: int) -> Any:
+    """A power-cut filter keeping the first ``cut`` unsynced writes."""
+
+    def keep(index: int, _offset: int, _length: int) -> bool:
+        return index < cut
+
+    return keep
 
 
 class Built:
@@ -367,7 +376,7 @@ def test_power_cut(tmp_path: Any, level: str, n: int, seed: int) -> None:
         w.fail_now("any")
     for w in b.rig.wrappers:
         cut = int(rng.integers(0, w.unsynced_writes + 1))
-        w.power_cut(keep=lambda index, _o, _l, cut=cut: index < cut)
+        w.power_cut(keep=keep_first(cut))
     with contextlib.suppress(DWError, OSError):
         b.pool.close(sync=False)
     b.rig.heal()
@@ -437,6 +446,8 @@ def test_physical_runs(tmp_path: Any) -> None:
         cols, skips = b.cols(ext)
         want = [(d, o * SECTOR, n * SECTOR) for d, o, n in cols]
         want += [(d, s * SECTOR, SECTOR) for d, s in skips]
-        assert b.pool._engine.physical(ext) == want
+        eng = b.pool._engine
+        assert isinstance(eng, RaidzEngine)
+        assert eng.physical(ext) == want
         assert sum(n for _d, _o, n in want) == ext.rows * SECTOR
     quiet_close(b.pool)

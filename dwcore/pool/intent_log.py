@@ -71,7 +71,7 @@ class IntentLog:
 
     def dirty(self) -> list[int]:
         """The bits set (regions to resync)."""
-        out = []
+        out: list[int] = []
         for i, byte in enumerate(self._map):
             if byte:
                 out.extend(i * 8 + b for b in range(8) if byte >> b & 1)

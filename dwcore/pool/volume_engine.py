@@ -117,13 +117,13 @@ class VolumeEngine:
         self.groups: list[ParityGroup] = lay.parity_groups(usable)
         self.where: dict[int, tuple[int, int]] = {}
         for gi, g in enumerate(self.groups):
-            for slot, v in enumerate(g.volumes):
-                self.where[v] = (gi, slot)
+            for slot, vi in enumerate(g.volumes):
+                self.where[vi] = (gi, slot)
         self.starts: list[int] = []
         pos = 0
-        for v in self.vols:
+        for span in self.vols:
             self.starts.append(pos)
-            pos += v.length // self.b
+            pos += span.length // self.b
         self.total = pos
         longest = max((v.length for v in self.vols), default=0)
         region = MIN_REGION
@@ -132,15 +132,15 @@ class VolumeEngine:
         self.region = region
         self.bit0: list[int] = []
         bits = 0
-        for v in self.vols:
+        for span in self.vols:
             self.bit0.append(bits)
-            bits += -(-v.length // region)
+            bits += -(-span.length // region)
         self.intent = IntentLog(os.path.join(pool._path, INTENT_NAME), max(bits, 1), region)
         self.fill = getattr(lay, "fill", "most-free")
         self._cursor: dict[int, int] = {}
         self.write_mode = getattr(lay, "write_mode", "rmw")
-        for i, v in enumerate(self.vols):
-            nb = v.length // self.b
+        for i, span in enumerate(self.vols):
+            nb = span.length // self.b
             if nb and not pool._alloc.is_allocated(self.starts[i] + nb - 1):
                 pool._alloc.mark_allocated(self.starts[i] + nb - 1)
         self._replay()
