@@ -3,8 +3,8 @@
 Records go to ``audit-YYYY-MM-DD.jsonl`` by their UTC timestamp, so files
 rotate by themselves at midnight.  Each record is written to the operating
 system at once (a process crash loses nothing) and fsynced in groups: when
-``fsync_interval`` has passed since the last fsync (checked on the next
-record and by a background thread), on :meth:`AuditLog.flush` and
+``fsync_interval`` has passed since the last fsync (checked by a background
+thread, or on the next record when there is none), on :meth:`AuditLog.flush` and
 :meth:`AuditLog.close`, and before :meth:`AuditLog.record` returns when the
 caller asks for ``durable=True``.  After each fsync the head anchor
 (``chain.head``: seq and hash of the last durable record) is replaced, so
@@ -299,7 +299,10 @@ class AuditLog:
             self._prev = rec.hash
             self._last_ts = now
             self._dirty = True
-            if durable or self.clock.monotonic() - self._last_sync >= self.fsync_interval:
+            # With the background flusher running, only a durable record fsyncs on the
+            # caller's thread: a read's audit record never waits for a disk flush.
+            due = self.clock.monotonic() - self._last_sync >= self.fsync_interval
+            if durable or (due and self._thread is None):
                 self._sync_locked()
             return rec
 
