@@ -478,7 +478,7 @@ def test_rebuild_time_falls_as_the_pool_widens(tmp_path: Any) -> None:
         rig = Rig.ram(str(tmp_path / f"c{c}"), c, 4 * MiB)
         os.makedirs(rig.path, exist_ok=True)
         pool = Pool.create(
-            rig.path, "declustered", rig.wrappers, 4 * MiB, chunk_size=CHUNK,
+            rig.path, "declustered", rig.wrappers, 4 * MiB, chunk_size=4 * KiB,
             data=3, parity=1, spares=1,
         )  # fmt: skip
         rng = np.random.default_rng(c)
@@ -487,7 +487,7 @@ def test_rebuild_time_falls_as_the_pool_widens(tmp_path: Any) -> None:
         rig.fail([0])
         pool.fail_device(0)
         for w in rig.wrappers:
-            w.bandwidth = 1.0 * MiB
+            w.bandwidth = 0.25 * MiB
             w.stats.bytes_read = 0
         stamps: list[float] = []
         pool.rebuild(progress=lambda _d, _t, st=stamps: st.append(time.perf_counter()))
