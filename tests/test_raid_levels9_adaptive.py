@@ -25,6 +25,7 @@ from dwcore import raid
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import Pool
 from dwcore.pool.migration import AdaptivePool, HeatEngine
+from dwcore.raid.adaptive import Adaptive
 
 pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
 
@@ -69,6 +70,7 @@ def rbs_of(pool: AdaptivePool, ext: Any) -> range:
 
 def test_layout_capacity_and_options() -> None:
     lay = raid.layout("autoraid", 6, RB, pex_size=PEX)
+    assert isinstance(lay, Adaptive)
     assert lay.width == 6 and lay.fault_tolerance == 1 and lay.min_devices == 3
     pexes = [20] * 6
     raw, spare, mirror = lay.budget(pexes)
@@ -76,13 +78,14 @@ def test_layout_capacity_and_options() -> None:
     per = PEX // RB
     # (R - spare - M)·(w-1)/w + M/2 PEXes of user data
     assert lay.capacity_rbs(pexes) == (120 - 20 - 12) // 6 * 5 * per + 12 // 2 * per
-    assert raid.layout("adaptive", 12, RB).width == 8
-    for opts, msg in [
+    assert raid.layout("adaptive", 12, RB).k == 7  # width min(N, 8)
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"pex_size": RB + 4 * KiB}, "multiple of chunk_size"),
         ({"width": 2}, "width"),
         ({"mirror_fraction": 0.95}, "mirror_fraction"),
         ({"heat_half_life": 0}, "heat_half_life"),
-    ]:
+    ]
+    for opts, msg in bad:
         with pytest.raises(InvalidArgumentError, match=msg):
             raid.layout("adaptive", 5, RB, **opts)
     with pytest.raises(InvalidArgumentError, match="at least 3"):

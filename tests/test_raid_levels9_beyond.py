@@ -295,11 +295,12 @@ def test_power_cut_during_writes_keeps_synced_extents(tmp_path: Any) -> None:
 
 
 def test_options_and_other_levels_cannot_grow(tmp_path: Any) -> None:
-    for opts, msg in [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"mode": "triple"}, "single"),
         ({"zone_size": 3 * KiB}, "multiple of chunk_size"),
         ({"sizes": [1, 2]}, "3 devices"),
-    ]:
+    ]
+    for opts, msg in bad:
         with pytest.raises(InvalidArgumentError, match=msg):
             raid.layout("drobo", 3, 4 * KiB, **opts)
     with pytest.raises(InvalidArgumentError, match="at least 3"):

@@ -67,6 +67,19 @@ def cid(c: Cfg) -> str:
 PARAMS = [pytest.param(*c, id=cid(c)) for c in CONFIGS]
 
 
+def dlay(name: str, n: int, chunk: int, **opts: Any) -> Declustered:
+    """``raid.layout`` for a Declustered / FR layout, typed."""
+    lay = raid.layout(name, n, chunk, **opts)
+    assert isinstance(lay, Declustered)
+    return lay
+
+
+def layout_of(pool: Pool) -> Declustered:
+    lay = pool.layout
+    assert isinstance(lay, Declustered)
+    return lay
+
+
 def build(tmp_path: Any, level: str, n: int, opts: dict[str, Any], name: str = "pool") -> Built:
     return Built(tmp_path, level, n, opts, count=40, chunk=CHUNK, name=name)
 
@@ -122,7 +135,7 @@ def _columns(lay: Declustered, s: int) -> list[tuple[int, int]]:
     ("c", "d", "p", "sp"), [(8, 3, 1, 1), (8, 3, 2, 2), (7, 2, 1, 1), (12, 4, 2, 1), (33, 5, 1, 3)]
 )
 def test_placement_matches_reference(c: int, d: int, p: int, sp: int) -> None:
-    lay = raid.layout("declustered", c, CHUNK, data=d, parity=p, spares=sp)
+    lay = dlay("declustered", c, CHUNK, data=d, parity=p, spares=sp)
     base = ref.base_perms(c, DEFAULT_SEED)
     w = d + p
     _, gps, _ = ref.geometry(c, w, sp)
@@ -136,7 +149,7 @@ def test_placement_matches_reference(c: int, d: int, p: int, sp: int) -> None:
 
 @pytest.mark.parametrize(("c", "w", "sp"), [(8, 4, 1), (11, 5, 2), (16, 6, 1)])
 def test_parity_and_spare_balance(c: int, w: int, sp: int) -> None:
-    lay = raid.layout("declustered", c, CHUNK, data=w - 1, parity=1, spares=sp)
+    lay = dlay("declustered", c, CHUNK, data=w - 1, parity=1, spares=sp)
     gps = lay.groups_per_slice
     for start in (0, 5 * c):
         parity = np.zeros(c, dtype=int)
@@ -163,7 +176,7 @@ def _oracle_survives(lay: Declustered, failed: frozenset[int], shapes: list[Any]
     ],
 )
 def test_survives_matches_codec_oracle(n: int, opts: dict[str, Any]) -> None:
-    lay = raid.layout("declustered", n, CHUNK, **opts)
+    lay = dlay("declustered", n, CHUNK, **opts)
     assert isinstance(lay, Declustered)
     shapes: dict[tuple[int, ...], Any] = {}
     for s in range(lay.period):  # one full permutation period, from the placement function
@@ -179,17 +192,17 @@ def test_survives_matches_codec_oracle(n: int, opts: dict[str, Any]) -> None:
 
 
 def test_capacity_and_options() -> None:
-    lay = raid.layout("declustered", 10, CHUNK, data=4, parity=2, spares=2)
+    lay = dlay("declustered", 10, CHUNK, data=4, parity=2, spares=2)
     s = lay.usable_device_size(10 * MiB)
     assert s % lay.period_bytes == 0
     assert lay.capacity(10 * MiB) * lay.width == lay.data * (10 - 2) * s
     assert lay.min_devices == 8
-    fr = raid.layout("FR", 20, CHUNK)
+    fr = dlay("FR", 20, CHUNK)
     assert (fr.width, fr.parity, fr.spares) == (9, 1, 1)
-    fr6 = raid.layout("raid-fr", 20, CHUNK, raid="raid6")
+    fr6 = dlay("raid-fr", 20, CHUNK, raid="raid6")
     assert (fr6.width, fr6.parity) == (12, 2)
-    assert raid.layout("FR", 4, CHUNK).min_devices == 4
-    assert raid.layout("FR", 6, CHUNK, raid="raid6").min_devices == 6
+    assert dlay("FR", 4, CHUNK).min_devices == 4
+    assert dlay("FR", 6, CHUNK, raid="raid6").min_devices == 6
     assert raid.canonical("dRAID") == "DECLUSTERED"
     bad: list[tuple[str, int, dict[str, Any], str]] = [
         ("declustered", 8, {"parity": 3}, "not available"),
@@ -205,8 +218,9 @@ def test_capacity_and_options() -> None:
     ]
     for name, n, opts, msg in bad:
         with pytest.raises(InvalidArgumentError, match=msg):
-            raid.layout(name, n, CHUNK, **opts)
-    again = raid.layout(**{**fr6.params, "spared": [3]})
+            dlay(name, n, CHUNK, **opts)
+    params = {**fr6.params, "spared": [3]}
+    again = dlay(params.pop("name"), params.pop("n_devices"), params.pop("chunk_size"), **params)
     assert again.spared == (3,) and again.width == 12
 
 
@@ -217,7 +231,7 @@ def test_rebuild_spread_metric() -> None:
     rows = []
     for c in (8, 16, 32):
         m = ref.rebuild_spread(c, 4, 1, DEFAULT_SEED)
-        lay = raid.layout("declustered", c, CHUNK, data=3, parity=1, spares=1)
+        lay = dlay("declustered", c, CHUNK, data=3, parity=1, spares=1)
         assert m["share"] == pytest.approx(lay.alpha, rel=1e-9)
         assert m["spread"] <= 1.3
         # bytes read per surviving device for a rebuild of S = 1 GiB per device (used)
@@ -293,7 +307,7 @@ def test_degraded_write_and_rebuild_onto_replacement(
         assert all(b.pool.status().devices[f].state is DeviceState.REBUILDING for f in failed)
     b.pool.rebuild()
     st = b.pool.status()
-    assert not st.degraded and b.pool.layout.spared == ()
+    assert not st.degraded and layout_of(b.pool).spared == ()
     check_all(b.pool, b.ref)
     assert b.pool.scrub(repair=False).mismatches == []
     # redundancy restored: a different failure set reads back
@@ -319,8 +333,8 @@ def test_spare_rebuild_then_copyback_equals_twin(
     done: list[tuple[int, int]] = []
     a.pool.rebuild(progress=lambda x, y: done.append((x, y)))
     assert done and done[-1][0] == done[-1][1] > 0
-    assert sorted(f for f in a.pool.layout.spared if f >= 0) == first
-    assert a.pool.layout.target is None
+    assert sorted(f for f in layout_of(a.pool).spared if f >= 0) == first
+    assert layout_of(a.pool).target is None
     # every survivor sharing a group (of the used stripes) with a failed device was read
     sharing: set[int] = set()
     for s in a.coverage():
@@ -346,13 +360,13 @@ def test_spare_rebuild_then_copyback_equals_twin(
         a.rig.fail([rest[0]])
         a.pool.fail_device(rest[0])
         a.pool.rebuild()
-        assert rest[0] in a.pool.layout.spared
+        assert rest[0] in layout_of(a.pool).spared
         check_all(a.pool, a.ref)
         a.rig.heal()
         a.rig.fail(first)
         a.pool.replace_device(rest[0], a.rig.replace_inner(rest[0]))
         a.pool.rebuild()
-        assert rest[0] not in a.pool.layout.spared_devices
+        assert rest[0] not in layout_of(a.pool).spared_devices
     # no spare left for one more device: refused, nothing moved
     if sp == len(first):
         extra = rest[-1]
@@ -369,10 +383,10 @@ def test_spare_rebuild_then_copyback_equals_twin(
     for f in first:
         a.pool.replace_device(f, a.rig.replace_inner(f))
         if level == "FR":  # mandatory: done by replace_device itself
-            assert f not in a.pool.layout.spared_devices
+            assert f not in layout_of(a.pool).spared_devices
             assert a.pool.status().devices[f].state is DeviceState.ONLINE
     a.pool.rebuild()
-    assert a.pool.layout.spared == () and not a.pool.status().degraded
+    assert layout_of(a.pool).spared == () and not a.pool.status().degraded
     check_all(a.pool, a.ref)
     assert a.pool.scrub(repair=False).mismatches == []
     a.pool.sync()
@@ -461,7 +475,7 @@ def test_power_cut_in_the_middle_of_a_spare_rebuild(
     assert lay.target is not None and lay.moved > 0, "the cut should leave a move in progress"
     check_all(pool, b.ref)  # half moved: every extent reads, below and above the boundary
     pool.rebuild()
-    assert pool.layout.spared == (f,) and pool.layout.target is None
+    assert layout_of(pool).spared == (f,) and layout_of(pool).target is None
     check_all(pool, b.ref)
     assert pool.scrub(repair=False).mismatches == []
     other = [i for i in range(n) if i != f][: lay.parity]
@@ -490,7 +504,11 @@ def test_rebuild_time_falls_as_the_pool_widens(tmp_path: Any) -> None:
             w.bandwidth = 0.25 * MiB
             w.stats.bytes_read = 0
         stamps: list[float] = []
-        pool.rebuild(progress=lambda _d, _t, st=stamps: st.append(time.perf_counter()))
+
+        def stamp(_done: int, _total: int, st: list[float] = stamps) -> None:
+            st.append(time.perf_counter())
+
+        pool.rebuild(progress=stamp)
         elapsed = stamps[-1] - stamps[0]  # the data move (not the superblock updates)
         per = [w.stats.bytes_read for w in rig.wrappers[1:]]
         rows.append((c, elapsed, float(np.mean(per)), max(per)))
@@ -517,5 +535,5 @@ def test_bad_input_is_refused_without_changes(tmp_path: Any) -> None:
     with pytest.raises(InvalidArgumentError, match="fail it before"):
         pool.replace_device(0)
     pool.rebuild()  # nothing failed: nothing to do
-    assert pool.layout.spared == ()
+    assert layout_of(pool).spared == ()
     pool.close()

@@ -43,6 +43,12 @@ def build(tmp_path: Any, n: int, name: str = "pool", **opts: Any) -> Built:
     return Built(tmp_path, "7", n, opts, count=36, chunk=CHUNK, name=name)
 
 
+def r7(pool: Pool) -> Raid7Pool:
+    """The pool as the RAID 7 pool it is."""
+    assert isinstance(pool, Raid7Pool)
+    return pool
+
+
 # -- layout ---------------------------------------------------------------------------------
 
 
@@ -65,11 +71,12 @@ def test_layout_is_raid4_with_cache_options() -> None:
         "cache_mode": "journaled",
         "max_dirty_s": 5.0,
     }
-    for opts, msg in [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"cache_mode": "lazy"}, "journaled"),
         ({"cache_bytes": 10}, "cache_bytes"),
         ({"max_dirty_s": 0}, "max_dirty_s"),
-    ]:
+    ]
+    for opts, msg in bad:
         with pytest.raises(InvalidArgumentError, match=msg):
             raid.layout("7", 4, CHUNK, **opts)
     with pytest.raises(InvalidArgumentError, match="at least 3"):
@@ -110,8 +117,8 @@ def test_degraded_write_rebuild_twin_and_scrub(tmp_path: Any) -> None:
     e2 = twin.pool.write(extra)
     assert (e1.first_row, e1.rows) == (e2.first_row, e2.rows)
     a.ref.add(e1, extra)
-    a.pool.flush()
-    twin.pool.flush()
+    r7(a.pool).flush()
+    r7(twin.pool).flush()
     check_all(a.pool, a.ref, rng, 50)
     a.pool.replace_device(1, a.rig.replace_inner(1))
     a.pool.rebuild()
@@ -123,7 +130,7 @@ def test_degraded_write_rebuild_twin_and_scrub(tmp_path: Any) -> None:
     check_all(a.pool, a.ref, rng, 50)
     a.rig.heal()
     overwrite_some(a.pool, a.ref, rng)
-    a.pool.flush()
+    r7(a.pool).flush()
     # silent corruption on a data device and on the parity device: scrub finds and repairs
     ext, data = max(a.ref, key=lambda x: len(x[1]))
     _d, where = next(iter(a.blocks(ext)))
@@ -159,15 +166,15 @@ def test_power_cut_with_dirty_cache_keeps_acknowledged_writes(
         b.pool.free(ext)
         b.ref.remove(ext)
     dirty = fill(b.pool, rng, [int(x) for x in rng.integers(1, 60 * KiB, 25)])
-    st = b.pool.cache_status()
+    st = r7(b.pool).cache_status()
     assert st["dirty_extents"] == 25 and st["journal_bytes"] > st["dirty_bytes"]
     # some destaged, the rest still dirty, then the power goes
-    b.pool._destage_until(st["dirty_bytes"] // 2)
-    assert 0 < b.pool.cache_status()["dirty_extents"] < 25
+    r7(b.pool)._destage_until(st["dirty_bytes"] // 2)
+    assert 0 < r7(b.pool).cache_status()["dirty_extents"] < 25
     crash(b, 11)
     pool = b.reopen()
     assert isinstance(pool, Raid7Pool)
-    assert pool.cache_status()["replayed_extents"] == 25 + 4 - 4  # the record of each write
+    assert r7(pool).cache_status()["replayed_extents"] == 25 + 4 - 4  # the record of each write
     check_all(pool, b.ref)
     check_all(pool, dirty)
     assert pool.scrub(repair=False).mismatches == []
@@ -193,7 +200,7 @@ def test_torn_journal_tail_is_ignored(tmp_path: Any) -> None:
     with open(jpath, "ab") as f:  # a record whose fsync never returned: cut short
         f.write(b"J7RC" + bytes(20))
     pool = b.reopen()
-    assert pool.cache_status()["replayed_extents"] == 3
+    assert r7(pool).cache_status()["replayed_extents"] == 3
     check_all(pool, acked)
     check_all(pool, b.ref)
     assert os.path.getsize(jpath) < size  # emptied after the replay
@@ -203,12 +210,12 @@ def test_torn_journal_tail_is_ignored(tmp_path: Any) -> None:
 def test_volatile_mode_is_opt_in_warns_and_loses_at_most_the_dirty_set(tmp_path: Any) -> None:
     with pytest.warns(VolatileCacheWarning, match="volatile"):
         b = build(tmp_path, 4, cache_mode="volatile")
-    st = b.pool.cache_status()
+    st = r7(b.pool).cache_status()
     assert st["volatile"] and st["cache_mode"] == "volatile"
     assert not os.path.exists(os.path.join(b.path, JOURNAL_NAME))
     rng = np.random.default_rng(9)
     dirty = fill(b.pool, rng, [int(x) for x in rng.integers(1, 40 * KiB, 12)])
-    assert b.pool.cache_status()["dirty_extents"] == 12
+    assert r7(b.pool).cache_status()["dirty_extents"] == 12
     check_all(b.pool, dirty)  # read hits from the cache
     crash(b, 3)
     with pytest.warns(VolatileCacheWarning):
@@ -233,24 +240,24 @@ def test_destage_issues_no_reads_and_continues_degraded(tmp_path: Any) -> None:
         w.stats.reads = 0
         w.stats.bytes_written = 0
     dirty = fill(b.pool, rng, [4 * CHUNK * 3, 100 * KiB, 4097, 1])
-    b.pool.flush()
+    r7(b.pool).flush()
     assert all(w.stats.reads == 0 for w in b.rig.wrappers), "destage read from a device"
     assert all(w.stats.bytes_written > 0 for w in b.rig.wrappers)
     # a device fails while the cache is dirty: destaging continues degraded, nothing lost
     more = fill(b.pool, rng, [int(x) for x in rng.integers(1, 50 * KiB, 10)])
     b.rig.fail([2])
-    b.pool.flush()
+    r7(b.pool).flush()
     assert b.pool.status().failed == (2,)
     check_all(b.pool, dirty)
     check_all(b.pool, more)
     check_all(b.pool, b.ref)
-    assert b.pool.cache_status()["dirty_extents"] == 0
+    assert r7(b.pool).cache_status()["dirty_extents"] == 0
     # a second failure with a dirty cache: more than RAID 7 tolerates, the write stays dirty
     last = fill(b.pool, rng, [5000])
     b.rig.fail([0])
     with pytest.raises(DataLossError):
-        b.pool.flush()
-    assert b.pool.cache_status()["dirty_extents"] == 1
+        r7(b.pool).flush()
+    assert r7(b.pool).cache_status()["dirty_extents"] == 1
     check_all(b.pool, last)  # still served from the cache
 
 
@@ -260,11 +267,11 @@ def test_cache_bytes_and_max_dirty_age(tmp_path: Any) -> None:
     ref = Ref()
     for _ in range(10):
         fill(b.pool, rng, [30 * KiB], ref)
-        assert b.pool.cache_status()["dirty_bytes"] <= 64 * KiB
+        assert r7(b.pool).cache_status()["dirty_bytes"] <= 64 * KiB
     deadline = time.monotonic() + 10
-    while b.pool.cache_status()["dirty_extents"] and time.monotonic() < deadline:
+    while r7(b.pool).cache_status()["dirty_extents"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    st = b.pool.cache_status()
+    st = r7(b.pool).cache_status()
     assert st["dirty_extents"] == 0 and st["destaged_extents"] >= 10
     check_all(b.pool, ref)
     check_all(b.pool, b.ref)

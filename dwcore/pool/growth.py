@@ -212,7 +212,7 @@ class ZoneEngine:
         for z in self.zones.values():
             for d, s in z.members:
                 taken[d].add(s)
-        out = []
+        out: list[list[int]] = []
         for d, n in enumerate(self.slots()):
             mem = self.pool._members[d]
             if usable_only and not (mem.writable and mem.state is DeviceState.ONLINE):
@@ -349,8 +349,8 @@ class ZoneEngine:
                     need -= n * per
             if need <= 0:
                 break
-            zone = self._new_zone()
-            if zone is None:
+            new = self._new_zone()
+            if new is None:
                 for z, a, n in pieces:
                     self._used[z][a : a + n] = False
                 for zn in fresh:
@@ -360,8 +360,8 @@ class ZoneEngine:
                     f"pool {self.pool._path}: no room for {length} bytes (no zone can be built "
                     f"from the free slots)"
                 )
-            fresh.append(zone)
-            zones = [zone]
+            fresh.append(new)
+            zones = [new]
         return pieces
 
     def _zone_writable(self, zone: Zone) -> bool:

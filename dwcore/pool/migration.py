@@ -238,11 +238,10 @@ class HeatEngine:
     # ------------------------------------------------------------------
 
     def _off(self, d: int, pex: int, rel: int) -> tuple[int, int]:
-        mem = self.pool._members[d]
+        sb = self.pool._members[d].sb
+        assert sb is not None
         off = pex * self.lay.pex_size + rel
-        return mem.sb.data_offset + off, mem.sb.data_offset + self.pool._geo.table_off + 4 * (
-            off // self.b
-        )
+        return sb.data_offset + off, sb.data_offset + self.pool._geo.table_off + 4 * (off // self.b)
 
     def _read(self, d: int, pex: int, rel: int, n: int) -> np.ndarray | None:
         mem = self.pool._members[d]

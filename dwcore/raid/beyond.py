@@ -74,7 +74,7 @@ def min_width(mode: str) -> int:
 def zone_plan(free: Sequence[int], mode: str, w_max: int) -> list[int]:
     """Widths of the zones the layered rule allocates from ``free`` slots per device."""
     left = list(free)
-    out = []
+    out: list[int] = []
     lo = min_width(mode)
     while True:
         have = [i for i, n in enumerate(left) if n > 0]
