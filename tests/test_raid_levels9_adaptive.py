@@ -311,3 +311,18 @@ def test_scrub_and_read_repair(tmp_path: Any) -> None:
     assert len(rep.mismatches) == 2 and all(m.repaired for m in rep.mismatches)
     assert pool.scrub(repair=False).mismatches == []
     pool.close()
+
+
+def test_physical_runs_hold_the_extent(tmp_path: Any) -> None:
+    """``physical(ext)`` (benchmark anchors): both copies, or the chunk and its parity."""
+    rig, pool, clock = make(tmp_path, 5)
+    cold, hot = workload(pool, clock, np.random.default_rng(8))
+    pool.tick()
+    base = [m.sb.data_offset if m.sb is not None else 0 for m in pool._members]
+    for ref, per_rb in ((hot, 2), (cold, 1)):
+        for ext, data in ref:
+            runs = pool.heat.physical(ext)
+            assert len(runs) >= per_rb * ext.rows
+            blob = b"".join(rig.inners[d].pread(base[d] + off, n) for d, off, n in runs)
+            assert data[:32] in blob and data[-32:] in blob
+    pool.close()

@@ -476,6 +476,17 @@ class ZoneEngine:
             )
         return bytes(out)
 
+    def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
+        """``(device, data-area offset, length)`` of every block ``ext`` stores (its data,
+        parity and copies): what a raw-I/O benchmark anchor writes and reads."""
+        out: list[tuple[int, int, int]] = []
+        if not ext.rows:
+            return out
+        for seg in self.segments(ext.first_row):
+            for m in seg.sm.members:
+                out.append((m.device, m.device_offset + seg.row * self.b, seg.n * self.b))
+        return out
+
     def free(self, ext: Extent) -> None:
         if ext.rows:
             self._drop(ext.first_row)

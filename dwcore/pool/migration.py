@@ -408,6 +408,32 @@ class HeatEngine:
             )
         return bytes(out)
 
+    def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
+        """``(device, data-area offset, length)`` of what ``ext`` stores: both copies of a
+        mirror-class RB; the data chunk of a parity-class RB and, once per stripe, the
+        stripe's parity chunk."""
+        out: list[tuple[int, int, int]] = []
+        if not ext.rows:
+            return out
+        rb0, n, _ = self.extents[ext.first_row]
+        pex = self.lay.pex_size
+        stripes: set[tuple[int, int]] = set()
+        for rb in range(rb0, rb0 + n):
+            peg_id, slot = self.loc[rb]
+            peg = self.pegs[peg_id]
+            if peg.kind == "mirror":
+                out += [(d, x * pex + slot * self.rb, self.rb) for d, x in peg.members]
+                continue
+            s, dix = divmod(slot, len(peg.members) - 1)
+            sm = self.stripe_map(peg, s)
+            pex_of = dict(peg.members)
+            wanted = list(sm.data_members(dix))
+            if (peg_id, s) not in stripes:
+                stripes.add((peg_id, s))
+                wanted += list(sm.parity_members)
+            out += [(m.device, pex_of[m.device] * pex + m.device_offset, self.rb) for m in wanted]
+        return out
+
     def free(self, ext: Extent) -> None:
         if not ext.rows:
             return
