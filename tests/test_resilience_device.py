@@ -111,7 +111,7 @@ def test_dead_device_trips_the_breaker_and_on_dead_fires_exactly_once() -> None:
     assert r.faulty.stats.reads == 9 and r.faulty.stats.writes == 0
     assert len(r.clock.sleeps) == waits
     # after open_s one probe goes through; it fails, the breaker reopens, no second callback
-    r.clock.now += 30.0
+    r.clock.now += 30.5  # past open_s (an exact 30.0 may round below it in floats)
     with pytest.raises(DeviceIOError):
         r.dev.pread(0, 1)
     assert r.faulty.stats.reads == 12
@@ -119,7 +119,7 @@ def test_dead_device_trips_the_breaker_and_on_dead_fires_exactly_once() -> None:
     assert len(r.dead) == 1
     # repaired: the next probe succeeds and the device is used again
     r.faulty.heal()
-    r.clock.now += 30.0
+    r.clock.now += 30.5  # past open_s (an exact 30.0 may round below it in floats)
     assert r.dev.pread(0, 2) == b"\0\0"
     assert r.dev.breaker.state is BreakerState.CLOSED
     assert len(r.dead) == 1
