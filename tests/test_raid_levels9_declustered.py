@@ -537,3 +537,48 @@ def test_bad_input_is_refused_without_changes(tmp_path: Any) -> None:
     pool.rebuild()  # nothing failed: nothing to do
     assert layout_of(pool).spared == ()
     pool.close()
+
+
+def test_two_failures_rebuild_critical_groups_first(tmp_path: Any) -> None:
+    """P = 2, two devices fail, two spares: the groups that lost both redundancies move
+    into spare space before any other (§6 rebuild-critical first); a cut right after that
+    pass leaves every such group whole again, and rebuild() then finishes."""
+    b = build(tmp_path, "DECLUSTERED", 8, {"data": 3, "parity": 2, "spares": 2})
+    lay = layout_of(b.pool)
+    failed = [1, 4]
+    b.rig.fail(failed)
+    for f in failed:
+        b.pool.fail_device(f)
+    crit = {s for s in b.coverage() if sum(1 for d in lay.stripe(s).devices if d in failed) == 2}
+    assert crit, "the fill has no group with both failed devices"
+
+    class Stop(Exception):
+        pass
+
+    last = max(b.coverage())
+
+    def stop_after_critical(_done: int, _total: int) -> None:
+        now = layout_of(b.pool)
+        if now.target is not None and now.critical > last:
+            raise Stop
+
+    with pytest.raises(Stop):
+        b.pool.rebuild(progress=stop_after_critical)
+    crash(b, 21)  # the power goes right after the critical pass
+    pool = b.reopen()
+    now = layout_of(pool)
+    assert now.moved == 0  # nothing else moved yet
+    for s in crit:
+        assert not set(now.stripe(s).devices) & set(failed), f"critical group {s} not moved"
+    for s in b.coverage() - crit:
+        if set(lay.stripe(s).devices) & set(failed):
+            assert set(now.stripe(s).devices) & set(failed), f"group {s} moved too early"
+    check_all(pool, b.ref)
+    pool.rebuild()
+    final = layout_of(pool)
+    assert final.target is None and sorted(final.spared) == failed
+    check_all(pool, b.ref)
+    assert pool.scrub(repair=False).mismatches == []
+    other = [0, 2]  # P more failures: the redundancy is back
+    b.rig.fail(other)
+    check_all(pool, b.ref)

@@ -24,15 +24,15 @@ writes and scrub are the row engine's (a group is a stripe).  What it adds is
   replacement by the row engine, as for every other level.
 
 Both moves are *transitions* of the layout (``target``, ``moved``): stripes
-are handled in order, in batches of allocated rows; after each batch the
+are handled in order, in batches of allocated rows — when two or more devices
+of a P ≥ 2 layout move at once, first the groups that lost all their
+redundancy (boundary ``critical``), then all the others; after each batch the
 written devices are synced and the boundary ``moved`` is saved in the
 manifest, and only then are vacated blocks zeroed.  A move never writes a
 place the old placement uses (checked per slice before a batch is written),
 so a crash leaves every stripe readable by the saved boundary and
 ``rebuild()`` resumes there.  Reads and writes go on between batches: below
-the boundary the new placement is used, above it the old one.  Stripes are
-moved in address order; the critical-first order of §6 (groups that lost the
-most redundancy first) is not applied.
+the boundary the new placement is used, above it the old one.
 """
 
 from __future__ import annotations
@@ -175,6 +175,17 @@ class DeclusteredPool(Pool):
             lay = self.layout
             assert lay.target is not None
             total = sum(n for _, n in self._allocated_runs(lay.moved * rpc)) * b
+            if lay.critical_pass and lay.critical < self._geo.stripes:
+                runs = self._allocated_runs(lay.critical * rpc)
+                total += (
+                    sum(
+                        seg.n
+                        for first, rows in runs
+                        for seg in self._segments(first, rows)
+                        if lay.is_critical(seg.stripe)
+                    )
+                    * b
+                )
             back = [
                 m
                 for m in self._members
@@ -193,8 +204,16 @@ class DeclusteredPool(Pool):
                     lay = self.layout
                     if lay.target is None:
                         break
-                    runs = self._allocated_runs(lay.moved * rpc)
+                    # first pass: the groups that lost all their redundancy (critical)
+                    first_pass = lay.critical_pass and lay.critical < self._geo.stripes
+                    start = lay.critical if first_pass else lay.moved
+                    runs = self._allocated_runs(start * rpc)
                     if not runs:
+                        if first_pass:
+                            self._replace_layout(
+                                lay.with_state(lay.spared, lay.target, 0, self._geo.stripes)
+                            )
+                            continue
                         self._replace_layout(lay.with_state(lay.target))
                         break
                     s0 = runs[0][0] // rpc
@@ -204,11 +223,17 @@ class DeclusteredPool(Pool):
                         if first >= s1 * rpc:
                             break
                         segs += self._segments(first, min(rows, s1 * rpc - first))
+                    if first_pass:
+                        segs = [seg for seg in segs if lay.is_critical(seg.stripe)]
                     moves = self._plan(lay, segs)
                     self._move(moves, workers)
-                    for m in back:
-                        m.rebuilt_rows = s1 * rpc
-                    self._replace_layout(lay.with_state(lay.spared, lay.target, s1))
+                    if first_pass:
+                        nxt = lay.with_state(lay.spared, lay.target, 0, s1)
+                    else:
+                        for m in back:
+                            m.rebuilt_rows = s1 * rpc
+                        nxt = lay.with_state(lay.spared, lay.target, s1, lay.critical)
+                    self._replace_layout(nxt)
                     self._vacate(moves)
                     step = sum(seg.n for seg in segs) * b
                 done += step
@@ -230,12 +255,12 @@ class DeclusteredPool(Pool):
         """The moves of ``segs`` from ``lay.spared`` to ``lay.target``; refuses a move onto
         a place the old placement still uses."""
         assert lay.target is not None
-        old_l = lay.with_state(lay.spared)
         new_l = lay.with_state(lay.target)
         moves = []
         occupied: dict[int, set[int]] = {}
         for seg in segs:
-            mv = _Move(seg, old_l.stripe(seg.stripe), new_l.stripe(seg.stripe))
+            # from where the stripe is now (a critical group may have moved already)
+            mv = _Move(seg, lay.stripe(seg.stripe), new_l.stripe(seg.stripe))
             if not mv.movers:
                 continue
             t = seg.stripe // lay.groups_per_slice

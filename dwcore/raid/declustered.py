@@ -29,7 +29,9 @@ order) to the first spare position that is neither spared nor taken.  There
 are always enough: a spared device that is a spare position of slice t holds
 nothing there.  A change of ``spared`` (rebuild into spare, copy-back onto a
 replacement) is a *transition*: ``target`` is the new state and stripes below
-``moved`` already use it (:mod:`dwcore.pool.draid` moves them in order).
+``moved`` already use it (:mod:`dwcore.pool.draid` moves them in order, after a
+first pass — boundary ``critical`` — over the groups that lost all their
+redundancy when two or more devices of a P ≥ 2 layout are moved at once).
 
 **RAID FR** (IBM Distributed RAID, an interpretation, §5) is a profile of the
 same engine with IBM's parameters: ``raid="raid5"|"raid6"`` (P = 1 or 2),
@@ -126,7 +128,7 @@ class Declustered(Layout):
     """dRAID-style declustered parity groups with distributed spares (module docs)."""
 
     level = "DECLUSTERED"
-    OPTIONS = ("parity", "data", "spares", "seed", "spared", "target", "moved")
+    OPTIONS = ("parity", "data", "spares", "seed", "spared", "target", "moved", "critical")
 
     def __init__(
         self,
@@ -140,6 +142,7 @@ class Declustered(Layout):
         spared: Sequence[int] = (),
         target: Sequence[int] | None = None,
         moved: int = 0,
+        critical: int = 0,
     ) -> None:
         self.parity = check_int("parity", parity, 1)
         if self.parity > 2:
@@ -162,8 +165,11 @@ class Declustered(Layout):
         self.spared = _spared_tuple("spared", spared, n, self.spares)
         self.target = None if target is None else _spared_tuple("target", target, n, self.spares)
         self.moved = check_int("moved", moved, 0)
-        if self.target is None and self.moved:
-            raise InvalidArgumentError("moved must be 0 when no transition (target) is pending")
+        self.critical = check_int("critical", critical, 0)
+        if self.target is None and (self.moved or self.critical):
+            raise InvalidArgumentError(
+                "moved and critical must be 0 when no transition (target) is pending"
+            )
         super().__init__(n_devices, chunk_size)
         self.width = self.data + self.parity
         self.active = self.n_devices - self.spares
@@ -199,6 +205,7 @@ class Declustered(Layout):
         if self.target is not None:
             out["target"] = list(self.target)
             out["moved"] = self.moved
+            out["critical"] = self.critical
         return out
 
     @property
@@ -255,12 +262,23 @@ class Declustered(Layout):
         return [j for j in range(self.spares) if j not in used]
 
     def with_state(
-        self, spared: Sequence[int], target: Sequence[int] | None = None, moved: int = 0
+        self,
+        spared: Sequence[int],
+        target: Sequence[int] | None = None,
+        moved: int = 0,
+        critical: int = 0,
     ) -> Declustered:
         """This layout with another spare state (same geometry and permutations)."""
-        opts = {**self.options, "spared": list(spared), "target": target, "moved": moved}
+        opts = {
+            **self.options,
+            "spared": list(spared),
+            "target": target,
+            "moved": moved,
+            "critical": critical,
+        }
         if target is None:
             opts.pop("moved")
+            opts.pop("critical")
         return type(self)(self.n_devices, self.chunk_size, **opts)
 
     def permutation(self, t: int) -> np.ndarray:
@@ -321,10 +339,33 @@ class Declustered(Layout):
         return out
 
     def state_of(self, s: int) -> tuple[int, ...]:
-        """The spare state stripe ``s`` is placed by (``target`` below ``moved``)."""
-        if self.target is not None and s < self.moved:
+        """The spare state stripe ``s`` is placed by: ``target`` below ``moved``, and
+        below ``critical`` for the groups :meth:`is_critical` names."""
+        if self.target is not None and (
+            s < self.moved or (s < self.critical and self.is_critical(s))
+        ):
             return self.target
         return self.spared
+
+    @property
+    def newly_spared(self) -> frozenset[int]:
+        """Devices a pending transition moves into spare space."""
+        if self.target is None:
+            return frozenset()
+        return frozenset(f for f in self.target if f >= 0) - {f for f in self.spared if f >= 0}
+
+    @property
+    def critical_pass(self) -> bool:
+        """A transition moving two or more failed devices of a P ≥ 2 layout first moves the
+        groups that lost all their redundancy (§6: rebuild-critical first)."""
+        return self.parity >= 2 and len(self.newly_spared) >= 2
+
+    def is_critical(self, s: int) -> bool:
+        """True when group ``s`` has all P of its redundancy on devices being moved."""
+        if not self.critical_pass:
+            return False
+        lost = self.newly_spared
+        return sum(1 for d in self.group_devices(s, self.spared) if d in lost) >= self.parity
 
     def stripe(self, s: int) -> StripeMap:
         s = self._check_stripe(s)
@@ -393,7 +434,16 @@ class Fr(Declustered):
     """RAID FR: IBM Distributed RAID parameters on the declustered engine (module docs)."""
 
     level = "FR"
-    OPTIONS = ("raid", "stripewidth", "rebuildareas", "seed", "spared", "target", "moved")
+    OPTIONS = (
+        "raid",
+        "stripewidth",
+        "rebuildareas",
+        "seed",
+        "spared",
+        "target",
+        "moved",
+        "critical",
+    )
     #: A replacement starts the copy-back at once (mandatory for FR).
     copyback_on_replace = True
 
@@ -409,6 +459,7 @@ class Fr(Declustered):
         spared: Sequence[int] = (),
         target: Sequence[int] | None = None,
         moved: int = 0,
+        critical: int = 0,
     ) -> None:
         name = raid.lower() if isinstance(raid, str) else ""
         if name not in _IBM_RAID:
@@ -447,6 +498,7 @@ class Fr(Declustered):
             spared=spared,
             target=target,
             moved=moved,
+            critical=critical,
         )
 
     @property
