@@ -427,7 +427,7 @@ class Pool:
         from dwcore.pool.interleave import pool_class
 
         special = pool_class(layout)
-        if special is None:  # Declustered, FR, RAID 7: dwcore.pool.levels9
+        if special is None:  # issue 9 levels (Declustered, FR, 7, Beyond, Adaptive)
             from dwcore.pool.levels9 import pool_class as levels9_pool_class
 
             special = levels9_pool_class(layout)
