@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from store_helpers import CONFIG, SMALL_POOL, audit_records, fast_root, make, reopen, user
 
 from dwcore.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from dwcore.store import Instance
-from tests.store_helpers import CONFIG, SMALL_POOL, audit_records, fast_root, make, reopen, user
 
 
 @pytest.fixture

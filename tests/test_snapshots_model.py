@@ -18,9 +18,9 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from store_helpers import make
 
 from dwcore.errors import NotFoundError
-from tests.store_helpers import make
 
 COMPARTMENTS = ("a", "b")
 KEYS = ("k1", "k2", "d/k3", "d/e/k4")

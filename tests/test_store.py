@@ -11,6 +11,7 @@ from pathlib import Path
 import blake3
 import numpy as np
 import pytest
+from store_helpers import audit_records, fast_root, make, reopen
 
 import dwcore
 from dwcore.errors import (
@@ -24,7 +25,6 @@ from dwcore.errors import (
 from dwcore.paths import CONFIG_FILE
 from dwcore.store import EXTENT_BYTES, Instance, check_key
 from dwcore.store.keys import partition_of, prefix_end
-from tests.store_helpers import audit_records, fast_root, make, reopen
 
 
 @pytest.fixture

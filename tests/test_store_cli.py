@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from store_helpers import fast_root, make
 from typer.testing import CliRunner
 
 from dwcore.cli import app
-from tests.store_helpers import fast_root, make
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from typing import Any
 
 import blake3
 import pytest
+from store_crash_model import COMPARTMENT, Model, choose, payload, perform, verify
+from store_helpers import CONFIG, fast_root, make, reopen
 
 from dwcore.devices import FaultyDevice, RamDevice
 from dwcore.store import Catalog, Instance
-from tests.store_crash_model import COMPARTMENT, Model, choose, payload, perform, verify
-from tests.store_helpers import CONFIG, fast_root, make, reopen
 
 WORKER = Path(__file__).with_name("store_crash_worker.py")
 N_OPS = 40
