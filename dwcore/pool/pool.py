@@ -936,7 +936,7 @@ class Pool:
     def write(self, data: Any) -> Extent:
         """Store ``data`` (any bytes-like object) in new rows; returns its :class:`Extent`."""
         if self._engine is not None:
-            with self._lock:
+            with self._admitted(), self._lock:
                 self._check_open()
                 return self._engine.write(data)
         view = byte_view(data)
@@ -1285,7 +1285,7 @@ class Pool:
         if length == 0:
             return b""
         if self._engine is not None:
-            with self._lock:
+            with self._admitted(), self._lock:
                 self._check_open()
                 return self._engine.read(ext, offset, length)
         if self._flat:
@@ -1374,7 +1374,9 @@ class Pool:
         self._check_extent(ext)
         with self._lock:
             self._check_open()
-            if ext.rows:
+            if self._engine is not None:
+                self._engine.free(ext)
+            elif ext.rows:
                 self._alloc.free(ext.first_row, ext.rows)
 
     def reconcile(self, live_extents: Iterable[Extent]) -> int:
