@@ -270,7 +270,8 @@ def bench_pool(
         ),
     ] = False,
 ) -> None:
-    """The pool engine (RAID 5 ×6, RAID 6 ×8, RAID 10 ×8) against plain pwrite/pread.
+    """The pool engine (RAID 5 ×6; 6, 10, 50, 60, MD10, Z2, Z3, Unraid, dRAID, FR, 7, Beyond
+    and Adaptive ×8) against plain pwrite/pread.
 
     1 MiB extents: sequential write and read against the same physical bytes
     written and read with os.pwrite/os.pread to the same files; degraded read

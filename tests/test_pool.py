@@ -555,3 +555,19 @@ def test_sync_failure_fails_the_device(tmp_path: Any, latency: float) -> None:
     assert pool.status().devices[1].state is DeviceState.FAILED
     assert pool.read(ext) == data and pool.read(ext2) == data
     pool.close()
+
+
+@pytest.mark.parametrize("level", list(LEVELS))
+def test_physical_runs(tmp_path: Any, level: str) -> None:
+    """Pool.physical lists each device's run of an extent's rows, once, merged."""
+    pool, _ = make(tmp_path, level)
+    ext = pool.write(np.random.default_rng(2).bytes(5 * CHUNK + 123))
+    runs = pool.physical(ext)
+    b = pool.block_size
+    assert sorted({d for d, _, _ in runs}) == list(range(pool.layout.n_devices))
+    for d in range(pool.layout.n_devices):
+        mine = [(off, n) for dev, off, n in runs if dev == d]
+        assert mine == [(ext.first_row * b, ext.rows * b)]  # flat: one contiguous run
+    with pytest.raises(InvalidArgumentError):
+        pool.physical(Extent(b"\0" * 8, 0, 1, 1))
+    pool.close()

@@ -1,14 +1,15 @@
 """``dwcore bench pool``: the pool engine against plain ``os.pwrite``/``os.pread``.
 
-For each configuration (RAID 5 on 6 devices, RAID 6 on 8, RAID 10 on 8,
-RAID 50 and RAID 60 on 8 as two groups of 4) a
-pool is created on device files in a directory (RAM-backed ``/dev/shm`` by
-default) or on the devices given, and measured in one run:
+For each configuration of :data:`CONFIGS` (RAID 5 on 6 devices; RAID 6, 10,
+50, 60, MD10 far, Z2, Z3, Unraid 6+2, Declustered, FR, 7, Beyond and Adaptive
+on 8) a pool is created on device files in a directory (RAM-backed
+``/dev/shm`` by default) or on the devices given, and measured in one run:
 
 * sequential write and read of 1 MiB extents, against the *anchor*: writing
-  and reading the same physical bytes (data + redundancy) with plain
-  ``os.pwrite``/``os.pread`` to the same device files, one request per device
-  per extent;
+  and reading the same physical bytes (:meth:`Pool.physical`: data,
+  redundancy and padding, one request per run the pool stores) with plain
+  ``os.pwrite``/``os.pread`` to the same device files, in a region past the
+  pool's ``device_size`` so neither overwrites the other;
 * degraded read with the maximum tolerated failures (the first devices);
 * rebuild of one replaced device, against plain writes of the same bytes to
   the replacement;
@@ -33,20 +34,59 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dwcore.devices import METADATA_SIZE, FileDevice
+from dwcore.devices import (
+    METADATA_SIZE,
+    BlockDevice,
+    FileDevice,
+    ResilientDevice,
+    read_superblock,
+)
 from dwcore.errors import InvalidArgumentError
 from dwcore.pool import Pool, PoolDegradedWarning
 
-__all__ = ["CONFIGS", "PoolBenchRow", "judge", "ram_backed", "run_pool_bench"]
+__all__ = ["CONFIGS", "Config", "PoolBenchRow", "judge", "ram_backed", "run_pool_bench"]
 
-#: (level, devices) measured by default.
-CONFIGS: tuple[tuple[str, int], ...] = (("5", 6), ("6", 8), ("10", 8), ("50", 8), ("60", 8))
+
 MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Config:
+    """One measured pool: a level on ``devices`` devices with level ``options``."""
+
+    level: str
+    devices: int
+    options: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the table names it (the level, or a name for a variant)."""
+        return self.name or self.level
+
+
+#: What ``dwcore bench pool`` measures by default.
+CONFIGS: tuple[Config, ...] = (
+    Config("5", 6),
+    Config("6", 8),
+    Config("10", 8),
+    Config("50", 8),
+    Config("60", 8),
+    Config("MD10", 8, {"far": 2}, "MD10 far"),
+    Config("Z2", 8),
+    Config("Z3", 8),
+    Config("UNRAID", 8, {"parity": 2}, "Unraid 6+2"),
+    Config("DECLUSTERED", 8),
+    Config("FR", 8),
+    Config("7", 8),
+    Config("BEYOND", 8, {"zone_size": 64 * MiB}),
+    Config("ADAPTIVE", 8),
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +108,8 @@ class PoolBenchRow:
     raw_rebuild: float
     p50_4k_us: float
     p99_4k_us: float
+    #: device bytes one 1 MiB extent occupies (data, redundancy, padding), in MiB
+    physical_per_mib: float = 0.0
     #: the device files were on tmpfs / ramfs
     ram: bool = False
     #: passes were timed by thread CPU time rather than the wall clock
@@ -79,7 +121,7 @@ class PoolBenchRow:
 
     @property
     def rebuild_ratio(self) -> float:
-        return self.rebuild / self.raw_rebuild
+        return self.rebuild / self.raw_rebuild if self.raw_rebuild else float("nan")
 
 
 def _paired(
@@ -134,7 +176,7 @@ def ram_backed(path: str) -> bool:
 
 
 def _one(
-    level: str,
+    config: Config,
     devices: Sequence[str],
     device_size: int,
     extents: int,
@@ -143,24 +185,50 @@ def _one(
     workdir: str,
     clock: Callable[[], float],
 ) -> PoolBenchRow:
-    n = len(devices)
+    level, n, options = config.level, len(devices), config.options
     root = os.path.join(workdir, f"pool-{level}-{n}")
+    files = not any(os.path.exists(d) and not os.path.isfile(d) for d in devices)
+    # The anchor writes past the pool's device_size: its own region of the same files
+    # (on block devices, of the same disks), so pool and anchor never overwrite each other.
+    spare = extents * MiB + 8 * METADATA_SIZE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PoolDegradedWarning)
-        pool = Pool.create(root, level, list(devices), device_size, force=force)
+        if files:
+            opened: list[Any] = []
+            for d in devices:
+                FileDevice.create(d, device_size + spare, overwrite=True).close()
+                _pretouch(d, device_size + spare)
+                opened.append(ResilientDevice(FileDevice.open(d)))
+        else:
+            opened = [ResilientDevice(BlockDevice.open(d)) for d in devices]
+            device_size = min(dev.size for dev in opened) - spare
+        try:
+            pool = Pool.create(root, level, opened, device_size, force=force, **options)
+        except BaseException:
+            for dev in opened:
+                dev.close()
+            raise
         replacement: FileDevice | None = None
         try:
-            for d in pool.devices:
-                if d is not None and os.path.isfile(d.path):
-                    _pretouch(d.path, d.size)
             lay = pool.layout
             data = np.random.default_rng(0).bytes(MiB)
             exts: list[Any] = [pool.write(data) for _ in range(extents)]
-            rows = exts[0].rows
-            per_dev = rows * pool.block_size
-            # the anchor's own rows, reserved so pool passes never write over them
-            reserve = pool.write(bytes(extents * rows * lay.k * pool.block_size))
-            start = METADATA_SIZE + reserve.first_row * pool.block_size
+            base = {i: read_superblock(dev).data_offset for i, dev in enumerate(opened)}
+            # the anchor: per extent the same requests (device, length) as the pool's
+            # physical runs, laid back to back per device in the anchor region
+            plan: list[list[tuple[int, int, int]]] = []
+            cursor = dict.fromkeys(range(n), device_size + 2 * METADATA_SIZE)
+            for e in exts:
+                reqs = []
+                for dev, _, length in pool.physical(e):
+                    reqs.append((dev, cursor[dev], length))
+                    cursor[dev] += length
+                plan.append(reqs)
+            if max(cursor.values()) > device_size + spare - 2 * METADATA_SIZE:
+                raise InvalidArgumentError(f"RAID {level}: the anchor region is too small")
+            physical = sum(length for reqs in plan for _, _, length in reqs)
+            bufs = {length: os.urandom(length) for reqs in plan for _, _, length in reqs}
+            fds = [dev.inner.fileno for dev in opened]
 
             def write_pass() -> float:
                 for e in exts:
@@ -177,32 +245,22 @@ def _one(
                     pool.read(e)
                 return clock() - t
 
-            # the anchor: the same physical bytes with plain pwrite / pread, same files
-            fds = [os.open(d.path, os.O_RDWR) for d in pool.devices if d is not None]
-            # one buffer per device, as the pool writes different bytes to each
-            bufs = [os.urandom(per_dev) for _ in fds]
-            try:
+            def raw_write() -> float:
+                t = clock()
+                for reqs in plan:
+                    for dev, off, length in reqs:
+                        os.pwrite(fds[dev], bufs[length], off)
+                return clock() - t
 
-                def raw_write() -> float:
-                    t = clock()
-                    for i in range(extents):
-                        for fd, buf in zip(fds, bufs, strict=True):
-                            os.pwrite(fd, buf, start + i * per_dev)
-                    return clock() - t
+            def raw_read() -> float:
+                t = clock()
+                for reqs in plan:
+                    for dev, off, length in reqs:
+                        os.pread(fds[dev], length, off)
+                return clock() - t
 
-                def raw_read() -> float:
-                    t = clock()
-                    for i in range(extents):
-                        for fd in fds:
-                            os.pread(fd, per_dev, start + i * per_dev)
-                    return clock() - t
-
-                tw, trw, w_ratio = _paired(write_pass, raw_write, repeats)
-                tr, trr, r_ratio = _paired(read_pass, raw_read, repeats)
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            pool.free(reserve)
+            tw, trw, w_ratio = _paired(write_pass, raw_write, repeats)
+            tr, trr, r_ratio = _paired(read_pass, raw_read, repeats)
             small = [pool.write(os.urandom(4096)) for _ in range(2000)]
             lat = []
             for e in small:
@@ -211,39 +269,41 @@ def _one(
                 lat.append(time.perf_counter() - t)
             for e in small:
                 pool.free(e)
+            # what the replacement of device 0 must receive: the bytes it holds now
+            rebuilt = sum(length for e in exts for dev, _, length in pool.physical(e) if dev == 0)
             failed = lay.fault_tolerance
             for i in range(failed):
                 pool.fail_device(i)
             td = statistics.median(read_pass() for _ in range(repeats))
             # a replacement whose pages are written already, like a disk (never truncated)
             repl_path = os.path.join(workdir, f"replacement-{level}-{n}")
-            FileDevice.create(repl_path, device_size, overwrite=True).close()
-            _pretouch(repl_path, device_size)
+            FileDevice.create(repl_path, device_size + spare, overwrite=True).close()
+            _pretouch(repl_path, device_size + spare)
             replacement = FileDevice.open(repl_path)
             pool.replace_device(0, replacement, force=True)
             t = clock()
             pool.rebuild()
             tb = clock() - t
-            rebuilt = len(exts) * per_dev
-            chunk = os.urandom(min(rebuilt, 4 * MiB))
+            chunk = os.urandom(min(max(rebuilt, 1), 4 * MiB))
+            at = base[0]
 
             def raw_rebuild() -> float:
                 t = clock()
                 pos = 0
                 while pos < rebuilt:
-                    pos += os.pwrite(
-                        replacement.fileno, chunk[: rebuilt - pos], METADATA_SIZE + pos
-                    )
+                    pos += os.pwrite(replacement.fileno, chunk[: rebuilt - pos], at + pos)
                 return clock() - t
 
             trb = statistics.median(raw_rebuild() for _ in range(repeats))
         finally:
             pool.close()
+            for dev in opened:
+                dev.close()
             if replacement is not None:
                 replacement.close()
     mib = extents * 1.0
     return PoolBenchRow(
-        level=level,
+        level=config.label,
         devices=n,
         write=mib / tw,
         raw_write=mib / trw,
@@ -257,6 +317,7 @@ def _one(
         raw_rebuild=rebuilt / MiB / trb,
         p50_4k_us=float(np.percentile(lat, 50) * 1e6),
         p99_4k_us=float(np.percentile(lat, 99) * 1e6),
+        physical_per_mib=physical / MiB / extents,
     )
 
 
@@ -264,7 +325,7 @@ def run_pool_bench(
     directory: str | None = None,
     devices: Sequence[str] = (),
     *,
-    configs: Sequence[tuple[str, int]] = CONFIGS,
+    configs: Sequence[Config] = CONFIGS,
     device_size: int = 256 * MiB,
     extents: int = 128,
     repeats: int = 3,
@@ -297,7 +358,8 @@ def run_pool_bench(
     ram = not devices and ram_backed(work)
     rows: list[PoolBenchRow] = []
     try:
-        for level, n in configs:
+        for config in configs:
+            level, n = config.level, config.devices
             if devices:
                 if len(devices) < n:
                     continue
@@ -305,9 +367,9 @@ def run_pool_bench(
             else:
                 devs = [os.path.join(work, f"bench-{level}-{n}-{i:02d}") for i in range(n)]
             if progress is not None:
-                progress(f"RAID {level} on {n} devices")
+                progress(f"RAID {config.label} on {n} devices")
             try:
-                row = _one(level, devs, device_size, extents, repeats, force, work, clock)
+                row = _one(config, devs, device_size, extents, repeats, force, work, clock)
                 rows.append(dataclasses.replace(row, ram=ram, cpu_time=cpu_time))
             finally:
                 for d in devs:
@@ -325,7 +387,7 @@ def run_pool_bench(
     if devices and not rows:
         raise InvalidArgumentError(
             f"{len(devices)} devices given; the configurations need "
-            f"{', '.join(str(n) for _, n in configs)}"
+            f"{', '.join(str(c.devices) for c in configs)}"
         )
     return rows
 

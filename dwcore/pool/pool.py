@@ -1379,6 +1379,26 @@ class Pool:
             elif ext.rows:
                 self._alloc.free(ext.first_row, ext.rows)
 
+    def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
+        """``(device, data-area offset, length)`` of every byte ``ext`` occupies on the
+        devices (data, redundancy, padding), merged per device where contiguous: what a
+        raw-I/O anchor must move to compare with writing or reading ``ext``."""
+        self._check_extent(ext)
+        with self._lock:
+            if self._engine is not None:
+                return list(self._engine.physical(ext))
+            b = self._block
+            runs: dict[int, list[list[int]]] = {}
+            for seg in self._segments(ext.first_row, ext.rows):
+                for m in self._stripe(seg.stripe).members:
+                    off, n = m.device_offset + seg.row * b, seg.n * b
+                    dev = runs.setdefault(m.device, [])
+                    if dev and dev[-1][0] + dev[-1][1] == off:
+                        dev[-1][1] += n
+                    else:
+                        dev.append([off, n])
+            return [(d, off, n) for d in sorted(runs) for off, n in runs[d]]
+
     def reconcile(self, live_extents: Iterable[Extent]) -> int:
         """Free rows no live extent references (leaked by a crash); returns rows freed."""
         used = []
