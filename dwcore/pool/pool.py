@@ -1013,7 +1013,7 @@ class Pool:
                         crcs[sm.members[j].device, r0 : r0 + n] = per_d[d]
                 rest = [j for j, m in enumerate(sm.members) if m.role.data_index is None]
             else:
-                rest = range(len(sm.members))
+                rest = list(range(len(sm.members)))
             for j in rest:
                 crc32c_blocks_into(views[j], b, crcs[sm.members[j].device, r0 : r0 + n])
         failed = [dv for dv, mem in enumerate(self._members) if not mem.writable]
