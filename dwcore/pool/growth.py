@@ -52,11 +52,9 @@ otherwise the zone stays degraded and ``status().reasons`` reports
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 import warnings
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +68,7 @@ from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
 from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Member
+from dwcore.pool.statefile import read_state, write_state
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid import Member, StripeMap
 from dwcore.raid.beyond import (
@@ -148,16 +147,9 @@ class ZoneEngine:
         return os.path.join(self.pool._path, STATE_NAME)
 
     def _load(self) -> None:
-        if not os.path.exists(self.path):
+        state = read_state(self.path, "zone table", _VERSION)
+        if state is None:
             return
-        with open(self.path, "rb") as f:
-            raw = f.read()
-        body, _, crc = raw.rpartition(b"\n")
-        if not crc or zlib.crc32(body) != int(crc):
-            raise InvalidArgumentError(f"{self.path}: zone table is damaged (checksum mismatch)")
-        state = json.loads(body)
-        if state.get("version", 0) > _VERSION:
-            raise InvalidArgumentError(f"{self.path}: zone table version is newer than dwcore")
         for z in state["zones"]:
             zone = Zone(z["id"], z["scheme"], [(d, s) for d, s in z["members"]])
             self.zones[zone.id] = zone
@@ -185,18 +177,7 @@ class ZoneEngine:
                 for i, pieces in self.extents.items()
             },
         }
-        body = json.dumps(state, separators=(",", ":")).encode()
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(body + b"\n" + str(zlib.crc32(body)).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.pool._path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_state(self.path, state)
 
     # ------------------------------------------------------------------
     # geometry

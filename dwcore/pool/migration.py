@@ -44,10 +44,8 @@ device not already in the PEG.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +59,7 @@ from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
 from dwcore.pool.pool import Pool
+from dwcore.pool.statefile import read_state, write_state
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid import Member, StripeMap
 from dwcore.raid.adaptive import Adaptive
@@ -121,16 +120,9 @@ class HeatEngine:
         return os.path.join(self.pool._path, STATE_NAME)
 
     def _load(self) -> None:
-        if not os.path.exists(self.path):
+        st = read_state(self.path, "adaptive map", _VERSION)
+        if st is None:
             return
-        with open(self.path, "rb") as f:
-            raw = f.read()
-        body, _, crc = raw.rpartition(b"\n")
-        if not crc or zlib.crc32(body) != int(crc):
-            raise InvalidArgumentError(f"{self.path}: adaptive map is damaged (checksum mismatch)")
-        st = json.loads(body)
-        if st.get("version", 0) > _VERSION:
-            raise InvalidArgumentError(f"{self.path}: adaptive map version is newer than dwcore")
         for p in st["pegs"]:
             self.pegs[p["id"]] = Peg(p["id"], p["kind"], [(d, x) for d, x in p["members"]], p["f"])
             self.slot_rb[p["id"]] = {}
@@ -161,18 +153,7 @@ class HeatEngine:
                 for rb, (peg, slot) in self.loc.items()
             ],
         }
-        body = json.dumps(st, separators=(",", ":")).encode()
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(body + b"\n" + str(zlib.crc32(body)).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.pool._path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_state(self.path, st)
 
     # ------------------------------------------------------------------
     # PEX and PEG bookkeeping
