@@ -376,12 +376,19 @@ def test_cli(tmp_path: Any) -> None:
 
 
 def test_bench_pool_smoke(tmp_path: Any) -> None:
-    from dwcore.bench.pool import judge, run_pool_bench
+    from dwcore.bench.pool import Config, judge, run_pool_bench
 
     rows = run_pool_bench(
-        str(tmp_path), configs=[("5", 3)], device_size=32 * MiB, extents=4, repeats=1
+        str(tmp_path),
+        configs=[Config("5", 3), Config("Z2", 4)],  # a row-striped and a per-extent level
+        device_size=32 * MiB,
+        extents=4,
+        repeats=1,
     )
-    assert len(rows) == 1 and rows[0].write > 0 and rows[0].rebuild > 0
+    assert len(rows) == 2
+    for row in rows:
+        assert row.write > 0 and row.read > 0 and row.rebuild > 0 and row.raw_rebuild > 0
+    assert rows[0].physical_per_mib > 1.0 and rows[1].physical_per_mib > 1.0
     assert next(name for name, *_ in judge(rows, ram=False)).startswith("sequential write")
     assert sorted(os.listdir(tmp_path)) == []
 
