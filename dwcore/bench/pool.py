@@ -227,7 +227,9 @@ def _one(
             if max(cursor.values()) > device_size + spare - 2 * METADATA_SIZE:
                 raise InvalidArgumentError(f"RAID {level}: the anchor region is too small")
             physical = sum(length for reqs in plan for _, _, length in reqs)
-            bufs = {length: os.urandom(length) for reqs in plan for _, _, length in reqs}
+            # a buffer per device and request size: each device gets its own bytes, as
+            # from the pool (one shared buffer would stay in cache and flatter the anchor)
+            bufs = {(d, n): os.urandom(n) for reqs in plan for d, _, n in reqs}
             fds = [dev.inner.fileno for dev in opened]
 
             def write_pass() -> float:
@@ -249,7 +251,7 @@ def _one(
                 t = clock()
                 for reqs in plan:
                     for dev, off, length in reqs:
-                        os.pwrite(fds[dev], bufs[length], off)
+                        os.pwrite(fds[dev], bufs[dev, length], off)
                 return clock() - t
 
             def raw_read() -> float:
