@@ -578,3 +578,43 @@ def test_physical_runs(tmp_path: Any, level: str) -> None:
     with pytest.raises(InvalidArgumentError):
         pool.physical(Extent(b"\0" * 8, 0, 1, 1))
     pool.close()
+
+
+class _GatedSync(RamDevice):
+    """A RAM device whose flush waits until the test opens the gate."""
+
+    def __init__(self, size: int, gate: Any, entered: Any) -> None:
+        super().__init__(size)
+        self.gate, self.entered = gate, entered
+
+    def _sync(self) -> None:
+        self.entered.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+
+
+def test_writes_go_on_while_a_sync_flushes(tmp_path: Any) -> None:
+    """Pool.sync flushes the devices without holding the pool lock: a writer is not
+    held up by a slow flush, and its extent is durable after the next sync."""
+    import threading
+
+    gate, entered = threading.Event(), threading.Event()
+    gate.set()  # creation syncs
+    devs = [_GatedSync(SIZE, gate, entered) for _ in range(4)]
+    pool = Pool.create(tmp_path / "pool", "5", devs, SIZE, chunk_size=CHUNK)
+    data = np.random.default_rng(13).bytes(50_000)
+    first = pool.write(data)
+    gate.clear()
+    entered.clear()
+    syncer = threading.Thread(target=pool.sync)
+    syncer.start()
+    assert entered.wait(10)  # the sync is inside a device flush now
+    second = pool.write(data)  # would block here if sync held the pool lock
+    assert syncer.is_alive()  # written while the flush still waits at the gate
+    assert pool.read(second) == data
+    gate.set()
+    syncer.join(10)
+    assert not syncer.is_alive()
+    pool.sync()
+    assert pool.read(first) == data and pool.read(second) == data
+    assert all(d.state is DeviceState.ONLINE for d in pool.status().devices)
+    pool.close()

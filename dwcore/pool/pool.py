@@ -298,6 +298,7 @@ class Pool:
         self._fanout = Fanout()
         self._syncs = 0
         self._parallel_sync = False
+        self._sync_fanout: Fanout | None = None
         self._cache_name = f"pool.{self._pool_id}.{id(self):x}"
         CACHES.register(self._cache_name, self._shrink_caches)
 
@@ -1413,30 +1414,58 @@ class Pool:
             return sum(n for _, n in self._alloc.reconcile(used))
 
     def sync(self) -> None:
-        """Make every extent written so far durable (devices, then the allocator)."""
+        """Make every extent written so far durable (devices, then the allocator).
+
+        For row-striped layouts the device flushes run without the pool lock, so
+        other threads keep writing meanwhile (their extents become durable at a
+        later sync; at worst a crash leaves their rows allocated and unreferenced,
+        which :meth:`reconcile` frees).  Placement engines keep their maps in step
+        with the flushes and sync under the lock.
+        """
         with self._lock:
             self._check_open()
-            targets = [m for m in self._members if m.writable and m.device is not None]
-            calls = [functools.partial(m.device.sync) for m in targets]  # type: ignore[union-attr]
-            # Flushes of different devices overlap when they take real time (disks); on
-            # RAM-backed files a hand-off to a helper thread costs more than the flush.
-            # Which case holds is timed on the first and every 64th sync.
+            targets = [(m, m.device) for m in self._members if m.writable and m.device]
             self._syncs += 1
-            if self._parallel_sync and self._syncs % 64:
-                results = self._fanout.run(calls)
-            else:
-                t0 = time.perf_counter()
-                results = self._fanout.run(calls, nbytes=0)
-                self._parallel_sync = len(calls) > 1 and time.perf_counter() - t0 > 0.002
-            for mem, exc in zip(targets, results, strict=True):
-                if exc is None:
-                    continue
-                if not isinstance(exc, DeviceError):
-                    raise exc
-                self._mark_failed(mem.index, f"sync failed: {exc}")
-            self._alloc.sync()
+            parallel = self._parallel_sync and self._syncs % 64 != 0
             if self._engine is not None:
-                self._engine.after_sync()
+                self._finish_sync(targets, self._flush(targets, parallel))
+                return
+        results = self._flush(targets, parallel)
+        with self._lock:
+            if self._closed:
+                return  # close() synced what it could
+            self._finish_sync(targets, results)
+
+    def _flush(
+        self, targets: list[tuple[_Member, Device]], parallel: bool
+    ) -> list[BaseException | None]:
+        """Flush the devices: all at once where flushes take real time (disks), one
+        after another where a hand-off costs more than the flush (RAM-backed files);
+        which case holds is timed on the first and every 64th sync."""
+        calls = [functools.partial(dev.sync) for _, dev in targets]
+        if parallel:
+            if self._sync_fanout is None:
+                self._sync_fanout = Fanout(helpers=min(len(calls) - 1, 15))
+            return self._sync_fanout.run(calls)
+        t0 = time.perf_counter()
+        results = self._fanout.run(calls, nbytes=0)
+        self._parallel_sync = len(calls) > 1 and time.perf_counter() - t0 > 0.002
+        return results
+
+    def _finish_sync(
+        self, targets: list[tuple[_Member, Device]], results: list[BaseException | None]
+    ) -> None:
+        """Fail out devices whose flush failed, then commit the allocator (lock held)."""
+        for (mem, dev), exc in zip(targets, results, strict=True):
+            if exc is None:
+                continue
+            if not isinstance(exc, DeviceError):
+                raise exc
+            if mem.device is dev:  # not replaced while it flushed
+                self._mark_failed(mem.index, f"sync failed: {exc}")
+        self._alloc.sync()
+        if self._engine is not None:
+            self._engine.after_sync()
 
     def close(self, sync: bool = True) -> None:
         """Sync (unless ``sync=False``, which drops unsynced allocations like a crash)
@@ -1456,6 +1485,8 @@ class Pool:
                     self._engine.close()
                 CACHES.unregister(self._cache_name)
                 self._fanout.close()
+                if self._sync_fanout is not None:
+                    self._sync_fanout.close()
                 self._alloc.close(sync=sync)
                 for mem in self._members:
                     if mem.owned and mem.device is not None:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -164,9 +163,6 @@ class Instance:
         self._pins = ExtentPins(self._free_now)
         self._commit = GroupCommit(self._run_batch)
         self._snapshots: Snapshots | None = None
-        self._syncer: ThreadPoolExecutor | None = None
-        self._sync_count: dict[str, int] = {}
-        self._sync_parallel: dict[str, bool] = {}
 
     # ----------------------------------------------------------- lifecycle
 
@@ -280,8 +276,6 @@ class Instance:
                 for pool in self._pools.values():
                     pool.close(sync=sync)
             finally:
-                if self._syncer is not None:
-                    self._syncer.shutdown()
                 self.catalog.close()
                 self.auth.close()
                 self.audit.close()
@@ -656,7 +650,8 @@ class Instance:
     def _run_batch(self, batch: list[Request]) -> None:
         """Group commit: sync the pools the batch wrote to, commit it, free what it released."""
         for name in sorted(set().union(*(r.pools for r in batch))):
-            self._sync_pool(name)
+            # flushes the devices in parallel, without blocking the next batch's writes
+            self._pools[name].sync()
         results, freed = self.catalog.apply([r.change for r in batch])
         for req, res in zip(batch, results, strict=True):
             if isinstance(res, DWError):
@@ -664,33 +659,6 @@ class Instance:
             else:
                 req.result = res
         self._pins.free(freed)
-
-    def _sync_pool(self, name: str) -> None:
-        """``Pool.sync``, with the member devices flushed in parallel first where that pays.
-
-        ``Pool.sync`` flushes its devices one after another; flushing them
-        together beforehand (fdatasync releases the GIL) leaves it little to
-        do, so on a disk a sync costs about one device flush instead of one
-        per device.  Where flushes are nearly free (RAM-backed files) the
-        thread hand-offs would cost more than they save: a plain sync is
-        timed on the first and every 64th batch, and the parallel flush used
-        only while a plain one takes over 2 ms.  A device that fails in the
-        parallel flush fails again in ``Pool.sync``, which handles it.
-        """
-        pool = self._pools[name]
-        count = self._sync_count.get(name, 0)
-        self._sync_count[name] = count + 1
-        devices = [d for d in pool.devices if d is not None]
-        if not self._sync_parallel.get(name) or count % 64 == 0:
-            t0 = time.perf_counter()
-            pool.sync()
-            self._sync_parallel[name] = len(devices) > 1 and time.perf_counter() - t0 > 0.002
-            return
-        if self._syncer is None:
-            self._syncer = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dwcore-sync")
-        for fut in [self._syncer.submit(d.sync) for d in devices]:
-            fut.exception()
-        pool.sync()
 
     def commit_changes(self, changes: Sequence[PutChange | DeleteChange]) -> list[Any]:
         """Commit catalog-only changes (roll-backs) in one transaction; frees what they
