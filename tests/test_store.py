@@ -373,3 +373,15 @@ def test_put_flushes_every_device(inst: Instance) -> None:
     assert sorted(set(synced)) == list(range(len(inst.pools["main"].devices)))
     assert inst.get("c", "k") == b"parallel" * 1000
     assert inst.fsck().ok
+
+
+def test_instance_runs_a_memory_monitor(inst: Instance) -> None:
+    """An open instance polls memory pressure (the [resources] thresholds), so the
+    pools' caches shrink and new requests are throttled as the level rises."""
+    from dwcore.memory import Level
+
+    assert inst.memory_monitor.running
+    status = inst.memory_monitor.check()
+    assert status.level in tuple(Level)
+    inst.close()
+    assert not inst.memory_monitor.running

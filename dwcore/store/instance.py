@@ -53,7 +53,15 @@ import blake3
 from dwcore.audit import AuditLog, Category, Outcome
 from dwcore.auth import AuthService, Principal
 from dwcore.auth.rbac import covers, validate_permission
-from dwcore.config import DwConfig, auth_policy, load_config, open_audit_log, root_of, validate_data
+from dwcore.config import (
+    DwConfig,
+    auth_policy,
+    load_config,
+    memory_monitor,
+    open_audit_log,
+    root_of,
+    validate_data,
+)
 from dwcore.config.checks import pool_device_paths, pool_directory
 from dwcore.devices import Device
 from dwcore.errors import (
@@ -163,6 +171,10 @@ class Instance:
         self._pins = ExtentPins(self._free_now)
         self._commit = GroupCommit(self._run_batch)
         self._snapshots: Snapshots | None = None
+        #: Polls memory pressure (``[resources]``): shrinks the registered caches and
+        #: throttles or pauses new pool requests as the level rises.
+        self.memory_monitor = memory_monitor(config)
+        self.memory_monitor.start()
 
     # ----------------------------------------------------------- lifecycle
 
@@ -276,6 +288,7 @@ class Instance:
                 for pool in self._pools.values():
                     pool.close(sync=sync)
             finally:
+                self.memory_monitor.stop()
                 self.catalog.close()
                 self.auth.close()
                 self.audit.close()
