@@ -683,6 +683,35 @@ class Pool:
             return contextlib.nullcontext()
         return ADMISSION.admit()
 
+    def _read_blocks(self, dev: int, row: int, buf: np.ndarray) -> np.ndarray | None:
+        """Read ``len(buf)`` bytes at block ``row`` of device ``dev``'s data area into
+        ``buf``; returns their checksum-table entries, or None when the read fails."""
+        mem = self._members[dev]
+        assert mem.device is not None and mem.sb is not None
+        base, n = mem.sb.data_offset, len(buf) // self._block
+        try:
+            mem.device.preadinto(base + row * self._block, buf)
+            raw = mem.device.pread(base + self._geo.table_off + 4 * row, 4 * n)
+        except DeviceError:
+            return None
+        return np.frombuffer(raw, dtype="<u4")
+
+    def _write_blocks(self, dev: int, row: int, buf: np.ndarray) -> bool:
+        """Write ``buf`` at block ``row`` of device ``dev`` with its checksum entries;
+        False, with the device failed out, when the write fails."""
+        mem = self._members[dev]
+        if not mem.writable:
+            return False
+        assert mem.device is not None and mem.sb is not None
+        base = mem.sb.data_offset
+        try:
+            mem.device.pwrite(base + row * self._block, buf)
+            mem.device.pwrite(base + self._geo.table_off + 4 * row, crc32c_blocks(buf, self._block))
+        except DeviceError as exc:
+            self._mark_failed(dev, f"write failed: {exc}")
+            return False
+        return True
+
     def _reap_dead(self) -> None:
         """Fail out every device whose retries and circuit breaker gave up on it (a
         :class:`~dwcore.devices.ResilientDevice` the pool opened from a path)."""

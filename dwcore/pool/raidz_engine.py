@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from dwcore import ec
-from dwcore.checksum import crc32c_blocks, verify_blocks
-from dwcore.devices import DeviceError
+from dwcore.checksum import verify_blocks
 from dwcore.devices.base import byte_view
 from dwcore.errors import (
     CorruptionError,
@@ -128,30 +127,14 @@ class RaidzEngine:
         mem = self._member(dev)
         if mem.device is None or mem.sb is None or not mem.readable(sector + n):
             return None
-        b = self.b
-        base = mem.sb.data_offset
-        buf = np.empty(n * b, dtype=np.uint8)
-        try:
-            mem.device.preadinto(base + sector * b, buf)
-            raw = mem.device.pread(base + self.pool._geo.table_off + 4 * sector, 4 * n)
-        except DeviceError:
+        buf = np.empty(n * self.b, dtype=np.uint8)
+        crcs = self.pool._read_blocks(dev, sector, buf)
+        if crcs is None:
             return None
-        bad = {int(i) for i in verify_blocks(buf, b, np.frombuffer(raw, dtype="<u4"))}
-        return buf, bad
+        return buf, {int(i) for i in verify_blocks(buf, self.b, crcs)}
 
     def _write(self, dev: int, sector: int, buf: np.ndarray) -> bool:
-        mem = self._member(dev)
-        if not mem.writable:
-            return False
-        b = self.b
-        base = mem.sb.data_offset
-        try:
-            mem.device.pwrite(base + sector * b, buf)
-            mem.device.pwrite(base + self.pool._geo.table_off + 4 * sector, crc32c_blocks(buf, b))
-        except DeviceError as exc:
-            self.pool._mark_failed(dev, f"write failed: {exc}")
-            return False
-        return True
+        return bool(self.pool._write_blocks(dev, sector, buf))
 
     def _encode(self, rm: RaidzMap, bufs: np.ndarray) -> None:
         p = self.p

@@ -53,7 +53,7 @@ import numpy as np
 
 from dwcore import ec
 from dwcore._native import ec_encode, gf_exp, init_tables
-from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.checksum import verify_blocks
 from dwcore.devices import DeviceError
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
@@ -161,16 +161,11 @@ class VolumeEngine:
         checksum, or None when the device cannot be read there."""
         if not self._readable(dev, off, n):
             return None
-        mem = self._member(dev)
         b = self.b
-        base = mem.sb.data_offset
         buf = np.empty(n * b, dtype=np.uint8)
-        try:
-            mem.device.preadinto(base + off, buf)
-            raw = mem.device.pread(base + self.pool._geo.table_off + 4 * (off // b), 4 * n)
-        except DeviceError:
+        crcs = self.pool._read_blocks(dev, off // b, buf)
+        if crcs is None:
             return None
-        crcs = np.frombuffer(raw, dtype="<u4")
         bad = {int(i) for i in verify_blocks(buf, b, crcs)}
         if bad:
             rows = np.fromiter(sorted(bad), dtype=np.int64)
@@ -180,20 +175,7 @@ class VolumeEngine:
 
     def _write(self, dev: int, off: int, buf: np.ndarray) -> bool:
         """Write blocks and their checksum entries; False (device marked failed) on error."""
-        mem = self._member(dev)
-        if not mem.writable:
-            return False
-        b = self.b
-        base = mem.sb.data_offset
-        try:
-            mem.device.pwrite(base + off, buf)
-            mem.device.pwrite(
-                base + self.pool._geo.table_off + 4 * (off // b), crc32c_blocks(buf, b)
-            )
-        except DeviceError as exc:
-            self.pool._mark_failed(dev, f"write failed: {exc}")
-            return False
-        return True
+        return bool(self.pool._write_blocks(dev, off // self.b, buf))
 
     # ------------------------------------------------------------------
     # group decoding
