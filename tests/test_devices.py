@@ -174,6 +174,53 @@ def test_vectored_io(device, rng) -> None:
     assert _image(device) == ref
 
 
+def test_pwritev_batch(device, rng) -> None:
+    """A batch of gathered writes equals its pwritev calls in order (later ones win)."""
+    size = device.size
+    ref = bytearray(_image(device))
+    for _ in range(20):
+        batch = []
+        for _ in range(int(rng.integers(0, 4))):
+            parts = [rng.bytes(int(rng.integers(0, 5000))) for _ in range(int(rng.integers(0, 4)))]
+            total = sum(len(p) for p in parts)
+            offset = int(rng.integers(0, size - total + 1))
+            batch.append((offset, [np.frombuffer(p, np.uint8) for p in parts]))
+            ref[offset : offset + total] = b"".join(parts)
+        assert device.pwritev_batch(batch) == sum(sum(len(b) for b in bufs) for _, bufs in batch)
+    assert _image(device) == ref
+    with pytest.raises(DeviceBoundsError):  # checked before anything is written
+        device.pwritev_batch([(0, [b"new"]), (size - 3, [b"ab", b"cd"])])
+    assert _image(device) == ref
+
+
+def test_unsynced_tracks_writes_since_the_last_sync(device) -> None:
+    device.sync()
+    assert not device.unsynced
+    device.pwrite(0, b"x")
+    assert device.unsynced
+    device.sync()
+    assert not device.unsynced
+    device.pwritev(10, [b"a", b"b"])
+    assert device.unsynced
+    device.sync()
+    device.pwritev_batch([(20, [b"c"])])
+    assert device.unsynced
+    device.sync()
+    device.pread(0, 4)
+    assert not device.unsynced  # reads leave nothing to flush
+
+
+def test_a_failed_sync_leaves_the_writes_unsynced(faulty) -> None:
+    faulty.pwrite(0, b"data")
+    faulty.fail_now("write")  # syncs fail once writes do
+    with pytest.raises(DeviceIOError):
+        faulty.sync()
+    assert faulty.unsynced
+    faulty.heal()
+    faulty.sync()
+    assert not faulty.unsynced
+
+
 def test_vectored_io_short_transfers(tmp_path, monkeypatch) -> None:
     """A file device resumes short vectored transfers inside the buffer they stopped in."""
     dev = FileDevice.create(tmp_path / "short.img", DEV_SIZE)

@@ -77,6 +77,7 @@ class Device(ABC):
         self._size = size
         self._closed = False
         self._inflight = 0
+        self._unsynced = False  # a write completed since the last sync began
         self._mutex = threading.Lock()  # entered directly on the hot path (C-level)
         self._cond = threading.Condition(self._mutex)
 
@@ -91,6 +92,12 @@ class Device(ABC):
     def path(self) -> str:
         """Where the device lives (a file path, ``/dev/...``, ``ram:NAME``, ...)."""
         return self._path
+
+    @property
+    def unsynced(self) -> bool:
+        """True when a write through this object completed (or failed part-way) after
+        the last :meth:`sync` began: a sync now has something to make durable."""
+        return self._unsynced
 
     @property
     def closed(self) -> bool:
@@ -146,6 +153,7 @@ class Device(ABC):
             if view.nbytes:
                 self._write(offset, view)
         finally:
+            self._unsynced = True  # set after the write: a sync begun earlier missed it
             self._leave()
         return view.nbytes
 
@@ -163,6 +171,29 @@ class Device(ABC):
             if total:
                 self._writev(offset, views)
         finally:
+            self._unsynced = True
+            self._leave()
+        return total
+
+    def pwritev_batch(self, requests: Sequence[tuple[int, Sequence[Any]]]) -> int:
+        """Several gathered writes, ``(offset, buffers)`` each, as one request of this
+        device (one admission, one retry unit on a resilient device); returns the byte
+        count.  The same as :meth:`pwritev` for each, in order."""
+        batch: list[tuple[int, list[memoryview]]] = []
+        total = 0
+        for offset, buffers in requests:
+            views = [byte_view(b, "buffers[i]") for b in buffers]
+            n = sum(v.nbytes for v in views)
+            self._check_range(offset, n)
+            if n:
+                batch.append((offset, views))
+                total += n
+        self._enter()
+        try:
+            if batch:
+                self._writev_batch(batch)
+        finally:
+            self._unsynced = True
             self._leave()
         return total
 
@@ -183,7 +214,12 @@ class Device(ABC):
         """Make every completed write durable (what that means depends on the device)."""
         self._enter()
         try:
-            self._sync()
+            self._unsynced = False  # writes completing from here on need the next sync
+            try:
+                self._sync()
+            except BaseException:
+                self._unsynced = True
+                raise
         finally:
             self._leave()
 
@@ -282,6 +318,11 @@ class Device(ABC):
             if v.nbytes:
                 self._write(offset, v)
                 offset += v.nbytes
+
+    def _writev_batch(self, batch: list[tuple[int, list[memoryview]]]) -> None:
+        """Several gathered writes; by default one :meth:`_writev` each."""
+        for offset, views in batch:
+            self._writev(offset, views)
 
     def _readv_into(self, offset: int, views: list[memoryview]) -> None:
         """Scattered read; by default one :meth:`_read_into` per buffer."""

@@ -79,6 +79,21 @@ class FdDevice(Device):
             lambda exc: self._io_error("write", exc, offset, total),
         )
 
+    def _writev_batch(self, batch: list[tuple[int, list[memoryview]]]) -> None:
+        if self._readonly:
+            raise InvalidArgumentError(f"{self._path}: device is open read-only")
+        fd = self._fd
+        for offset, views in batch:
+            if len(views) <= _IOV_MAX:
+                try:
+                    done = os.pwritev(fd, views, offset)  # the usual case: all of it
+                except OSError as exc:
+                    total = sum(v.nbytes for v in views)
+                    raise self._io_error("write", exc, offset, total) from exc
+                if done == sum(v.nbytes for v in views):
+                    continue
+            self._writev(offset, views)  # IOV_MAX or a short write: the careful path
+
     def _readv_into(self, offset: int, views: list[memoryview]) -> None:
         total = sum(v.nbytes for v in views)
 

@@ -170,6 +170,13 @@ class ResilientDevice(Device):
         inner = self.inner
         self._io("write", inner._writev if self.close_inner else inner.pwritev, offset, views)
 
+    def _writev_batch(self, batch: list[tuple[int, list[memoryview]]]) -> None:
+        inner = self.inner
+        if self.close_inner:
+            self._io("write", inner._writev_batch, batch)
+        else:
+            self._io("write", inner.pwritev_batch, batch)
+
     def _readv_into(self, offset: int, views: list[memoryview]) -> None:
         inner = self.inner
         fn = inner._readv_into if self.close_inner else inner.preadvinto
