@@ -159,6 +159,10 @@ STEP_ROWS = 256
 _PROBE_HEAD = 128 << 10
 
 
+def _nothing() -> None:
+    """The allocator's place in a flush that leaves it alone."""
+
+
 class PoolDegradedWarning(UserWarning):
     """A pool was opened with members missing, foreign, stale or unreadable."""
 
@@ -1053,8 +1057,9 @@ class Pool:
         def put(mem: _Member) -> None:
             assert mem.device is not None and mem.sb is not None
             base = mem.sb.data_offset
-            mem.device.pwritev(base + first * b, iovs[mem.index])
-            mem.device.pwrite(base + table, crcs[mem.index])
+            mem.device.pwritev_batch(
+                ((base + first * b, iovs[mem.index]), (base + table, (crcs[mem.index],)))
+            )
 
         results = self._fanout.run(
             [functools.partial(put, mem) for mem in targets], rows * b * len(targets)
@@ -1442,57 +1447,74 @@ class Pool:
                 return self._engine.reconcile(used)
             return sum(n for _, n in self._alloc.reconcile(used))
 
-    def sync(self) -> None:
-        """Make every extent written so far durable (devices, then the allocator).
+    def sync(self, *, allocator: bool = True) -> None:
+        """Make every extent written so far durable (devices and the allocator).
 
-        For row-striped layouts the device flushes run without the pool lock, so
-        other threads keep writing meanwhile (their extents become durable at a
-        later sync; at worst a crash leaves their rows allocated and unreferenced,
-        which :meth:`reconcile` frees).  Placement engines keep their maps in step
-        with the flushes and sync under the lock.
+        Only devices written since their last flush are flushed, at the same
+        time as the allocator's commit: the two are independent (a crash
+        between them leaves at most allocated, unreferenced rows, which
+        :meth:`reconcile` frees), and both precede whatever the caller commits
+        next.  For row-striped layouts the flushes run without the pool lock,
+        so other threads keep writing meanwhile (their extents become durable
+        at a later sync).  Placement engines keep their maps in step with the
+        flushes and sync under the lock.
+
+        ``allocator=False`` flushes only the devices on row-striped layouts:
+        the extents' bytes are durable, but after a crash the allocator may
+        have forgotten their rows.  Only a caller that keeps its own durable
+        record of every live extent may ask for it, and it must pass that
+        record to :meth:`reconcile` (which restores the forgotten rows) before
+        writing to a pool reopened after a crash; the object store does.
         """
         with self._lock:
             self._check_open()
-            targets = [(m, m.device) for m in self._members if m.writable and m.device]
+            targets = [
+                (m, m.device)
+                for m in self._members
+                if m.writable and m.device is not None and m.device.unsynced
+            ]
             self._syncs += 1
             parallel = self._parallel_sync and self._syncs % 64 != 0
             if self._engine is not None:
-                self._finish_sync(targets, self._flush(targets, parallel))
+                self._finish_sync(targets, self._flush(targets, parallel, True))
                 return
-        results = self._flush(targets, parallel)
+        results = self._flush(targets, parallel, allocator)
         with self._lock:
             if self._closed:
                 return  # close() synced what it could
             self._finish_sync(targets, results)
 
     def _flush(
-        self, targets: list[tuple[_Member, Device]], parallel: bool
+        self, targets: list[tuple[_Member, Device]], parallel: bool, allocator: bool
     ) -> list[BaseException | None]:
-        """Flush the devices: all at once where flushes take real time (disks), one
-        after another where a hand-off costs more than the flush (RAM-backed files);
-        which case holds is timed on the first and every 64th sync."""
-        calls = [functools.partial(dev.sync) for _, dev in targets]
+        """Flush the devices (and commit the allocator): all at once where flushes take
+        real time (disks), one after another where a hand-off costs more than the
+        flush (RAM-backed files); which case holds is timed on the first and every
+        64th sync.  Returns each device's exception or None, then the allocator's."""
+        calls: list[Callable[[], object]] = [functools.partial(dev.sync) for _, dev in targets]
+        calls.append(self._alloc.sync if allocator else _nothing)
         if parallel:
             if self._sync_fanout is None:
-                self._sync_fanout = Fanout(helpers=min(len(calls) - 1, 15))
+                self._sync_fanout = Fanout(helpers=min(self.layout.n_devices, 15))
             return self._sync_fanout.run(calls)
         t0 = time.perf_counter()
         results = self._fanout.run(calls, nbytes=0)
-        self._parallel_sync = len(calls) > 1 and time.perf_counter() - t0 > 0.002
+        self._parallel_sync = len(calls) > 2 and time.perf_counter() - t0 > 0.002
         return results
 
     def _finish_sync(
         self, targets: list[tuple[_Member, Device]], results: list[BaseException | None]
     ) -> None:
-        """Fail out devices whose flush failed, then commit the allocator (lock held)."""
-        for (mem, dev), exc in zip(targets, results, strict=True):
+        """Fail out devices whose flush failed, raise the allocator's failure (lock held)."""
+        for (mem, dev), exc in zip(targets, results, strict=False):
             if exc is None:
                 continue
             if not isinstance(exc, DeviceError):
                 raise exc
             if mem.device is dev:  # not replaced while it flushed
                 self._mark_failed(mem.index, f"sync failed: {exc}")
-        self._alloc.sync()
+        if results[-1] is not None:
+            raise results[-1]
         if self._engine is not None:
             self._engine.after_sync()
 
