@@ -483,3 +483,51 @@ def test_edited_last_record_is_reported_once_after_reopen(
     with open_log(tmp_path, clock) as log:
         assert log.record("authentication", "login", "a", "instance", "success").seq == 11
     assert [(p.kind, p.line, p.seq) for p in verify(tmp_path).problems] == [("edited", 10, 10)]
+
+
+def test_timestamps_render_like_strftime() -> None:
+    import random
+
+    from dwcore.audit.records import format_ts, parse_ts
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        zone = timezone(timedelta(minutes=rng.randrange(-720, 721, 15)))
+        when = datetime.fromtimestamp(rng.uniform(0, 4e9), tz=zone)
+        if rng.random() < 0.2:
+            when = when.replace(microsecond=0)
+        text = format_ts(when)
+        assert text == when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert format_ts(parse_ts(text)) == text
+
+
+def test_appends_do_not_wait_for_the_background_fsync(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    import dwcore.audit.log as log_module
+
+    log = AuditLog(tmp_path, fsync_interval=0.01)
+    log.record(Category.DATA_ACCESS, "object.get", "alice", "object:a/b", Outcome.SUCCESS)
+    entered, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread().name.startswith("dwcore-audit-flush"):
+            entered.set()
+            release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(log_module.os, "fsync", slow_fsync)
+    assert entered.wait(5)  # the flusher is inside its fsync now
+    done = threading.Event()
+
+    def append() -> None:
+        log.record(Category.DATA_ACCESS, "object.get", "alice", "object:a/c", Outcome.SUCCESS)
+        done.set()
+
+    threading.Thread(target=append).start()
+    assert done.wait(5)
+    release.set()
+    log.close()
+    assert verify(tmp_path).ok
+    assert log.last_seq == 2

@@ -105,6 +105,8 @@ class AuditLog:
         self._day: date | None = None
         self._dirty = False
         self._last_sync = self.clock.monotonic()
+        self._head_lock = threading.Lock()  # head writes, in seq order
+        self._head_seq = -1
         try:
             self._recover()
         except BaseException:
@@ -282,7 +284,7 @@ class AuditLog:
             now = self.clock.now()
             if self._last_ts is not None and now < self._last_ts:
                 now = self._last_ts  # the wall clock stepped back: keep the log in order
-            rec = AuditRecord.build(
+            rec, line = AuditRecord.seal(
                 seq=self._next_seq,
                 ts=now,
                 category=category,
@@ -294,7 +296,7 @@ class AuditLog:
                 prev=self._prev,
             )
             fd = self._file_for(now.date())
-            _write_all(fd, rec.to_line())
+            _write_all(fd, line)
             self._next_seq = rec.seq + 1
             self._prev = rec.hash
             self._last_ts = now
@@ -370,7 +372,34 @@ class AuditLog:
             self._write_head(Head(self._next_seq - 1, self._prev))
         self._last_sync = self.clock.monotonic()
 
+    def _sync_unlocked(self) -> None:
+        """The background flush: fsync a duplicate of the day file's descriptor without
+        the log's lock, so appends (and the requests that audit them) never wait for it."""
+        with self._lock:
+            if self._closed or not self._dirty or self._fd is None:
+                return
+            fd = os.dup(self._fd)
+            head = Head(self._next_seq - 1, self._prev)
+            self._dirty = False
+        try:
+            os.fsync(fd)
+        except BaseException:
+            with self._lock:
+                self._dirty = True
+            raise
+        finally:
+            os.close(fd)
+        self._write_head(head)
+        self._last_sync = self.clock.monotonic()
+
     def _write_head(self, head: Head) -> None:
+        with self._head_lock:
+            if head.seq <= self._head_seq:
+                return  # a later head is already durable (written by a durable record)
+            self._write_head_file(head)
+            self._head_seq = head.seq
+
+    def _write_head_file(self, head: Head) -> None:
         tmp = self.directory / (HEAD_FILE + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -382,8 +411,4 @@ class AuditLog:
 
     def _flusher(self) -> None:
         while not self._stop.wait(self.fsync_interval or 0.1):
-            with self._lock:
-                if self._closed:
-                    return
-                if self._dirty:
-                    self._sync_locked()
+            self._sync_unlocked()

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from dwcore.errors import InvalidArgumentError, UnsupportedFormatError
@@ -103,11 +103,17 @@ def record_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+_ZERO = timedelta(0)
+
+
 def format_ts(when: datetime) -> str:
     """``2026-11-29T15:25:13.123456Z`` (UTC, microseconds)."""
     if when.tzinfo is None:
         raise InvalidArgumentError("audit timestamps must be aware datetimes (use UTC)")
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = when if when.utcoffset() == _ZERO else when.astimezone(timezone.utc)
+    if utc.year < 1000:  # isoformat pads the year; strftime's %Y does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> datetime:
@@ -130,20 +136,13 @@ def parse_day_file_name(name: str) -> date | None:
         return None
 
 
-def _check_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+def _details_dict(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``details`` (its values are checked when the record is rendered)."""
     if details is None:
         return {}
     if not isinstance(details, Mapping):
         raise InvalidArgumentError(f"audit details must be a mapping, not {type(details).__name__}")
-    out = dict(details)
-    try:
-        canonical_json(out)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(
-            f"audit details must be JSON values (str, int, float, bool, None, lists, "
-            f"dicts with str keys) without NaN: {exc}"
-        ) from None
-    return out
+    return dict(details)
 
 
 @dataclass(frozen=True)
@@ -202,6 +201,34 @@ class AuditRecord:
         prev: str,
     ) -> AuditRecord:
         """Validate the arguments of a new record and seal it with its hash."""
+        return cls.seal(
+            seq=seq,
+            ts=ts,
+            category=category,
+            action=action,
+            principal=principal,
+            resource=resource,
+            outcome=outcome,
+            details=details,
+            prev=prev,
+        )[0]
+
+    @classmethod
+    def seal(
+        cls,
+        *,
+        seq: int,
+        ts: datetime,
+        category: Category | str,
+        action: str,
+        principal: str,
+        resource: str,
+        outcome: Outcome | str,
+        details: Mapping[str, Any] | None,
+        prev: str,
+    ) -> tuple[AuditRecord, bytes]:
+        """As :meth:`build`, and the record's line (what :meth:`to_line` returns), both
+        from one rendering of the fields (the append path of the log)."""
         for name, value in (("action", action), ("principal", principal), ("resource", resource)):
             if not isinstance(value, str) or not value or "\n" in value:
                 raise InvalidArgumentError(
@@ -215,10 +242,19 @@ class AuditRecord:
             principal=principal,
             resource=resource,
             outcome=Outcome.parse(outcome),
-            details=_check_details(details),
+            details=_details_dict(details),
             prev=prev,
         )
-        return dataclasses.replace(draft, hash=draft.computed_hash())
+        fields = draft.fields()
+        try:
+            digest = hashlib.sha256(canonical_json(fields)).hexdigest()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"audit details must be JSON values (str, int, float, bool, None, lists, "
+                f"dicts with str keys) without NaN: {exc}"
+            ) from None
+        fields["hash"] = digest
+        return dataclasses.replace(draft, hash=digest), canonical_json(fields) + b"\n"
 
     @classmethod
     def from_fields(cls, obj: Mapping[str, Any]) -> AuditRecord:
