@@ -30,6 +30,14 @@ is never held whole in memory), syncs the pool, and only then commits the
 version in the catalog (``synchronous=FULL``); it returns after that commit,
 so a returned put survives any crash.  A crash before the commit leaves at
 most extents no version references, which :meth:`Instance.fsck` frees.
+
+A put's pool sync flushes the devices it wrote, not the pools' allocators
+(two more ordered flushes): the catalog is the durable record of every live
+extent.  While an instance is open its state directory holds
+:data:`ALLOCATORS_UNSYNCED`; a clean close syncs the allocators and removes
+it.  Opening an instance that still has it (a crash) first hands each pool
+the catalog's extents (:meth:`dwcore.pool.Pool.reconcile`), which restores
+rows an allocator forgot and frees rows no version references.
 Extents a change stops referencing are freed after its commit, and never
 while a snapshot holds them or a reader is reading them.
 
@@ -44,6 +52,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -105,6 +114,8 @@ TIERS = ("hot", "warm", "cold")
 CATALOG_PLUGIN = "sqlite"
 #: Most keys one listing page returns.
 MAX_LIST = 10_000
+#: Present in the state directory while allocator changes may be unsynced (see above).
+ALLOCATORS_UNSYNCED = "allocators.unsynced"
 _STR_ERROR = "data is text (str); encode it to bytes first (e.g. data.encode())"
 
 
@@ -148,6 +159,8 @@ class Instance:
         self._rw = SharedLock()
         self._closed = False
         self._pools: dict[str, Pool] = {}
+        #: Pool name -> rows freed when this open recovered from a crash (empty otherwise).
+        self.recovered_rows: dict[str, int] = {}
         opened: list[Any] = []
         try:
             self.audit: AuditLog = open_audit_log(config, self.state_root)
@@ -157,6 +170,7 @@ class Instance:
             self.catalog = _load_catalog(self.state_root)
             opened.append(self.catalog)
             self._open_pools(devices or {})
+            self._recover_allocators()
             tiers = self.catalog.tiers()
             first = config.pools[0].name
             for tier in TIERS:
@@ -170,6 +184,7 @@ class Instance:
             raise
         self._pins = ExtentPins(self._free_now)
         self._commit = GroupCommit(self._run_batch)
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="dwcore-commit-flush")
         self._snapshots: Snapshots | None = None
         #: Polls memory pressure (``[resources]``): shrinks the registered caches and
         #: throttles or pauses new pool requests as the level rises.
@@ -272,6 +287,30 @@ class Instance:
                 **pc.options,
             )
 
+    def _recover_allocators(self) -> None:
+        """After a crash (the marker is still there), reconcile every pool's allocator
+        with the catalog; then put the marker down for this session (durably)."""
+        marker = self.state_root / ALLOCATORS_UNSYNCED
+        if marker.exists():
+            for name, pool in self._pools.items():
+                self.recovered_rows[name] = pool.reconcile(self.catalog.live_extents(name))
+                pool.sync()
+            self._record(
+                Category.ADMINISTRATION,
+                "instance.recover",
+                self._owner,
+                "instance",
+                details={"freed_rows": dict(self.recovered_rows)},
+                durable=True,
+            )
+            return
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(marker.parent)
+
     def close(self, sync: bool = True) -> None:
         """Wait for running operations, then close pools, catalog, auth and audit log.
 
@@ -287,7 +326,10 @@ class Instance:
                     self._record(Category.ADMINISTRATION, "instance.close", self._owner, "instance")
                 for pool in self._pools.values():
                     pool.close(sync=sync)
+                if sync:
+                    _durable_unlink(self.state_root / ALLOCATORS_UNSYNCED)
             finally:
+                self._flusher.shutdown(wait=True)
                 self.memory_monitor.stop()
                 self.catalog.close()
                 self.auth.close()
@@ -661,17 +703,35 @@ class Instance:
             return info
 
     def _run_batch(self, batch: list[Request]) -> None:
-        """Group commit: sync the pools the batch wrote to, commit it, free what it released."""
-        for name in sorted(set().union(*(r.pools for r in batch))):
-            # flushes the devices in parallel, without blocking the next batch's writes
-            self._pools[name].sync()
-        results, freed = self.catalog.apply([r.change for r in batch])
+        """Group commit: sync the pools the batch wrote to, commit it, free what it released.
+
+        The pool flush runs on the flusher thread while the catalog stages the
+        changes; the commit waits for it (data durable before the catalog
+        points at it).  The flush syncs the devices, not the allocators: the
+        catalog is the durable record of live extents (ALLOCATORS_UNSYNCED).
+        """
+        names = sorted(set().union(*(r.pools for r in batch)))
+        flushed: Future[None] | None = None
+        if names:
+            flushed = self._flusher.submit(self._flush_pools, names)
+        try:
+            results, freed = self.catalog.apply(
+                [r.change for r in batch], None if flushed is None else flushed.result
+            )
+        finally:
+            if flushed is not None:
+                flushed.exception()  # never leave a flush running behind a failed commit
         for req, res in zip(batch, results, strict=True):
             if isinstance(res, DWError):
                 req.error = res
             else:
                 req.result = res
         self._pins.free(freed)
+
+    def _flush_pools(self, names: list[str]) -> None:
+        for name in names:
+            # the devices in parallel, without blocking the next batch's writes
+            self._pools[name].sync(allocator=False)
 
     def commit_changes(self, changes: Sequence[PutChange | DeleteChange]) -> list[Any]:
         """Commit catalog-only changes (roll-backs) in one transaction; frees what they
@@ -1001,3 +1061,20 @@ def _pieces(data: Any) -> Iterator[Any]:
                     buf = bytearray()
     if buf:
         yield buf
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable_unlink(path: Path) -> None:
+    """Remove ``path`` if present and make the removal durable."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _fsync_dir(path.parent)
