@@ -17,7 +17,7 @@ import numpy as np
 
 from cpython.buffer cimport (
     PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_RECORDS_RO, PyBUF_WRITABLE, PyBUF_WRITE,
-    PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer,
+    PyBuffer_IsContiguous, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer,
 )
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.pystate cimport PyThreadState
@@ -870,3 +870,4 @@ def loop_xor_gen(data, out, long iterations):
 
 # Checksum kernels (CRC-32C, Fletcher-4): same module, same dispatch state.
 include "checksum.pxi"
+include "io.pxi"

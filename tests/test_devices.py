@@ -32,6 +32,7 @@ from dwcore.devices import (
     ForeignDeviceError,
     MissingSuperblockError,
     RamDevice,
+    ResilientDevice,
     Superblock,
     SuperblockFlags,
     check_member,
@@ -44,6 +45,7 @@ from dwcore.devices import (
     write_superblock,
 )
 from dwcore.errors import CorruptionError, DWError, InvalidArgumentError, UnsupportedFormatError
+from dwcore.resilience.breaker import BreakerState
 
 MiB = 1 << 20
 DEV_SIZE = 4 * MiB + 12345  # deliberately not a multiple of any block size
@@ -948,3 +950,71 @@ def test_probe_loop_device(loop_path) -> None:
     with BlockDevice.open(loop_path) as dev:
         write_superblock(dev, _sb(dev.size))
     assert [s.kind for s in probe(loop_path)] == ["dwcore"]
+
+
+# ------------------------------------------------- batched system calls (pool fast path)
+
+
+def test_pwritev_many_and_preadv_many(tmp_path, rng) -> None:
+    from dwcore._native import preadv_many, pwritev_many
+
+    paths = [tmp_path / f"f{i}" for i in range(3)]
+    fds = []
+    for p in paths:
+        fd = os.open(p, os.O_RDWR | os.O_CREAT)
+        os.ftruncate(fd, 1 << 20)
+        fds.append(fd)
+    try:
+        ref = [bytearray(1 << 20) for _ in fds]
+        reqs = []
+        for _ in range(40):
+            f = int(rng.integers(0, 3))
+            parts = [rng.bytes(int(rng.integers(0, 3000))) for _ in range(int(rng.integers(1, 5)))]
+            total = sum(len(x) for x in parts)
+            off = int(rng.integers(0, (1 << 20) - total))
+            views = [
+                np.frombuffer(x, np.uint8) if i % 2 else memoryview(x) for i, x in enumerate(parts)
+            ]
+            reqs.append((fds[f], off, views))
+            ref[f][off : off + total] = b"".join(parts)
+        assert pwritev_many(reqs) == [0] * len(reqs)
+        for fd, r in zip(fds, ref, strict=True):
+            assert os.pread(fd, 1 << 20, 0) == r
+        # more buffers than one system call takes (IOV_MAX)
+        many = [bytes([i % 251]) * 3 for i in range(2500)]
+        assert pwritev_many([(fds[0], 1000, many)]) == [0]
+        sinks = [bytearray(3) for _ in many]
+        assert preadv_many([(fds[0], 1000, sinks)]) == [0]
+        assert sinks == [bytearray(x) for x in many]
+        # a failed request reports its errno and does not stop the others
+        errs = pwritev_many([(fds[1], 0, [b"abc"]), (-1, 0, [b"x"]), (fds[2], 5, [b"de"])])
+        assert errs[0] == 0 and errs[1] == errno.EBADF and errs[2] == 0
+        assert os.pread(fds[1], 3, 0) == b"abc" and os.pread(fds[2], 2, 5) == b"de"
+        # reading past the end of the file is an error, not a short read
+        assert preadv_many([(fds[0], (1 << 20) - 2, [bytearray(4)])]) == [errno.EIO]
+        with pytest.raises(InvalidArgumentError, match="writable"):
+            preadv_many([(fds[0], 0, [b"read-only"])])
+        with pytest.raises(InvalidArgumentError, match="contiguous"):
+            pwritev_many([(fds[0], 0, [np.zeros(8, np.uint8)[::2]])])
+        with pytest.raises(InvalidArgumentError, match="offset"):
+            pwritev_many([(fds[0], -1, [b"x"])])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_enter_raw_only_where_every_request_may_bypass_the_device(tmp_path) -> None:
+    plain = FileDevice.create(tmp_path / "a.img", DEV_SIZE)
+    fd = plain.enter_raw(True)
+    assert fd == plain.fileno
+    plain.leave_raw(True)
+    assert plain.unsynced
+    assert FaultyDevice(RamDevice(4096)).enter_raw(True) is None  # sees every request
+    wrapped = ResilientDevice(plain)
+    assert wrapped.enter_raw(False) == plain.fileno
+    wrapped.leave_raw(False)
+    while wrapped.breaker.state is BreakerState.CLOSED:
+        wrapped.breaker.allow()
+        wrapped.breaker.record_failure(OSError(5, "EIO"))
+    assert wrapped.enter_raw(True) is None  # an open breaker: requests go through it
+    wrapped.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import warnings
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import dwcore
-from dwcore.devices import FaultyDevice, RamDevice, read_superblock
+from dwcore.devices import DeviceIOError, FaultyDevice, RamDevice, read_superblock
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import DeviceState, Extent, Pool, PoolDegradedWarning, ScrubReport
 from dwcore.raid import LevelUnavailableError
@@ -652,4 +653,49 @@ def test_writes_go_on_while_a_sync_flushes(tmp_path: Any) -> None:
     pool.sync()
     assert pool.read(first) == data and pool.read(second) == data
     assert all(d.state is DeviceState.ONLINE for d in pool.status().devices)
+    pool.close()
+
+
+def test_batched_writes_fall_back_to_the_device_on_a_failure(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On plain files a stripe is written by batched system calls; a request that fails
+    there is repeated through the device (retries, breaker), and a device failing
+    both ways is failed out, its data still readable from redundancy."""
+    import dwcore.pool.pool as pool_module
+
+    pool = Pool.create(tmp_path / "pool", "6", 5, SIZE, chunk_size=CHUNK)
+    fds = {m.device.inner.fileno: i for i, m in enumerate(pool._members)}  # type: ignore[union-attr]
+    real = pool_module.pwritev_many
+    refuse: set[int] = set()
+    seen: list[int] = []
+
+    def flaky(reqs: list[Any]) -> list[int]:
+        out = real([r for r in reqs if fds[r[0]] not in refuse])
+        it = iter(out)
+        seen.extend(fds[r[0]] for r in reqs)
+        return [errno.EIO if fds[r[0]] in refuse else next(it) for r in reqs]
+
+    monkeypatch.setattr(pool_module, "pwritev_many", flaky)
+    rng = np.random.default_rng(4)
+    data = rng.bytes(300_000)
+    refuse.add(2)  # the batched write fails; the device's own write works
+    ext = pool.write(data)
+    assert seen and pool.status().devices[2].state is DeviceState.ONLINE
+    pool.fail_device(0)
+    pool.fail_device(1)
+    assert pool.read(ext) == data  # device 2's bytes came from its own write
+    pool.replace_device(0)
+    pool.replace_device(1)
+    pool.rebuild()
+    dev2 = pool._members[2].device
+    assert dev2 is not None
+
+    def broken(batch: Any) -> None:
+        raise DeviceIOError("injected write error", dev2.path)
+
+    monkeypatch.setattr(dev2, "_writev_batch", broken)
+    ext2 = pool.write(rng.bytes(200_000))
+    assert pool.status().devices[2].state is DeviceState.FAILED
+    assert pool.read(ext) == data and len(pool.read(ext2)) == 200_000
     pool.close()

@@ -210,6 +210,24 @@ class Device(ABC):
             self._leave()
         return total
 
+    def enter_raw(self, write: bool) -> int | None:
+        """A file descriptor on which the caller may ``pwritev``/``preadv`` this device's
+        bytes directly (a plain buffered file, for batched system calls), entered as a
+        request in flight; or None (nothing entered) where the device has no such
+        descriptor or must see every request itself.  Pair with :meth:`leave_raw`.
+        The caller checks ranges itself and, on a failure, repeats the request through
+        the normal methods (which retry and report)."""
+        fd = self._raw_fd(write)
+        if fd is not None:
+            self._enter()
+        return fd
+
+    def leave_raw(self, wrote: bool) -> None:
+        """End what :meth:`enter_raw` began; ``wrote``: bytes may have changed."""
+        if wrote:
+            self._unsynced = True
+        self._leave()
+
     def sync(self) -> None:
         """Make every completed write durable (what that means depends on the device)."""
         self._enter()
@@ -318,6 +336,10 @@ class Device(ABC):
             if v.nbytes:
                 self._write(offset, v)
                 offset += v.nbytes
+
+    def _raw_fd(self, write: bool) -> int | None:
+        """The descriptor :meth:`enter_raw` hands out, or None (the default)."""
+        return None
 
     def _writev_batch(self, batch: list[tuple[int, list[memoryview]]]) -> None:
         """Several gathered writes; by default one :meth:`_writev` each."""

@@ -105,6 +105,9 @@ class BlockDevice(FdDevice):
     _writev = Device._writev
     _readv_into = Device._readv_into
 
+    def _raw_fd(self, write: bool) -> int | None:
+        return None  # O_DIRECT needs aligned requests: every request goes through _write
+
     def _aligned(self, offset: int, view: memoryview) -> bool:
         bs = self._bs
         return offset % bs == 0 and view.nbytes % bs == 0

@@ -49,6 +49,9 @@ class FdDevice(Device):
         """True when opened without write access."""
         return self._readonly
 
+    def _raw_fd(self, write: bool) -> int | None:
+        return None if write and self._readonly else self._fd
+
     def _read(self, offset: int, length: int) -> bytes:
         try:
             data = os.pread(self._fd, length, offset)

@@ -170,6 +170,13 @@ class ResilientDevice(Device):
         inner = self.inner
         self._io("write", inner._writev if self.close_inner else inner.pwritev, offset, views)
 
+    def _raw_fd(self, write: bool) -> int | None:
+        # only an owned inner device, and only while the breaker is closed: a failing
+        # device must see its requests go through the retries and the breaker
+        if not self.close_inner or self.breaker.state is not BreakerState.CLOSED:
+            return None
+        return self.inner._raw_fd(write)
+
     def _writev_batch(self, batch: list[tuple[int, list[memoryview]]]) -> None:
         inner = self.inner
         if self.close_inner:

@@ -45,6 +45,13 @@ class Fanout:
             ThreadPoolExecutor(helpers, thread_name_prefix="dwcore-io") if helpers else None
         )
 
+    def shares(self, n_calls: int, nbytes: int = 1 << 30) -> int:
+        """How many threads (the caller included) :meth:`run` spreads ``n_calls`` calls
+        moving ``nbytes`` over."""
+        if self._pool is None or n_calls < 2 or nbytes < (256 << 10):
+            return 1
+        return min(self.helpers + 1, n_calls)
+
     def run(
         self, calls: Sequence[Callable[[], object]], nbytes: int = 1 << 30
     ) -> list[BaseException | None]:
@@ -53,9 +60,9 @@ class Fanout:
         ``nbytes`` (the bytes the calls move in all) below 256 KiB keeps them
         on the calling thread.
         """
-        if self._pool is None or len(calls) < 2 or nbytes < (256 << 10):
+        shares = self.shares(len(calls), nbytes)
+        if shares == 1 or self._pool is None:
             return _run_all(calls)
-        shares = min(self.helpers + 1, len(calls))
         parts = [calls[i::shares] for i in range(shares)]
         futures: list[Future[list[BaseException | None]]] = [
             self._pool.submit(_run_all, part) for part in parts[1:]

@@ -113,7 +113,7 @@ from typing import Any
 import numpy as np
 
 from dwcore import raid
-from dwcore._native import new_bytes_to_fill
+from dwcore._native import new_bytes_to_fill, pwritev_many
 from dwcore.alloc import MAX_BLOCKS, BlockAllocator
 from dwcore.checksum import crc32c_blocks, crc32c_blocks_into, verify_blocks
 from dwcore.devices import (
@@ -1053,17 +1053,14 @@ class Pool:
         failed = [dv for dv, mem in enumerate(self._members) if not mem.writable]
         targets = [mem for mem in self._members if mem.writable]
         table = self._geo.table_off + 4 * first
-
-        def put(mem: _Member) -> None:
-            assert mem.device is not None and mem.sb is not None
+        work = []
+        for mem in targets:
+            assert mem.sb is not None
             base = mem.sb.data_offset
-            mem.device.pwritev_batch(
-                ((base + first * b, iovs[mem.index]), (base + table, (crcs[mem.index],)))
+            work.append(
+                (mem, ((base + first * b, iovs[mem.index]), (base + table, (crcs[mem.index],))))
             )
-
-        results = self._fanout.run(
-            [functools.partial(put, mem) for mem in targets], rows * b * len(targets)
-        )
+        results = self._write_requests(work, rows * b * len(targets))
         for mem, exc in zip(targets, results, strict=True):
             if exc is None:
                 continue
@@ -1077,6 +1074,63 @@ class Pool:
                 f"RAID {self.layout.level} tolerates",
                 failed=failed,
             )
+
+    def _write_requests(
+        self, work: Sequence[tuple[_Member, Sequence[tuple[int, Sequence[Any]]]]], nbytes: int
+    ) -> list[BaseException | None]:
+        """Write each member's ``(offset, buffers)`` requests; returns each member's
+        exception or None, in order.
+
+        Members on plain files are written by batched system calls with the GIL
+        released once per thread (the fan-out's threads share them when ``nbytes``
+        is large); the others, and any member whose batched write failed, through
+        :meth:`Device.pwritev_batch` (retries, the breaker, fault injection).
+        """
+        out: list[BaseException | None] = [None] * len(work)
+        fast: list[tuple[int, int]] = []  # (index in work, fd)
+        slow: list[int] = []
+        for i, (mem, _) in enumerate(work):
+            assert mem.device is not None
+            fd = mem.device.enter_raw(True)
+            if fd is None:
+                slow.append(i)
+            else:
+                fast.append((i, fd))
+        if fast:
+            try:
+                n = self._fanout.shares(len(fast), nbytes)
+                parts = [fast[j::n] for j in range(n)]
+                errors: list[list[int]] = [[] for _ in parts]
+
+                def batch(j: int) -> None:
+                    reqs = [(fd, off, bufs) for i, fd in parts[j] for off, bufs in work[i][1]]
+                    errors[j] = pwritev_many(reqs)
+
+                self._fanout.run([functools.partial(batch, j) for j in range(n)], nbytes)
+                for part, errs in zip(parts, errors, strict=True):
+                    at = 0
+                    for i, _ in part:
+                        k = len(work[i][1])
+                        # a failure (or a batch that raised): again through the device,
+                        # which retries and reports
+                        if len(errs) < at + k or any(errs[at : at + k]):
+                            slow.append(i)
+                        at += k
+            finally:
+                for i, _ in fast:
+                    work[i][0].device.leave_raw(True)  # type: ignore[union-attr]
+        if slow:
+
+            def put(i: int) -> None:
+                mem, reqs = work[i]
+                assert mem.device is not None
+                mem.device.pwritev_batch(reqs)
+
+            slow.sort()
+            results = self._fanout.run([functools.partial(put, i) for i in slow], nbytes)
+            for i, exc in zip(slow, results, strict=True):
+                out[i] = exc
+        return out
 
     def _replace_layout(self, layout: raid.Layout) -> None:
         """Switch to ``layout``, which must keep the rows (RAID 5EE compaction and expansion,

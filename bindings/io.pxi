@@ -1,0 +1,114 @@
+# Batched positional I/O: a pool's per-device requests for one extent in one call,
+# with the GIL released once for all of them instead of once per system call.
+
+from posix.types cimport off_t
+from posix.uio cimport iovec, preadv, pwritev
+from libc.errno cimport EINTR, EIO, errno
+from libc.stdlib cimport free, malloc
+
+cdef extern from "<limits.h>":
+    enum: IOV_MAX
+
+
+cdef int _transfer(int fd, iovec *iov, Py_ssize_t count, off_t offset, bint write) noexcept nogil:
+    """Move every byte of ``iov[0:count]`` (short transfers resumed); 0 or an errno.
+    ``iov`` is consumed (advanced in place)."""
+    cdef ssize_t done
+    cdef int batch
+    while count > 0:
+        if iov[0].iov_len == 0:
+            iov += 1
+            count -= 1
+            continue
+        batch = <int>(count if count < IOV_MAX else IOV_MAX)
+        if write:
+            done = pwritev(fd, iov, batch, offset)
+        else:
+            done = preadv(fd, iov, batch, offset)
+        if done < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        if done == 0:
+            return EIO  # a read past the end of the file, or a write that made no progress
+        offset += done
+        while count > 0 and <size_t>done >= iov[0].iov_len:
+            done -= iov[0].iov_len
+            iov += 1
+            count -= 1
+        if done:
+            iov[0].iov_base = <char *>iov[0].iov_base + done
+            iov[0].iov_len -= done
+    return 0
+
+
+cdef list _many(list requests, bint write):
+    cdef Py_ssize_t n = len(requests), total = 0, i, j, got = 0, at
+    cdef Py_buffer *views = NULL
+    cdef iovec *iovs = NULL
+    cdef int *fds = NULL
+    cdef int *errs = NULL
+    cdef off_t *offsets = NULL
+    cdef Py_ssize_t *starts = NULL
+    cdef int flags = PyBUF_WRITABLE if not write else 0
+    for req in requests:
+        total += len(req[2])
+    views = <Py_buffer *>malloc(max(total, 1) * sizeof(Py_buffer))
+    iovs = <iovec *>malloc(max(total, 1) * sizeof(iovec))
+    fds = <int *>malloc(max(n, 1) * sizeof(int))
+    errs = <int *>malloc(max(n, 1) * sizeof(int))
+    offsets = <off_t *>malloc(max(n, 1) * sizeof(off_t))
+    starts = <Py_ssize_t *>malloc((n + 1) * sizeof(Py_ssize_t))
+    try:
+        if not (views and iovs and fds and errs and offsets and starts):
+            raise MemoryError()
+        for i in range(n):
+            fd, offset, buffers = requests[i]
+            if offset < 0:
+                raise InvalidArgumentError(f"requests[{i}]: offset must be >= 0, got {offset}")
+            fds[i] = fd
+            offsets[i] = offset
+            starts[i] = got
+            for buf in buffers:
+                try:
+                    PyObject_GetBuffer(buf, &views[got], flags)
+                except (BufferError, TypeError, ValueError) as exc:
+                    need = "contiguous byte buffers" if write else "writable contiguous buffers"
+                    raise InvalidArgumentError(
+                        f"requests[{i}]: buffers must be {need}: {exc}") from None
+                got += 1
+                if not PyBuffer_IsContiguous(&views[got - 1], b'C'):
+                    raise InvalidArgumentError(f"requests[{i}]: buffers must be contiguous")
+                iovs[got - 1].iov_base = views[got - 1].buf
+                iovs[got - 1].iov_len = <size_t>views[got - 1].len
+        starts[n] = got
+        with nogil:
+            for i in range(n):
+                errs[i] = _transfer(fds[i], iovs + starts[i], starts[i + 1] - starts[i],
+                                    offsets[i], write)
+        return [errs[i] for i in range(n)]
+    finally:
+        for j in range(got):
+            PyBuffer_Release(&views[j])
+        free(views)
+        free(iovs)
+        free(fds)
+        free(errs)
+        free(offsets)
+        free(starts)
+
+
+def pwritev_many(list requests):
+    """Run ``(fd, offset, buffers)`` write requests, each one ``pwritev`` of its
+    buffers back to back from ``offset`` (short writes resumed), with the GIL
+    released once for all.  Returns one errno per request, 0 for each done;
+    a failed request does not stop the later ones.
+    """
+    return _many(requests, True)
+
+
+def preadv_many(list requests):
+    """Fill the writable buffers of ``(fd, offset, buffers)`` read requests, as
+    :func:`pwritev_many` writes; a read that reaches the end of the file fails
+    with EIO."""
+    return _many(requests, False)
