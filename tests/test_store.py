@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import blake3
 import numpy as np
@@ -385,3 +387,50 @@ def test_instance_runs_a_memory_monitor(inst: Instance) -> None:
     assert status.level in tuple(Level)
     inst.close()
     assert not inst.memory_monitor.running
+
+
+def test_group_commit_leader_waits_for_writers_still_writing() -> None:
+    """Commit delay: a leader waits (up to ``delay``) for announced writers to queue,
+    so they share its batch; a lone writer never waits."""
+    from dwcore.store.commit import GroupCommit
+
+    batches: list[list[Any]] = []
+    gc = GroupCommit(lambda batch: batches.append([r.change for r in batch]), delay=5.0)
+    t0 = time.monotonic()
+    with gc.writing() as w:
+        gc.submit("alone", writer=w)
+    assert batches == [["alone"]] and time.monotonic() - t0 < 1.0
+    started, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with gc.writing() as w:
+            started.set()
+            release.wait(10)
+            gc.submit("slow", writer=w)
+
+    th = threading.Thread(target=slow_writer)
+    th.start()
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    with gc.writing() as w:
+        gc.submit("fast", writer=w)  # leads, and waits for the slow writer to queue
+    th.join()
+    assert batches[1] == ["fast", "slow"]
+    # a writer that leaves without submitting releases a waiting leader
+    gc.delay = 30.0
+    started.clear()
+    release.clear()
+
+    def quitter() -> None:
+        with gc.writing():
+            started.set()
+            release.wait(10)
+
+    th = threading.Thread(target=quitter)
+    th.start()
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    t0 = time.monotonic()
+    gc.submit("after")
+    th.join()
+    assert batches[2] == ["after"] and time.monotonic() - t0 < 10

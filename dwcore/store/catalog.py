@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -537,9 +537,7 @@ class Catalog:
     # ------------------------------------------------------------ changing
 
     def apply(
-        self,
-        changes: Sequence[Change],
-        before_commit: Callable[[], object] | None = None,
+        self, changes: Sequence[Change]
     ) -> tuple[list[ObjectInfo | DWError | None], list[tuple[str, Extent]]]:
         """Commit ``changes`` in one transaction at one new generation.
 
@@ -547,9 +545,7 @@ class Catalog:
         version or None for a delete, or the :class:`DWError` that change
         met, which leaves the others committed) and the ``(pool, extent)``
         pairs no version references any more, for the caller to free after
-        this returns.  ``before_commit`` runs after the changes are staged
-        and before the commit (the store waits there for its pool flush,
-        which ran meanwhile); if it raises, nothing is committed.
+        this returns.
         """
         results: list[ObjectInfo | DWError | None] = []
         freed: list[tuple[str, Extent]] = []
@@ -566,8 +562,6 @@ class Catalog:
                     tx.execute(f"ROLLBACK TO c{i}")
                     results.append(exc)
                 tx.execute(f"RELEASE c{i}")
-            if before_commit is not None:
-                before_commit()
         return results, freed
 
     def _require_live(self, tx: sqlite3.Connection, cid: int) -> str:
