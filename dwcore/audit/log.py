@@ -29,6 +29,7 @@ import fcntl
 import os
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -410,5 +411,15 @@ class AuditLog:
         os.replace(tmp, self.directory / HEAD_FILE)
 
     def _flusher(self) -> None:
+        reported = ""
         while not self._stop.wait(self.fsync_interval or 0.1):
-            self._sync_unlocked()
+            try:
+                self._sync_unlocked()
+            except OSError as exc:  # the records stay pending: the next fsync retries them
+                if str(exc) != reported:
+                    reported = str(exc)
+                    warnings.warn(
+                        f"audit log {self.directory}: background fsync failed: {exc}",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
