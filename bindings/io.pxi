@@ -3,8 +3,21 @@
 
 from posix.types cimport off_t
 from posix.uio cimport iovec, preadv, pwritev
+from posix.unistd cimport pread
 from libc.errno cimport EINTR, EIO, errno
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+# A copy whose destination sits 1-31 bytes past its source modulo 64 runs several
+# times slower on some CPUs (rep movsb; measured 3.5x on AMD Zen 3 for the kernel's
+# copy to user space: 470 against 140 us per MiB from tmpfs).  Reads that would copy
+# so go through a bounce buffer placed to keep both copies (kernel to bounce, bounce
+# to destination) 32 bytes apart modulo 64, which runs at full speed.
+DEF _BOUNCE = 65536
 
 cdef extern from "<limits.h>":
     enum: IOV_MAX
@@ -42,6 +55,55 @@ cdef int _transfer(int fd, iovec *iov, Py_ssize_t count, off_t offset, bint writ
     return 0
 
 
+cdef inline bint _slow_copy(void *dst, off_t offset, size_t n) noexcept nogil:
+    cdef size_t rel = (<uintptr_t>dst - <uintptr_t>offset) & 63
+    return n >= 4096 and rel != 0 and rel < 32
+
+
+cdef int _read(int fd, iovec *iov, Py_ssize_t count, off_t offset, char *bounce) noexcept nogil:
+    """Fill ``iov[0:count]`` from ``offset`` (as _transfer), badly aligned buffers
+    through ``bounce``; 0 or an errno."""
+    cdef Py_ssize_t i = 0, j
+    cdef off_t at
+    cdef size_t done, n, place
+    cdef ssize_t got
+    cdef int err
+    while i < count:
+        if bounce != NULL and _slow_copy(iov[i].iov_base, offset, iov[i].iov_len):
+            done = 0
+            while done < iov[i].iov_len:
+                n = iov[i].iov_len - done
+                if n > _BOUNCE:
+                    n = _BOUNCE
+                # relative offset r of destination to source is in (0, 32); the bounce
+                # copy sits r + 32 past the source, so each copy is 32 apart modulo 64
+                place = <size_t>(offset + <off_t>done + <off_t>(
+                    (<uintptr_t>iov[i].iov_base - <uintptr_t>offset) & 63) + 32) & 63
+                got = pread(fd, bounce + place, n, offset + <off_t>done)
+                if got < 0:
+                    if errno == EINTR:
+                        continue
+                    return errno
+                if got == 0:
+                    return EIO
+                memcpy(<char *>iov[i].iov_base + done, bounce + place, <size_t>got)
+                done += <size_t>got
+            offset += <off_t>iov[i].iov_len
+            i += 1
+            continue
+        j = i
+        at = offset
+        while j < count and not (bounce != NULL and _slow_copy(iov[j].iov_base, at, iov[j].iov_len)):
+            at += <off_t>iov[j].iov_len
+            j += 1
+        err = _transfer(fd, iov + i, j - i, offset, False)
+        if err:
+            return err
+        offset = at
+        i = j
+    return 0
+
+
 cdef list _many(list requests, bint write):
     cdef Py_ssize_t n = len(requests), total = 0, i, j, got = 0, at
     cdef Py_buffer *views = NULL
@@ -51,6 +113,7 @@ cdef list _many(list requests, bint write):
     cdef off_t *offsets = NULL
     cdef Py_ssize_t *starts = NULL
     cdef int flags = PyBUF_WRITABLE if not write else 0
+    cdef void *bounce = NULL
     for req in requests:
         total += len(req[2])
     views = <Py_buffer *>malloc(max(total, 1) * sizeof(Py_buffer))
@@ -82,10 +145,16 @@ cdef list _many(list requests, bint write):
                 iovs[got - 1].iov_base = views[got - 1].buf
                 iovs[got - 1].iov_len = <size_t>views[got - 1].len
         starts[n] = got
+        if not write and posix_memalign(&bounce, 4096, _BOUNCE + 64) != 0:
+            bounce = NULL  # without it every read is direct (slower for some buffers)
         with nogil:
             for i in range(n):
-                errs[i] = _transfer(fds[i], iovs + starts[i], starts[i + 1] - starts[i],
-                                    offsets[i], write)
+                if write:
+                    errs[i] = _transfer(fds[i], iovs + starts[i], starts[i + 1] - starts[i],
+                                        offsets[i], True)
+                else:
+                    errs[i] = _read(fds[i], iovs + starts[i], starts[i + 1] - starts[i],
+                                    offsets[i], <char *>bounce)
         return [errs[i] for i in range(n)]
     finally:
         for j in range(got):
@@ -96,6 +165,7 @@ cdef list _many(list requests, bint write):
         free(errs)
         free(offsets)
         free(starts)
+        free(bounce)
 
 
 def pwritev_many(list requests):

@@ -1018,3 +1018,33 @@ def test_enter_raw_only_where_every_request_may_bypass_the_device(tmp_path) -> N
         wrapped.breaker.record_failure(OSError(5, "EIO"))
     assert wrapped.enter_raw(True) is None  # an open breaker: requests go through it
     wrapped.close()
+
+
+def test_preadv_many_reads_right_at_every_alignment(tmp_path, rng) -> None:
+    """Destinations 1-31 bytes past their source modulo 64 go through a bounce buffer
+    (a slow copy otherwise); every alignment and length must read the same bytes."""
+    from dwcore._native import preadv_many
+
+    size = 1 << 20
+    content = rng.bytes(size)
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        raw = np.zeros(size + 8192, np.uint8)
+        base = -raw.ctypes.data % 4096
+        for dst_skew in (0, 1, 8, 16, 31, 32, 48, 63):
+            for src_off in (0, 8, 4096, 4096 + 40, 12345):
+                for length in (1, 4095, 4096, 65536, 65536 + 4097, 200_000):
+                    if src_off + length > size:
+                        continue
+                    buf = raw[base + dst_skew : base + dst_skew + length]
+                    buf[:] = 0
+                    assert preadv_many([(fd, src_off, [buf])]) == [0]
+                    assert buf.tobytes() == content[src_off : src_off + length]
+        # several buffers, some skewed, back to back
+        parts = [raw[base + 16 : base + 16 + 70_000], bytearray(5000), raw[base + 90_016 :][:9000]]
+        assert preadv_many([(fd, 100, parts)]) == [0]
+        assert b"".join(bytes(p) for p in parts) == content[100 : 100 + 84_000]
+    finally:
+        os.close(fd)
