@@ -1048,3 +1048,23 @@ def test_preadv_many_reads_right_at_every_alignment(tmp_path, rng) -> None:
         assert b"".join(bytes(p) for p in parts) == content[100 : 100 + 84_000]
     finally:
         os.close(fd)
+
+
+def test_in_memory_devices(tmp_path) -> None:
+    """RAM devices and files on tmpfs say their bytes live in memory (the pool then
+    keeps their requests on the calling thread); files on a disk do not."""
+    from dwcore.devices.file import ram_backed
+
+    assert RamDevice(4096).in_memory
+    assert not FaultyDevice(RamDevice(4096)).in_memory  # it may delay requests
+    disk = FileDevice.create(tmp_path / "d.img", DEV_SIZE)
+    assert disk.in_memory == ram_backed(str(tmp_path))
+    assert ResilientDevice(disk).in_memory == disk.in_memory
+    disk.close()
+    if os.path.isdir("/dev/shm") and ram_backed("/dev/shm"):
+        shm = FileDevice.create(f"/dev/shm/dwcore-test-{uuid.uuid4().hex}", DEV_SIZE)
+        try:
+            assert shm.in_memory
+        finally:
+            shm.close()
+            os.unlink(shm.path)

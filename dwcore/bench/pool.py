@@ -46,6 +46,7 @@ from dwcore.devices import (
     ResilientDevice,
     read_superblock,
 )
+from dwcore.devices.file import ram_backed
 from dwcore.errors import InvalidArgumentError
 from dwcore.pool import Pool, PoolDegradedWarning
 
@@ -156,23 +157,6 @@ def _pretouch(path: str, size: int) -> None:
             os.pwrite(fd, memoryview(zeros)[: size - pos], pos)
     finally:
         os.close(fd)
-
-
-def ram_backed(path: str) -> bool:
-    """True when ``path`` lies on a tmpfs or ramfs mount (per ``/proc/mounts``)."""
-    try:
-        with open("/proc/mounts", encoding="utf-8") as f:
-            mounts = [line.split()[1:3] for line in f if len(line.split()) >= 3]
-    except OSError:
-        return False
-    real = os.path.realpath(path)
-    best, kind = "", ""
-    for point, fstype in mounts:
-        point = point.replace("\\040", " ")
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > len(best):
-            best, kind = point, fstype
-    return kind in ("tmpfs", "ramfs")
 
 
 def _one(

@@ -78,6 +78,7 @@ class Device(ABC):
         self._closed = False
         self._inflight = 0
         self._unsynced = False  # a write completed since the last sync began
+        self._in_memory = False
         self._mutex = threading.Lock()  # entered directly on the hot path (C-level)
         self._cond = threading.Condition(self._mutex)
 
@@ -92,6 +93,12 @@ class Device(ABC):
     def path(self) -> str:
         """Where the device lives (a file path, ``/dev/...``, ``ram:NAME``, ...)."""
         return self._path
+
+    @property
+    def in_memory(self) -> bool:
+        """True when the device's bytes live in RAM (a RAM device, a file on tmpfs): no
+        request waits for a disk, so spreading requests over threads gains nothing."""
+        return self._in_memory
 
     @property
     def unsynced(self) -> bool:

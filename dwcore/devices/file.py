@@ -186,6 +186,10 @@ def _open_fd(path: str, flags: int, lock: bool) -> int:
 class FileDevice(FdDevice):
     """A regular file used as a device; build one with :meth:`create` or :meth:`open`."""
 
+    def __init__(self, path: str, fd: int, size: int, *, readonly: bool = False) -> None:
+        super().__init__(path, fd, size, readonly=readonly)
+        self._in_memory = ram_backed(path)
+
     @classmethod
     def create(
         cls, path: str | os.PathLike[str], size: int, *, overwrite: bool = False
@@ -233,3 +237,20 @@ class FileDevice(FdDevice):
                 f"{p}: is not a regular file; use BlockDevice.open for block devices"
             )
         return cls(p, fd, st.st_size, readonly=readonly)
+
+
+def ram_backed(path: str) -> bool:
+    """True when ``path`` lies on a tmpfs or ramfs mount (per ``/proc/mounts``)."""
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            mounts = [line.split()[1:3] for line in f if len(line.split()) >= 3]
+    except OSError:
+        return False
+    real = os.path.realpath(path)
+    best, kind = "", ""
+    for point, fstype in mounts:
+        point = point.replace("\\040", " ")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fstype
+    return kind in ("tmpfs", "ramfs")

@@ -32,6 +32,7 @@ class RamDevice(Device):
             raise InvalidArgumentError(f"size must be a positive int (bytes), got {size!r}")
         label = name if name is not None else str(next(_names))
         super().__init__(f"ram:{label}", size)
+        self._in_memory = True
         try:
             self._map = mmap.mmap(-1, size)
         except (OSError, OverflowError, ValueError) as exc:

@@ -170,6 +170,10 @@ class ResilientDevice(Device):
         inner = self.inner
         self._io("write", inner._writev if self.close_inner else inner.pwritev, offset, views)
 
+    @property
+    def in_memory(self) -> bool:
+        return self.inner.in_memory
+
     def _raw_fd(self, write: bool) -> int | None:
         # only an owned inner device, and only while the breaker is closed: a failing
         # device must see its requests go through the retries and the breaker

@@ -1106,7 +1106,9 @@ class Pool:
                 fast.append((i, fd))
         if fast:
             try:
-                n = self._fanout.shares(len(fast), nbytes)
+                # in-memory devices never wait: a hand-off to another thread only costs
+                in_memory = all(work[i][0].device.in_memory for i, _ in fast)  # type: ignore[union-attr]
+                n = 1 if in_memory else self._fanout.shares(len(fast), nbytes)
                 parts = [fast[j::n] for j in range(n)]
                 errors: list[list[int]] = [[] for _ in parts]
 
@@ -1820,7 +1822,9 @@ class Pool:
                 else:
                     entered.append(dev)
                     fast.append((pos, fd))
-            shares = self._fanout.shares(len(fast), nbytes)
+            # in-memory devices never wait: a hand-off to another thread only costs
+            in_memory = all(dev.in_memory for dev in entered)
+            shares = 1 if in_memory else self._fanout.shares(len(fast), nbytes)
             parts = [fast[j::shares] for j in range(shares)] if fast else []
 
             def batch(part: list[tuple[int, int]]) -> None:
