@@ -301,13 +301,13 @@ class Pool:
         self._dmi_cache: dict[int, list[list[int]]] = {}
         self._flat = self._rows_are_flat()
         self._scratch = np.empty(0, dtype=np.uint8)
+        self._fanout = Fanout()  # threads start with the first parallel request
         # per-extent placement levels (RAID S, Unraid, RAID-Z) bring their own data path
         self._engine = placement.engine_for(self)
         self._scratch_crc = np.empty(0, dtype="<u4")
         self._period = max(1, layout.period)
         self._seg_crc = np.empty(0, dtype="<u4")
         self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
-        self._fanout = Fanout()
         self._syncs = 0
         self._parallel_sync = False
         self._sync_fanout: Fanout | None = None
@@ -701,12 +701,21 @@ class Pool:
         mem = self._members[dev]
         assert mem.device is not None and mem.sb is not None
         base, n = mem.sb.data_offset, len(buf) // self._block
-        try:
-            mem.device.preadinto(base + row * self._block, buf)
-            raw = mem.device.pread(base + self._geo.table_off + 4 * row, 4 * n)
+        table = np.empty(n, dtype="<u4")
+        at_data, at_table = base + row * self._block, base + self._geo.table_off + 4 * row
+        fd = mem.device.enter_raw(False)
+        if fd is not None:
+            try:
+                if not any(preadv_many([(fd, at_data, [buf]), (fd, at_table, [table])])):
+                    return table
+            finally:
+                mem.device.leave_raw(False)
+        try:  # through the device, which retries and reports
+            mem.device.preadinto(at_data, buf)
+            mem.device.preadinto(at_table, table)
         except DeviceError:
             return None
-        return np.frombuffer(raw, dtype="<u4")
+        return table
 
     def _write_blocks(self, dev: int, row: int, buf: np.ndarray) -> bool:
         """Write ``buf`` at block ``row`` of device ``dev`` with its checksum entries;
@@ -716,13 +725,15 @@ class Pool:
             return False
         assert mem.device is not None and mem.sb is not None
         base = mem.sb.data_offset
-        try:
-            mem.device.pwrite(base + row * self._block, buf)
-            mem.device.pwrite(base + self._geo.table_off + 4 * row, crc32c_blocks(buf, self._block))
-        except DeviceError as exc:
-            self._mark_failed(dev, f"write failed: {exc}")
-            return False
-        return True
+        crcs = crc32c_blocks(buf, self._block)
+        reqs = ((base + row * self._block, (buf,)), (base + self._geo.table_off + 4 * row, (crcs,)))
+        exc = self._write_requests([(mem, reqs)], 0)[0]
+        if exc is None:
+            return True
+        if not isinstance(exc, DeviceError):
+            raise exc
+        self._mark_failed(dev, f"write failed: {exc}")
+        return False
 
     def _reap_dead(self) -> None:
         """Fail out every device whose retries and circuit breaker gave up on it (a
