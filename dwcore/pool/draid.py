@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.checksum import crc32c_blocks
 from dwcore.devices import DeviceError
 from dwcore.errors import DataLossError, InvalidArgumentError
 from dwcore.pool import codec
@@ -310,14 +310,8 @@ class DeclusteredPool(Pool):
             for mv, j in reads[dv]:
                 seg = mv.seg
                 off, coff = self._addr(mem, mv.old.members[j], seg.row)
-                buf = np.empty(seg.n * b, dtype=np.uint8)
-                try:
-                    mem.device.preadinto(off, buf)
-                    crcs = np.frombuffer(mem.device.pread(coff, 4 * seg.n), dtype="<u4")
-                except DeviceError:
-                    bad.append(id(mv))
-                    continue
-                if len(verify_blocks(buf, b, crcs)):
+                buf = self._read_checked(dv, off, coff, seg.n)
+                if buf is None:
                     bad.append(id(mv))
                     continue
                 mv.bufs[j] = buf

@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.checksum import crc32c_blocks
 from dwcore.devices import DeviceError, Superblock, write_superblock
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
@@ -245,15 +245,7 @@ class ZoneEngine:
         if mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE:
             return None
         off, coff = self._addr(mem, m, row)
-        buf = np.empty(n * self.b, dtype=np.uint8)
-        try:
-            mem.device.preadinto(off, buf)
-            crcs = np.frombuffer(mem.device.pread(coff, 4 * n), dtype="<u4")
-        except DeviceError:
-            return None
-        if len(verify_blocks(buf, self.b, crcs)):
-            return None
-        return buf
+        return self.pool._read_checked(m.device, off, coff, n)
 
     def _write(self, m: Member, row: int, buf: np.ndarray) -> bool:
         mem = self.pool._members[m.device]

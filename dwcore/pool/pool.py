@@ -717,6 +717,31 @@ class Pool:
             return None
         return table
 
+    def _read_checked(self, dev: int, offset: int, table_offset: int, n: int) -> np.ndarray | None:
+        """``n`` blocks at byte ``offset`` of device ``dev`` (a fresh, 64-byte aligned
+        buffer), verified against the checksum entries at ``table_offset``; None when
+        the device fails or a block fails its checksum (for engines that address
+        blocks through their own maps)."""
+        mem = self._members[dev]
+        if mem.device is None:
+            return None
+        buf = _aligned_empty(n * self._block)
+        crcs = np.empty(n, dtype="<u4")
+        fd = mem.device.enter_raw(False)
+        done = False
+        if fd is not None:
+            try:
+                done = not any(preadv_many([(fd, offset, [buf]), (fd, table_offset, [crcs])]))
+            finally:
+                mem.device.leave_raw(False)
+        if not done:
+            try:  # through the device, which retries and reports
+                mem.device.preadinto(offset, buf)
+                mem.device.preadinto(table_offset, crcs)
+            except DeviceError:
+                return None
+        return None if len(verify_blocks(buf, self._block, crcs)) else buf
+
     def _write_blocks(self, dev: int, row: int, buf: np.ndarray) -> bool:
         """Write ``buf`` at block ``row`` of device ``dev`` with its checksum entries;
         False, with the device failed out, when the write fails."""
