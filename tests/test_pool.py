@@ -699,3 +699,17 @@ def test_batched_writes_fall_back_to_the_device_on_a_failure(
     assert pool.status().devices[2].state is DeviceState.FAILED
     assert pool.read(ext) == data and len(pool.read(ext2)) == 200_000
     pool.close()
+
+
+def test_a_device_closed_underneath_fails_out_on_the_batched_path(tmp_path: Any) -> None:
+    pool = Pool.create(tmp_path / "pool", "6", 5, SIZE, chunk_size=CHUNK)
+    data = np.random.default_rng(8).bytes(300_000)
+    ext = pool.write(data)
+    dev = pool._members[3].device
+    assert dev is not None
+    dev.close()  # closed behind the pool's back
+    with pytest.warns(PoolDegradedWarning, match="device 3"):
+        ext2 = pool.write(data[::-1])
+    assert pool.status().devices[3].state is DeviceState.FAILED
+    assert pool.read(ext) == data and pool.read(ext2) == data[::-1]
+    pool.close()

@@ -159,6 +159,17 @@ STEP_ROWS = 256
 _PROBE_HEAD = 128 << 10
 
 
+def _enter_raw(dev: Device | None, write: bool) -> int | None:
+    """:meth:`Device.enter_raw`, or None where the device is gone or closed (its own
+    methods then report that, through the path that reports failures)."""
+    if dev is None:
+        return None
+    try:
+        return dev.enter_raw(write)
+    except DeviceError:
+        return None
+
+
 def _aligned_empty(n: int) -> np.ndarray:
     """``n`` uninitialised bytes starting on a 64-byte boundary: rows read into it
     from 4 KiB-aligned device offsets copy at full speed (see ``bindings/io.pxi``)."""
@@ -703,7 +714,7 @@ class Pool:
         base, n = mem.sb.data_offset, len(buf) // self._block
         table = np.empty(n, dtype="<u4")
         at_data, at_table = base + row * self._block, base + self._geo.table_off + 4 * row
-        fd = mem.device.enter_raw(False)
+        fd = _enter_raw(mem.device, False)
         if fd is not None:
             try:
                 if not any(preadv_many([(fd, at_data, [buf]), (fd, at_table, [table])])):
@@ -727,7 +738,7 @@ class Pool:
             return None
         buf = _aligned_empty(n * self._block)
         crcs = np.empty(n, dtype="<u4")
-        fd = mem.device.enter_raw(False)
+        fd = _enter_raw(mem.device, False)
         done = False
         if fd is not None:
             try:
@@ -1133,15 +1144,14 @@ class Pool:
         out: list[BaseException | None] = [None] * len(work)
         fast: list[tuple[int, int]] = []  # (index in work, fd)
         slow: list[int] = []
-        for i, (mem, _) in enumerate(work):
-            assert mem.device is not None
-            fd = mem.device.enter_raw(True)
-            if fd is None:
-                slow.append(i)
-            else:
-                fast.append((i, fd))
-        if fast:
-            try:
+        try:
+            for i, (mem, _) in enumerate(work):
+                fd = _enter_raw(mem.device, True)
+                if fd is None:
+                    slow.append(i)
+                else:
+                    fast.append((i, fd))
+            if fast:
                 # in-memory devices never wait: a hand-off to another thread only costs
                 in_memory = all(work[i][0].device.in_memory for i, _ in fast)  # type: ignore[union-attr]
                 n = 1 if in_memory else self._fanout.shares(len(fast), nbytes)
@@ -1162,9 +1172,9 @@ class Pool:
                         if len(errs) < at + k or any(errs[at : at + k]):
                             slow.append(i)
                         at += k
-            finally:
-                for i, _ in fast:
-                    work[i][0].device.leave_raw(True)  # type: ignore[union-attr]
+        finally:
+            for i, _ in fast:
+                work[i][0].device.leave_raw(True)  # type: ignore[union-attr]
         if slow:
 
             def put(i: int) -> None:
@@ -1288,7 +1298,7 @@ class Pool:
                 table = np.empty(g_end - g_lo, dtype="<u4")
                 tables.append((table, pieces))
                 at_table = base + self._geo.table_off + 4 * g_lo
-                fd = mem.device.enter_raw(False)
+                fd = _enter_raw(mem.device, False)
                 if fd is not None:
                     entered.append(mem.device)
                     fast.append((fd, at_table, [table]))
@@ -1852,7 +1862,7 @@ class Pool:
             for pos, dv in enumerate(devices):
                 dev = self._members[dv].device
                 assert dev is not None
-                fd = dev.enter_raw(False)
+                fd = _enter_raw(dev, False)
                 if fd is None:
                     slow.append(pos)
                 else:
