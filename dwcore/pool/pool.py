@@ -178,10 +178,6 @@ def _aligned_empty(n: int) -> np.ndarray:
     return raw[skip : skip + n]
 
 
-def _nothing() -> None:
-    """The allocator's place in a flush that leaves it alone."""
-
-
 class PoolDegradedWarning(UserWarning):
     """A pool was opened with members missing, foreign, stale or unreadable."""
 
@@ -1622,15 +1618,17 @@ class Pool:
         flush (RAM-backed files); which case holds is timed on the first and every
         64th sync.  Returns each device's exception or None, then the allocator's."""
         calls: list[Callable[[], object]] = [functools.partial(dev.sync) for _, dev in targets]
-        calls.append(self._alloc.sync if allocator else _nothing)
+        if allocator:
+            calls.append(self._alloc.sync)
         if parallel:
             if self._sync_fanout is None:
                 self._sync_fanout = Fanout(helpers=min(self.layout.n_devices, 15))
-            return self._sync_fanout.run(calls)
-        t0 = time.perf_counter()
-        results = self._fanout.run(calls, nbytes=0)
-        self._parallel_sync = len(calls) > 2 and time.perf_counter() - t0 > 0.002
-        return results
+            results = self._sync_fanout.run(calls)
+        else:
+            t0 = time.perf_counter()
+            results = self._fanout.run(calls, nbytes=0)
+            self._parallel_sync = len(calls) > 1 and time.perf_counter() - t0 > 0.002
+        return results if allocator else [*results, None]
 
     def _finish_sync(
         self, targets: list[tuple[_Member, Device]], results: list[BaseException | None]
