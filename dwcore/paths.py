@@ -18,6 +18,7 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_ROOT",
     "ROOT_ENV",
+    "fsync_dir",
     "resolve_root",
 ]
 
@@ -45,3 +46,12 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     if chosen is None or os.fspath(chosen) == "":
         chosen = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
     return Path(chosen).expanduser().absolute()
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make the entries of ``directory`` (files created, renamed, removed) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -51,18 +51,11 @@ from dwcore.audit.files import (
 from dwcore.audit.records import GENESIS, AuditRecord, Category, Outcome, day_file_name
 from dwcore.audit.verify import VerifyReport, verify
 from dwcore.errors import AuditLogBusyError, InvalidArgumentError
+from dwcore.paths import fsync_dir
 
 __all__ = ["AuditLog"]
 
 _LOCK_FILE = ".lock"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -363,7 +356,7 @@ class AuditLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._day = day
         if created:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return self._fd
 
     def _sync_locked(self) -> None:

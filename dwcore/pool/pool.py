@@ -706,48 +706,47 @@ class Pool:
         """Read ``len(buf)`` bytes at block ``row`` of device ``dev``'s data area into
         ``buf``; returns their checksum-table entries, or None when the read fails."""
         mem = self._members[dev]
-        assert mem.device is not None and mem.sb is not None
-        base, n = mem.sb.data_offset, len(buf) // self._block
-        table = np.empty(n, dtype="<u4")
-        at_data, at_table = base + row * self._block, base + self._geo.table_off + 4 * row
-        fd = _enter_raw(mem.device, False)
-        if fd is not None:
-            try:
-                if not any(preadv_many([(fd, at_data, [buf]), (fd, at_table, [table])])):
-                    return table
-            finally:
-                mem.device.leave_raw(False)
-        try:  # through the device, which retries and reports
-            mem.device.preadinto(at_data, buf)
-            mem.device.preadinto(at_table, table)
-        except DeviceError:
-            return None
-        return table
+        assert mem.sb is not None
+        base = mem.sb.data_offset
+        table = np.empty(len(buf) // self._block, dtype="<u4")
+        at_table = base + self._geo.table_off + 4 * row
+        return (
+            table if self._read_run(mem, base + row * self._block, buf, at_table, table) else None
+        )
 
     def _read_checked(self, dev: int, offset: int, table_offset: int, n: int) -> np.ndarray | None:
         """``n`` blocks at byte ``offset`` of device ``dev`` (a fresh, 64-byte aligned
         buffer), verified against the checksum entries at ``table_offset``; None when
         the device fails or a block fails its checksum (for engines that address
         blocks through their own maps)."""
-        mem = self._members[dev]
-        if mem.device is None:
-            return None
         buf = _aligned_empty(n * self._block)
         crcs = np.empty(n, dtype="<u4")
-        fd = _enter_raw(mem.device, False)
-        done = False
+        if not self._read_run(self._members[dev], offset, buf, table_offset, crcs):
+            return None
+        return None if len(verify_blocks(buf, self._block, crcs)) else buf
+
+    def _read_run(
+        self, mem: _Member, offset: int, buf: np.ndarray, table_offset: int, table: np.ndarray
+    ) -> bool:
+        """Fill ``buf`` from byte ``offset`` and ``table`` from ``table_offset`` of a
+        member: one batched call on a plain file, else (or after a failure there)
+        through the device, which retries and reports; False when that fails."""
+        dev = mem.device
+        if dev is None:
+            return False
+        fd = _enter_raw(dev, False)
         if fd is not None:
             try:
-                done = not any(preadv_many([(fd, offset, [buf]), (fd, table_offset, [crcs])]))
+                if not any(preadv_many([(fd, offset, [buf]), (fd, table_offset, [table])])):
+                    return True
             finally:
-                mem.device.leave_raw(False)
-        if not done:
-            try:  # through the device, which retries and reports
-                mem.device.preadinto(offset, buf)
-                mem.device.preadinto(table_offset, crcs)
-            except DeviceError:
-                return None
-        return None if len(verify_blocks(buf, self._block, crcs)) else buf
+                dev.leave_raw(False)
+        try:
+            dev.preadinto(offset, buf)
+            dev.preadinto(table_offset, table)
+        except DeviceError:
+            return False
+        return True
 
     def _write_blocks(self, dev: int, row: int, buf: np.ndarray) -> bool:
         """Write ``buf`` at block ``row`` of device ``dev`` with its checksum entries;

@@ -80,7 +80,7 @@ from dwcore.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from dwcore.paths import CONFIG_FILE
+from dwcore.paths import CONFIG_FILE, fsync_dir
 from dwcore.plugins import MetadataPlugin, PluginManager, discover
 from dwcore.pool import Extent, Pool
 from dwcore.pool.manifest import MANIFEST_NAME
@@ -307,7 +307,7 @@ class Instance:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(marker.parent)
+        fsync_dir(marker.parent)
 
     def close(self, sync: bool = True) -> None:
         """Wait for running operations, then close pools, catalog, auth and audit log.
@@ -1051,18 +1051,10 @@ def _pieces(data: Any) -> Iterator[Any]:
         yield buf
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _durable_unlink(path: Path) -> None:
     """Remove ``path`` if present and make the removal durable."""
     try:
         path.unlink()
     except FileNotFoundError:
         return
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
