@@ -434,3 +434,48 @@ def test_group_commit_leader_waits_for_writers_still_writing() -> None:
     gc.submit("after")
     th.join()
     assert batches[2] == ["after"] and time.monotonic() - t0 < 10
+
+
+def test_group_commit_hands_the_lead_on_under_load_and_after_errors() -> None:
+    """Many writers: every change is committed exactly once and answered with its own
+    result; a batch that fails raises in each of its writers, and the lead passes to
+    the next queued writer either way (nobody is left waiting)."""
+    from dwcore.store.commit import GroupCommit, Request
+
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def run(batch: list[Request]) -> None:
+        with lock:
+            seen.extend(r.change for r in batch)
+        if any(r.change % 7 == 0 for r in batch):
+            raise RuntimeError("batch failed")
+        for r in batch:
+            r.result = r.change * 2
+        time.sleep(0.0005)
+
+    gc = GroupCommit(run, delay=0.001)
+    outcomes: dict[int, Any] = {}
+
+    def writer(t: int) -> None:
+        for i in range(40):
+            change = t * 1000 + i
+            with gc.writing() as w:
+                try:
+                    outcomes[change] = gc.submit(change, writer=w)
+                except RuntimeError as exc:
+                    outcomes[change] = exc
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert not any(th.is_alive() for th in threads)
+    assert sorted(seen) == sorted(outcomes) and len(seen) == 12 * 40
+    assert gc.committed == len(seen) and gc.batches < len(seen)
+    for change, out in outcomes.items():
+        assert out == change * 2 or isinstance(out, RuntimeError)
+        if change % 7 == 0:
+            assert isinstance(out, RuntimeError)
+    assert any(not isinstance(out, RuntimeError) for out in outcomes.values())
