@@ -182,3 +182,33 @@ def preadv_many(list requests):
     :func:`pwritev_many` writes; a read that reaches the end of the file fails
     with EIO."""
     return _many(requests, False)
+
+
+cdef extern from "dw_io.h" nogil:
+    size_t dw_fdatasync_many(const int *fds, int *errs, size_t n, int parallel)
+
+
+def fdatasync_many(fds, bint parallel=True):
+    """``fdatasync`` every file descriptor in ``fds`` at once (the caller's thread
+    and native helper threads; the GIL released once).  Returns one errno per
+    descriptor, 0 for each flushed; a failure does not stop the others.
+    ``parallel=False`` flushes them one after another on the calling thread (for
+    files whose flush returns at once, such as on tmpfs).  Do not
+    retry a failed flush on the same file: the kernel may have dropped the pages
+    it could not write, so a second flush can succeed without them."""
+    cdef Py_ssize_t n = len(fds), i
+    cdef int *buf = <int *>malloc(max(2 * n, 1) * sizeof(int))
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            fd = fds[i]
+            if not isinstance(fd, int) or fd < 0 or fd > 0x7FFFFFFF:
+                raise InvalidArgumentError(
+                    f"fds[{i}] must be an open file descriptor (int >= 0), got {fd!r}")
+            buf[i] = fd
+        with nogil:
+            dw_fdatasync_many(buf, buf + n, <size_t>n, parallel)
+        return [buf[n + i] for i in range(n)]
+    finally:
+        free(buf)

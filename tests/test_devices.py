@@ -1020,6 +1020,98 @@ def test_enter_raw_only_where_every_request_may_bypass_the_device(tmp_path) -> N
     wrapped.close()
 
 
+def test_enter_raw_sync_lets_the_caller_flush(tmp_path) -> None:
+    """A plain file hands out its descriptor for a flush by the caller and counts as
+    synced from then on; a failed flush puts the writes back to unsynced and comes
+    back as the error to report (the breaker of a resilient device records it).
+    Devices that must see their flushes hand out nothing."""
+    plain = FileDevice.create(tmp_path / "a.img", DEV_SIZE)
+    plain.pwrite(0, b"x" * 4096)
+    assert plain.unsynced
+    fd = plain.enter_raw_sync()
+    assert fd == plain.fileno and not plain.unsynced
+    assert plain.leave_raw_sync(0) is None and not plain.unsynced
+    plain.pwrite(0, b"y" * 4096)
+    plain.enter_raw_sync()
+    err = plain.leave_raw_sync(errno.EIO)
+    assert isinstance(err, DeviceIOError) and err.errno == errno.EIO
+    assert "sync" in str(err) and plain.unsynced
+    assert FaultyDevice(RamDevice(4096)).enter_raw_sync() is None
+    assert RamDevice(4096).enter_raw_sync() is None
+    wrapped = ResilientDevice(plain)
+    assert wrapped.enter_raw_sync() == plain.fileno
+    wrapped.leave_raw_sync(errno.EIO)
+    assert wrapped.breaker.last_failure
+    wrapped.close()
+    with pytest.raises(DeviceClosedError):
+        plain.enter_raw_sync()
+
+
+def test_fdatasync_many(tmp_path) -> None:
+    """Every descriptor flushed, one errno each; a failure does not stop the others;
+    parallel or not; many callers at once; bad arguments refused."""
+    from dwcore._native import fdatasync_many
+
+    fds = [os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT) for i in range(8)]
+    r, w = os.pipe()
+    try:
+        for fd in fds:
+            os.write(fd, b"data")
+        assert fdatasync_many([]) == []
+        assert fdatasync_many(fds) == [0] * 8
+        assert fdatasync_many(fds, parallel=False) == [0] * 8
+        closed = os.dup(fds[0])
+        os.close(closed)
+        mixed = [fds[0], r, fds[1], closed, fds[2]]
+        for parallel in (True, False):
+            assert fdatasync_many(mixed, parallel) == [0, errno.EINVAL, 0, errno.EBADF, 0]
+        results: list[list[int]] = []
+
+        def caller() -> None:
+            for _ in range(50):
+                results.append(fdatasync_many([*fds[:5], r]))
+
+        threads = [threading.Thread(target=caller) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert len(results) == 300
+        assert all(res == [0] * 5 + [errno.EINVAL] for res in results)
+        for bad in ([-1], ["3"], [1 << 40]):
+            with pytest.raises(InvalidArgumentError):
+                fdatasync_many(bad)
+    finally:
+        for fd in [*fds, r, w]:
+            os.close(fd)
+
+
+def test_fdatasync_many_works_in_a_forked_child(tmp_path) -> None:
+    """The helper threads do not survive fork(): the child starts its own."""
+    from dwcore._native import fdatasync_many
+
+    fds = [os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT) for i in range(4)]
+    try:
+        assert fdatasync_many(fds) == [0] * 4  # helpers running in the parent
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 0 if fdatasync_many(fds) == [0] * 4 else 1
+            os._exit(code)
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                pytest.fail("fdatasync_many hung in a forked child")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def test_preadv_many_reads_right_at_every_alignment(tmp_path, rng) -> None:
     """Destinations 1-31 bytes past their source modulo 64 go through a bounce buffer
     (a slow copy otherwise); every alignment and length must read the same bytes."""

@@ -600,6 +600,47 @@ def test_sync_failure_fails_the_device(tmp_path: Any, latency: float) -> None:
     pool.close()
 
 
+def test_plain_files_are_flushed_natively_and_a_failed_flush_is_not_retried(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members on plain files are flushed in one native call (fdatasync_many); a
+    member whose flush fails there is failed out at once, not flushed again (a
+    second fdatasync may succeed without the pages the first could not write), and
+    its breaker hears of it.  The data stays readable from redundancy."""
+    import dwcore.pool.pool as pool_module
+
+    paths = [tmp_path / f"d{i}.img" for i in range(5)]
+    pool = Pool.create(tmp_path / "pool", "6", [str(p) for p in paths], SIZE, chunk_size=CHUNK)
+    data = np.random.default_rng(17).bytes(100_000)
+    ext = pool.write(data)
+    calls: list[tuple[int, bool]] = []
+    real = pool_module.fdatasync_many
+    bad_fd = pool.devices[2].inner.fileno  # type: ignore[union-attr]
+
+    def flaky(fds: list[int], parallel: bool = True) -> list[int]:
+        calls.append((len(fds), parallel))
+        out = real(fds, parallel)
+        return [errno.EIO if fd == bad_fd else e for fd, e in zip(fds, out, strict=True)]
+
+    monkeypatch.setattr(pool_module, "fdatasync_many", flaky)
+    retried: list[int] = []
+    dev2 = pool.devices[2]
+    assert dev2 is not None
+    monkeypatch.setattr(dev2, "sync", lambda: retried.append(2))
+    pool.sync()
+    assert calls == [(5, True)]  # every member in one call, in parallel (a disk)
+    assert not retried
+    assert pool.status().devices[2].state is DeviceState.FAILED
+    assert dev2.unsynced  # its writes were never confirmed durable
+    assert dev2.breaker.last_failure  # type: ignore[attr-defined]
+    assert pool.read(ext) == data
+    ext2 = pool.write(data)
+    pool.sync()
+    assert calls[-1] == (4, True)  # the failed member is no longer flushed
+    assert pool.read(ext2) == data
+    pool.close()
+
+
 @pytest.mark.parametrize("level", list(LEVELS))
 def test_physical_runs(tmp_path: Any, level: str) -> None:
     """Pool.physical lists each device's run of an extent's rows, once, merged."""

@@ -235,6 +235,31 @@ class Device(ABC):
             self._unsynced = True
         self._leave()
 
+    def enter_raw_sync(self) -> int | None:
+        """A file descriptor the caller may flush (``fdatasync``) itself in place of
+        :meth:`sync`, entered as a request in flight, the device counting as synced
+        from here on; or None (nothing entered) where :meth:`sync` must run.  Pair
+        with :meth:`leave_raw_sync`.  Lets a pool flush all its members in one native
+        call (:func:`dwcore._native.fdatasync_many`)."""
+        fd = self._raw_fd(False)
+        if fd is not None:
+            self._enter()
+            self._unsynced = False  # writes completing from here on need the next sync
+        return fd
+
+    def leave_raw_sync(self, error: int) -> DeviceIOError | None:
+        """End what :meth:`enter_raw_sync` began; ``error`` is the flush's errno (0: it
+        succeeded).  Returns the error to report for a failed flush, which must not be
+        retried: the kernel may have dropped the pages it could not write, so a second
+        flush can succeed without them."""
+        try:
+            if not error:
+                return None
+            self._unsynced = True
+            return self._io_error("sync", OSError(error, os.strerror(error)))
+        finally:
+            self._leave()
+
     def sync(self) -> None:
         """Make every completed write durable (what that means depends on the device)."""
         self._enter()

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from dwcore.devices.base import Device
-from dwcore.devices.errors import DeviceDeadError
+from dwcore.devices.errors import DeviceDeadError, DeviceIOError
 from dwcore.errors import CircuitOpenError
 from dwcore.resilience.breaker import BreakerState, CircuitBreaker
 from dwcore.resilience.retry import STORAGE, RetryPolicy
@@ -180,6 +180,14 @@ class ResilientDevice(Device):
         if not self.close_inner or self.breaker.state is not BreakerState.CLOSED:
             return None
         return self.inner._raw_fd(write)
+
+    def leave_raw_sync(self, error: int) -> DeviceIOError | None:
+        exc = super().leave_raw_sync(error)
+        if exc is None:
+            self.breaker.record_success()
+        else:
+            self.breaker.record_failure(exc)
+        return exc
 
     def _writev_batch(self, batch: list[tuple[int, list[memoryview]]]) -> None:
         inner = self.inner

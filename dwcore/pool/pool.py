@@ -98,11 +98,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import os
 import stat
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -113,7 +113,7 @@ from typing import Any
 import numpy as np
 
 from dwcore import raid
-from dwcore._native import new_bytes_to_fill, preadv_many, pwritev_many
+from dwcore._native import fdatasync_many, new_bytes_to_fill, preadv_many, pwritev_many
 from dwcore.alloc import MAX_BLOCKS, BlockAllocator
 from dwcore.checksum import crc32c_blocks, crc32c_blocks_into, verify_blocks
 from dwcore.devices import (
@@ -166,6 +166,15 @@ def _enter_raw(dev: Device | None, write: bool) -> int | None:
         return None
     try:
         return dev.enter_raw(write)
+    except DeviceError:
+        return None
+
+
+def _enter_raw_sync(dev: Device) -> int | None:
+    """:meth:`Device.enter_raw_sync`, or None where the device is closed (its own
+    :meth:`Device.sync` then reports that)."""
+    try:
+        return dev.enter_raw_sync()
     except DeviceError:
         return None
 
@@ -315,8 +324,6 @@ class Pool:
         self._period = max(1, layout.period)
         self._seg_crc = np.empty(0, dtype="<u4")
         self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
-        self._syncs = 0
-        self._parallel_sync = False
         self._sync_fanout: Fanout | None = None
         self._cache_name = f"pool.{self._pool_id}.{id(self):x}"
         CACHES.register(self._cache_name, self._shrink_caches)
@@ -1598,8 +1605,8 @@ class Pool:
                 for m in self._members
                 if m.writable and m.device is not None and m.device.unsynced
             ]
-            self._syncs += 1
-            parallel = self._parallel_sync and self._syncs % 64 != 0
+            # flushes of RAM-backed files return at once: a hand-off would only cost
+            parallel = not all(dev.in_memory for _, dev in targets)
             if self._engine is not None:
                 self._finish_sync(targets, self._flush(targets, parallel, True))
                 return
@@ -1612,22 +1619,55 @@ class Pool:
     def _flush(
         self, targets: list[tuple[_Member, Device]], parallel: bool, allocator: bool
     ) -> list[BaseException | None]:
-        """Flush the devices (and commit the allocator): all at once where flushes take
-        real time (disks), one after another where a hand-off costs more than the
-        flush (RAM-backed files); which case holds is timed on the first and every
-        64th sync.  Returns each device's exception or None, then the allocator's."""
-        calls: list[Callable[[], object]] = [functools.partial(dev.sync) for _, dev in targets]
+        """Flush the devices and (``allocator``) commit the allocator, all at once
+        where flushes take real time, one after another where they do not (RAM).
+
+        Plain files are flushed in one native call (:func:`fdatasync_many`: native
+        threads, the GIL released once); devices that must flush themselves (block
+        devices, fault injection, a device whose breaker is not closed) and the
+        allocator's commit run on Python threads meanwhile.  Returns each device's
+        exception or None, then the allocator's.
+        """
+        results: list[BaseException | None] = [None] * (len(targets) + 1)
+        raw: list[tuple[int, int, Device]] = []  # (index in targets, fd, device)
+        slow: list[int] = []
+        for i, (_, dev) in enumerate(targets):
+            fd = _enter_raw_sync(dev)
+            if fd is None:
+                slow.append(i)
+            else:
+                raw.append((i, fd, dev))
+        errnos: list[int] = []
+        calls: list[Callable[[], object]] = []
+        try:
+            if raw:
+
+                def native() -> None:
+                    errnos.extend(fdatasync_many([fd for _, fd, _ in raw], parallel))
+
+                calls.append(native)
+            calls.extend(functools.partial(targets[i][1].sync) for i in slow)
+            if allocator:
+                calls.append(self._alloc.sync)
+            if parallel and len(calls) > 1:
+                if self._sync_fanout is None:
+                    self._sync_fanout = Fanout(helpers=min(self.layout.n_devices, 15))
+                outcome = self._sync_fanout.run(calls)
+            else:
+                outcome = self._fanout.run(calls, nbytes=0)
+        finally:
+            for j, (i, _, dev) in enumerate(raw):
+                # a native call that raised flushed nothing it can vouch for
+                results[i] = dev.leave_raw_sync(errnos[j] if j < len(errnos) else errno.EIO)
+        at = 1 if raw else 0
+        if raw and outcome[0] is not None and not isinstance(outcome[0], Exception):
+            raise outcome[0]  # KeyboardInterrupt and the like
+        for i in slow:
+            results[i] = outcome[at]
+            at += 1
         if allocator:
-            calls.append(self._alloc.sync)
-        if parallel:
-            if self._sync_fanout is None:
-                self._sync_fanout = Fanout(helpers=min(self.layout.n_devices, 15))
-            results = self._sync_fanout.run(calls)
-        else:
-            t0 = time.perf_counter()
-            results = self._fanout.run(calls, nbytes=0)
-            self._parallel_sync = len(calls) > 1 and time.perf_counter() - t0 > 0.002
-        return results if allocator else [*results, None]
+            results[-1] = outcome[at]
+        return results
 
     def _finish_sync(
         self, targets: list[tuple[_Member, Device]], results: list[BaseException | None]
