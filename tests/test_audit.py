@@ -531,3 +531,59 @@ def test_appends_do_not_wait_for_the_background_fsync(tmp_path: Path, monkeypatc
     log.close()
     assert verify(tmp_path).ok
     assert log.last_seq == 2
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        None,
+        {},
+        {"size": 4096, "version": 7},
+        {"z": [1, 2.5, None, True], "a": {"nested": 'ü\n"\\\t\u2028'}, "m": "x\x00y"},
+        {"emoji": "🙂", "big": 10**30, "neg": -1.5e-300},
+    ],
+)
+def test_sealed_line_is_the_canonical_json_of_the_record(details: dict | None) -> None:
+    """The append path renders the line directly; it must be byte for byte what
+    canonical_json gives for the record's fields, and its hash what verify computes."""
+    from dwcore.audit.records import AuditRecord, canonical_json, record_hash
+
+    ts = datetime(2026, 11, 29, 15, 25, 13, 123456, tzinfo=timezone.utc)
+    rec, line = AuditRecord.seal(
+        seq=42,
+        ts=ts,
+        category="data_change",
+        action="object.put",
+        principal='ali"ce\\ü',
+        resource="object:c/ké\ty",
+        outcome="success",
+        details=details,
+        prev="ab" * 32,
+    )
+    assert line == canonical_json(rec.fields()) + b"\n" == rec.to_line()
+    assert rec.hash == record_hash(rec.fields()) == rec.computed_hash()
+    assert json.loads(line)["hash"] == rec.hash
+    with pytest.raises(InvalidArgumentError):
+        AuditRecord.seal(
+            seq=1,
+            ts=ts,
+            category="data_change",
+            action="a",
+            principal="p",
+            resource="r",
+            outcome="success",
+            details={"bad": float("nan")},
+            prev="00",
+        )
+    with pytest.raises(InvalidArgumentError):
+        AuditRecord.seal(
+            seq=1,
+            ts=ts,
+            category="data_change",
+            action="a",
+            principal="p",
+            resource="r",
+            outcome="success",
+            details={"bad": object()},
+            prev="00",
+        )

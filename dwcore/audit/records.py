@@ -9,7 +9,6 @@ chain where it happened.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import json
@@ -57,8 +56,8 @@ class Category(str, enum.Enum):
     @classmethod
     def parse(cls, value: Category | str) -> Category:
         """A category from itself or its name (``"data_access"``, ``"data-access"``)."""
-        if isinstance(value, Category):
-            return value
+        if type(value) is cls or isinstance(value, Category):
+            return value  # type: ignore[return-value]
         text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
         try:
             return cls(text)
@@ -79,8 +78,8 @@ class Outcome(str, enum.Enum):
     @classmethod
     def parse(cls, value: Outcome | str) -> Outcome:
         """An outcome from itself or its name."""
-        if isinstance(value, Outcome):
-            return value
+        if type(value) is cls or isinstance(value, Outcome):
+            return value  # type: ignore[return-value]
         try:
             return cls(str(value).strip().lower())
         except ValueError:
@@ -95,6 +94,12 @@ def canonical_json(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+_json_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
+_json_value = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode  # canonical_json without the final UTF-8 encoding
 
 
 def record_hash(fields: Mapping[str, Any]) -> str:
@@ -113,7 +118,9 @@ def format_ts(when: datetime) -> str:
     utc = when if when.utcoffset() == _ZERO else when.astimezone(timezone.utc)
     if utc.year < 1000:  # isoformat pads the year; strftime's %Y does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    text = utc.isoformat(timespec="microseconds")
+    # an aware time ends in its offset, "+00:00" here
+    return text[:-6] + "Z" if text.endswith("+00:00") else text + "Z"
 
 
 def parse_ts(text: str) -> datetime:
@@ -234,27 +241,41 @@ class AuditRecord:
                 raise InvalidArgumentError(
                     f"audit {name} must be a non-empty one-line string, got {value!r}"
                 )
-        draft = cls(
-            seq=seq,
-            ts=ts,
-            category=Category.parse(category),
-            action=action,
-            principal=principal,
-            resource=resource,
-            outcome=Outcome.parse(outcome),
-            details=_details_dict(details),
-            prev=prev,
-        )
-        fields = draft.fields()
+        cat, out, det = Category.parse(category), Outcome.parse(outcome), _details_dict(details)
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise InvalidArgumentError(f"audit seq must be an int, got {seq!r}")
+        # canonical_json(fields()) rendered directly: the keys in sorted order, the
+        # "hash" key between "details" and "outcome", so the hashed body and the
+        # line share both halves (one rendering instead of three json.dumps walks)
         try:
-            digest = hashlib.sha256(canonical_json(fields)).hexdigest()
+            head = (
+                f'{{"action":{_json_str(action)},"category":{_json_str(cat.value)},'
+                f'"details":{_json_value(det)}'
+            ).encode()
+            tail = (
+                f',"outcome":{_json_str(out.value)},"prev":{_json_str(prev)},'
+                f'"principal":{_json_str(principal)},"resource":{_json_str(resource)},'
+                f'"seq":{seq},"ts":{_json_str(format_ts(ts))},"v":{FORMAT_VERSION}}}'
+            ).encode()
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(
                 f"audit details must be JSON values (str, int, float, bool, None, lists, "
                 f"dicts with str keys) without NaN: {exc}"
             ) from None
-        fields["hash"] = digest
-        return dataclasses.replace(draft, hash=digest), canonical_json(fields) + b"\n"
+        digest = hashlib.sha256(head + tail).hexdigest()
+        record = cls(
+            seq=seq,
+            ts=ts,
+            category=cat,
+            action=action,
+            principal=principal,
+            resource=resource,
+            outcome=out,
+            details=det,
+            prev=prev,
+            hash=digest,
+        )
+        return record, b"".join((head, b',"hash":"', digest.encode("ascii"), b'"', tail, b"\n"))
 
     @classmethod
     def from_fields(cls, obj: Mapping[str, Any]) -> AuditRecord:
