@@ -177,7 +177,7 @@ class ResilientDevice(Device):
     def _raw_fd(self, write: bool) -> int | None:
         # only an owned inner device, and only while the breaker is closed: a failing
         # device must see its requests go through the retries and the breaker
-        if not self.close_inner or self.breaker.state is not BreakerState.CLOSED:
+        if not self.close_inner or not self.breaker.closed:
             return None
         return self.inner._raw_fd(write)
 

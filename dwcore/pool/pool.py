@@ -324,6 +324,9 @@ class Pool:
         self._period = max(1, layout.period)
         self._seg_crc = np.empty(0, dtype="<u4")
         self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
+        # per position in the period: each member's (device, data index or None), and
+        # the positions of the members that hold no data
+        self._roles: dict[int, tuple[tuple[tuple[int, int | None], ...], tuple[int, ...]]] = {}
         self._sync_fanout: Fanout | None = None
         self._cache_name = f"pool.{self._pool_id}.{id(self):x}"
         CACHES.register(self._cache_name, self._shrink_caches)
@@ -646,6 +649,18 @@ class Pool:
             sm = self.layout.stripe(key)
             shape = self._shapes[key] = (sm, codec.data_member_index(sm))
         return shape
+
+    def _member_roles(self, s: int) -> tuple[tuple[tuple[int, int | None], ...], tuple[int, ...]]:
+        """For flat layouts: each member of stripe ``s`` as (device, data index or None),
+        and the positions of its members that hold no data; cached like :meth:`_shape`."""
+        key = s % self._period
+        roles = self._roles.get(key)
+        if roles is None:
+            sm = self._shape(s)[0]
+            pairs = tuple((m.device, m.role.data_index) for m in sm.members)
+            no_data = tuple(j for j, (_, d) in enumerate(pairs) if d is None)
+            roles = self._roles[key] = (pairs, no_data)
+        return roles
 
     def _segments(self, first: int, rows: int, cap: int | None = None) -> Iterator[_Segment]:
         """Split rows at stripe boundaries (the extent data mapping: never change it);
@@ -1074,48 +1089,57 @@ class Pool:
         iovs: list[list[np.ndarray]] = [[] for _ in range(nd)]
         for seg in self._segments(first, rows):
             sm, dmi = self._shape(seg.stripe)
+            roles, no_data = self._member_roles(seg.stripe)
             n = seg.n
             nb = n * b
             r0 = seg.first - first
             lo = r0 * b
-            whole = seg.offset + k * nb <= length  # every data chunk lies in src
+            off = seg.offset
+            whole = off + k * nb <= length  # every data chunk lies in src
             views: list[np.ndarray] = []
-            for m in sm.members:
-                d = m.role.data_index
-                a = seg.offset + (d or 0) * nb
-                if d is not None and a + nb <= length:
-                    v = src[a : a + nb]
+            for dev, d in roles:
+                if d is None:
+                    v = scratch[dev, lo : lo + nb]
                 else:
-                    v = scratch[m.device, lo : lo + nb]
-                    if d is not None:
+                    a = off + d * nb
+                    if a + nb <= length:
+                        v = src[a : a + nb]
+                    else:
+                        v = scratch[dev, lo : lo + nb]
                         part = src[a:length] if a < length else src[:0]
                         v[: len(part)] = part
                         v[len(part) :] = 0
                 views.append(v)
-                iovs[m.device].append(v)
+                iovs[dev].append(v)
             codec.encode(sm, views)
             if whole:
                 # the data chunks are back to back in src: one checksum call for all
                 at = self._scratch_seg_crc(k * n)
-                crc32c_blocks_into(src[seg.offset : seg.offset + k * nb], b, at)
+                crc32c_blocks_into(src[off : off + k * nb], b, at)
                 per_d = at.reshape(k, n)
                 for d, copies in enumerate(dmi):
                     for j in copies:
-                        crcs[sm.members[j].device, r0 : r0 + n] = per_d[d]
-                rest = [j for j, m in enumerate(sm.members) if m.role.data_index is None]
+                        crcs[roles[j][0], r0 : r0 + n] = per_d[d]
+                rest: Iterable[int] = no_data
             else:
-                rest = list(range(len(sm.members)))
+                rest = range(len(roles))
             for j in rest:
-                crc32c_blocks_into(views[j], b, crcs[sm.members[j].device, r0 : r0 + n])
-        failed = [dv for dv, mem in enumerate(self._members) if not mem.writable]
-        targets = [mem for mem in self._members if mem.writable]
+                crc32c_blocks_into(views[j], b, crcs[roles[j][0], r0 : r0 + n])
+        failed: list[int] = []
+        targets: list[_Member] = []
+        for mem in self._members:
+            if mem.writable:
+                targets.append(mem)
+            else:
+                failed.append(mem.index)
         table = self._geo.table_off + 4 * first
+        row_at = first * b
         work = []
         for mem in targets:
             assert mem.sb is not None
             base = mem.sb.data_offset
             work.append(
-                (mem, ((base + first * b, iovs[mem.index]), (base + table, (crcs[mem.index],))))
+                (mem, ((base + row_at, iovs[mem.index]), (base + table, (crcs[mem.index],))))
             )
         results = self._write_requests(work, rows * b * len(targets))
         for mem, exc in zip(targets, results, strict=True):
@@ -1199,6 +1223,7 @@ class Pool:
         self._stripe_cache.clear()
         self._dmi_cache.clear()
         self._shapes.clear()
+        self._roles.clear()
         self._period = max(1, layout.period)
         self._flat = self._rows_are_flat()
         self._manifest.layout = layout.params

@@ -132,6 +132,12 @@ class CircuitBreaker:
         self._notify(changes)
         return state
 
+    @property
+    def closed(self) -> bool:
+        """True while the breaker is closed: :attr:`state` without its lock (a closed
+        breaker has no timer to run), for checks on every request."""
+        return self._state is BreakerState.CLOSED
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(breaker, old_state, new_state)`` on every state change."""
         self._listeners.append(listener)
