@@ -754,3 +754,39 @@ def test_a_device_closed_underneath_fails_out_on_the_batched_path(tmp_path: Any)
     assert pool.status().devices[3].state is DeviceState.FAILED
     assert pool.read(ext) == data and pool.read(ext2) == data[::-1]
     pool.close()
+
+
+def test_a_failed_open_leaves_no_device_open(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When opening fails after the devices were opened (here: the layout's engine
+    refuses to start), the devices the call opened are closed again, so the files
+    are not left locked and a later open succeeds."""
+    import dwcore.pool.pool as pool_module
+
+    paths = [str(tmp_path / f"d{i}.img") for i in range(4)]
+    pool = Pool.create(tmp_path / "pool", "5", paths, SIZE, chunk_size=CHUNK)
+    data = np.random.default_rng(23).bytes(50_000)
+    ext = pool.write(data)
+    pool.close()
+    opened: list[Any] = []
+    real_open = pool_module.FileDevice.open
+
+    def tracking_open(*args: Any, **kwargs: Any) -> Any:
+        dev = real_open(*args, **kwargs)
+        opened.append(dev)
+        return dev
+
+    def broken_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("engine refused to start")
+
+    monkeypatch.setattr(pool_module.FileDevice, "open", tracking_open)
+    with monkeypatch.context() as m:
+        m.setattr(pool_module.Pool, "__init__", broken_init)
+        with pytest.raises(RuntimeError, match="engine refused"):
+            Pool.open(tmp_path / "pool")
+    assert len(opened) == 4
+    assert all(dev.closed for dev in opened)
+    pool = Pool.open(tmp_path / "pool")  # the files are not left locked
+    assert pool.read(ext) == data
+    pool.close()

@@ -559,61 +559,71 @@ class Pool:
         specs: list[DeviceSpec | None] = (
             list(devices) if devices is not None else list(manifest.devices)
         )
-        for i in range(n):
-            spec = specs[i]
-            mem = _Member(i, manifest.devices[i])
-            members.append(mem)
-            if manifest.states[i] == DeviceState.FAILED.value:
-                mem.state, mem.reason = DeviceState.FAILED, "marked failed"
-                continue
-            if spec is None:
-                mem.reason = "no device given"
-                continue
-            try:
-                if isinstance(spec, Device):
-                    dev, owned = spec, False
+        alloc: BlockAllocator | None = None
+        try:
+            for i in range(n):
+                spec = specs[i]
+                mem = _Member(i, manifest.devices[i])
+                members.append(mem)
+                if manifest.states[i] == DeviceState.FAILED.value:
+                    mem.state, mem.reason = DeviceState.FAILED, "marked failed"
+                    continue
+                if spec is None:
+                    mem.reason = "no device given"
+                    continue
+                try:
+                    if isinstance(spec, Device):
+                        dev, owned = spec, False
+                    else:
+                        p = os.fspath(spec)
+                        opened = BlockDevice.open(p) if stat.S_ISBLK(os.stat(p).st_mode) else None
+                        dev, owned = ResilientDevice(opened or FileDevice.open(p)), True
+                except (OSError, DWError) as exc:
+                    mem.reason = f"cannot open: {exc}"
+                    continue
+                mem.device, mem.owned, mem.path = dev, owned, dev.path
+                try:
+                    sb = read_superblock(dev)
+                    check_member(sb, pool_id, i, dev.path)
+                except MissingSuperblockError:
+                    mem.reason = "no dwcore superblock (blank or foreign device)"
+                except (CorruptionError, DWError, OSError) as exc:
+                    mem.reason = str(exc)
                 else:
-                    p = os.fspath(spec)
-                    opened = BlockDevice.open(p) if stat.S_ISBLK(os.stat(p).st_mode) else None
-                    dev, owned = ResilientDevice(opened or FileDevice.open(p)), True
-            except (OSError, DWError) as exc:
-                mem.reason = f"cannot open: {exc}"
-                continue
-            mem.device, mem.owned, mem.path = dev, owned, dev.path
-            try:
-                sb = read_superblock(dev)
-                check_member(sb, pool_id, i, dev.path)
-            except MissingSuperblockError:
-                mem.reason = "no dwcore superblock (blank or foreign device)"
-            except (CorruptionError, DWError, OSError) as exc:
-                mem.reason = str(exc)
-            else:
-                mem.sb = sb
-                continue
-            if owned:
-                dev.close()
-            mem.device = None
-        gens = [m.sb.generation for m in members if m.sb is not None]
-        generation = max(gens) if gens else manifest.generation
-        for mem in members:
-            if mem.sb is None:
-                continue
-            if mem.sb.generation < generation:
-                mem.reason = f"stale: generation {mem.sb.generation} < {generation}"
+                    mem.sb = sb
+                    continue
+                if owned:
+                    dev.close()
+                mem.device = None
+            gens = [m.sb.generation for m in members if m.sb is not None]
+            generation = max(gens) if gens else manifest.generation
+            for mem in members:
+                if mem.sb is None:
+                    continue
+                if mem.sb.generation < generation:
+                    mem.reason = f"stale: generation {mem.sb.generation} < {generation}"
+                    if mem.owned and mem.device is not None:
+                        mem.device.close()
+                    mem.device, mem.sb = None, None
+                    continue
+                if mem.sb.flags & SuperblockFlags.REBUILDING:
+                    mem.state = DeviceState.REBUILDING
+                    mem.rebuilt_rows = mem.sb.rebuild_offset // manifest.block_size
+                else:
+                    mem.state = DeviceState.ONLINE
+            if not any(m.sb is not None for m in members):
+                raise InvalidArgumentError(f"{root}: none of the pool's devices could be opened")
+            alloc = BlockAllocator.open(os.path.join(root, ALLOC_NAME))
+            manifest.generation = generation
+            pool = cls._class_for(lay)(root, manifest, lay, members, alloc)
+        except BaseException:
+            # nothing half-opened stays behind: the devices this call opened, the allocator
+            for mem in members:
                 if mem.owned and mem.device is not None:
                     mem.device.close()
-                mem.device, mem.sb = None, None
-                continue
-            if mem.sb.flags & SuperblockFlags.REBUILDING:
-                mem.state = DeviceState.REBUILDING
-                mem.rebuilt_rows = mem.sb.rebuild_offset // manifest.block_size
-            else:
-                mem.state = DeviceState.ONLINE
-        if not any(m.sb is not None for m in members):
-            raise InvalidArgumentError(f"{root}: none of the pool's devices could be opened")
-        alloc = BlockAllocator.open(os.path.join(root, ALLOC_NAME))
-        manifest.generation = generation
-        pool = cls._class_for(lay)(root, manifest, lay, members, alloc)
+            if alloc is not None:
+                alloc.close(sync=False)
+            raise
         bad = [m for m in members if m.state is not DeviceState.ONLINE]
         if bad:
             text = "; ".join(f"device {m.index} {m.state.value}: {m.reason}" for m in bad)
