@@ -787,6 +787,20 @@ def new_bytes_to_fill(Py_ssize_t n):
     if n < 0:
         raise InvalidArgumentError(f"n must be >= 0, got {n}")
     data = PyBytes_FromStringAndSize(NULL, n)
+    # A page copied into a buffer 1-31 bytes past a 64-byte boundary copies several
+    # times slower (rep movsb; see io.pxi).  The allocator decides where the bytes
+    # start: a few more tries (the earlier ones still held, so each lands elsewhere)
+    # usually give a buffer the kernel fills at full speed.
+    cdef list held = []
+    cdef size_t skew
+    if n >= 4096:
+        for _ in range(3):
+            skew = (<size_t>PyBytes_AS_STRING(data)) & 63
+            if skew == 0 or skew >= 32:
+                break
+            held.append(data)
+            data = PyBytes_FromStringAndSize(NULL, n)
+    del held
     view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data), n, PyBUF_WRITE)
     return data, view
 

@@ -4,8 +4,8 @@
 from posix.types cimport off_t
 from posix.uio cimport iovec, preadv, pwritev
 from posix.unistd cimport pread
-from libc.errno cimport EINTR, EIO, errno
-from libc.stdint cimport uintptr_t
+from libc.errno cimport EBADMSG, EINTR, EIO, errno
+from libc.stdint cimport uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -104,29 +104,68 @@ cdef int _read(int fd, iovec *iov, Py_ssize_t count, off_t offset, char *bounce)
     return 0
 
 
+cdef int _verify(const iovec *iov, Py_ssize_t count, const uint32_t *expected,
+                 size_t block) noexcept nogil:
+    """0 when every ``block``-byte block of ``iov[0:count]`` (each buffer whole blocks)
+    has the CRC-32C in ``expected`` (one per block, in order); EBADMSG otherwise."""
+    cdef uint64_t bad[64]
+    cdef size_t nbad, nblocks, step, done
+    cdef Py_ssize_t i
+    for i in range(count):
+        nblocks = iov[i].iov_len // block
+        done = 0
+        while done < nblocks:
+            step = nblocks - done if nblocks - done < 64 else 64
+            if dw_verify_blocks(<const char *>iov[i].iov_base + done * block, block, step,
+                                expected, bad, &nbad) != DW_OK or nbad:
+                return EBADMSG
+            expected += step
+            done += step
+    return 0
+
+
 cdef list _many(list requests, bint write):
     cdef Py_ssize_t n = len(requests), total = 0, i, j, got = 0, at
     cdef Py_buffer *views = NULL
+    cdef Py_buffer *checks = NULL
     cdef iovec *iovs = NULL
+    cdef iovec *saved = NULL
     cdef int *fds = NULL
     cdef int *errs = NULL
     cdef off_t *offsets = NULL
     cdef Py_ssize_t *starts = NULL
+    cdef size_t *blocks = NULL
+    cdef Py_ssize_t nchecks = 0
+    cdef size_t nblk, have
     cdef int flags = PyBUF_WRITABLE if not write else 0
     cdef void *bounce = NULL
     for req in requests:
         total += len(req[2])
     views = <Py_buffer *>malloc(max(total, 1) * sizeof(Py_buffer))
     iovs = <iovec *>malloc(max(total, 1) * sizeof(iovec))
+    saved = <iovec *>malloc(max(total, 1) * sizeof(iovec))
+    checks = <Py_buffer *>malloc(max(n, 1) * sizeof(Py_buffer))
+    blocks = <size_t *>malloc(max(n, 1) * sizeof(size_t))
     fds = <int *>malloc(max(n, 1) * sizeof(int))
     errs = <int *>malloc(max(n, 1) * sizeof(int))
     offsets = <off_t *>malloc(max(n, 1) * sizeof(off_t))
     starts = <Py_ssize_t *>malloc((n + 1) * sizeof(Py_ssize_t))
     try:
-        if not (views and iovs and fds and errs and offsets and starts):
+        if not (views and iovs and saved and checks and blocks and fds and errs and offsets
+                and starts):
             raise MemoryError()
         for i in range(n):
-            fd, offset, buffers = requests[i]
+            req = requests[i]
+            if len(req) == 5 and not write:
+                fd, offset, buffers, expected, block = req
+            elif len(req) == 3:
+                fd, offset, buffers = req
+                expected, block = None, 0
+            else:
+                raise InvalidArgumentError(
+                    f"requests[{i}]: expected (fd, offset, buffers)"
+                    + ("" if write else " or (fd, offset, buffers, expected_crcs, block_size)"))
+            blocks[i] = 0
             if offset < 0:
                 raise InvalidArgumentError(f"requests[{i}]: offset must be >= 0, got {offset}")
             fds[i] = fd
@@ -144,10 +183,34 @@ cdef list _many(list requests, bint write):
                     raise InvalidArgumentError(f"requests[{i}]: buffers must be contiguous")
                 iovs[got - 1].iov_base = views[got - 1].buf
                 iovs[got - 1].iov_len = <size_t>views[got - 1].len
+            if expected is not None:
+                if not isinstance(block, int) or block <= 0:
+                    raise InvalidArgumentError(f"requests[{i}]: block_size must be > 0")
+                nblk = 0
+                for j in range(starts[i], got):
+                    if iovs[j].iov_len % <size_t>block:
+                        raise InvalidArgumentError(
+                            f"requests[{i}]: verified buffers must be whole blocks of {block}")
+                    nblk += iovs[j].iov_len // <size_t>block
+                try:
+                    PyObject_GetBuffer(expected, &checks[nchecks], PyBUF_C_CONTIGUOUS)
+                except (BufferError, TypeError, ValueError) as exc:
+                    raise InvalidArgumentError(
+                        f"requests[{i}]: expected_crcs must be a contiguous buffer: {exc}"
+                    ) from None
+                nchecks += 1
+                have = <size_t>checks[nchecks - 1].len // sizeof(uint32_t)
+                if have < nblk:
+                    raise InvalidArgumentError(
+                        f"requests[{i}]: {nblk} blocks to verify, {have} expected CRCs given")
+                blocks[i] = <size_t>block
+                # found again by order: the k-th verified request uses checks[k]
         starts[n] = got
+        memcpy(saved, iovs, <size_t>max(got, 1) * sizeof(iovec))
         if not write and posix_memalign(&bounce, 4096, _BOUNCE + 64) != 0:
             bounce = NULL  # without it every read is direct (slower for some buffers)
         with nogil:
+            at = 0  # the next verified request's CRC buffer
             for i in range(n):
                 if write:
                     errs[i] = _transfer(fds[i], iovs + starts[i], starts[i + 1] - starts[i],
@@ -155,12 +218,23 @@ cdef list _many(list requests, bint write):
                 else:
                     errs[i] = _read(fds[i], iovs + starts[i], starts[i + 1] - starts[i],
                                     offsets[i], <char *>bounce)
+                    if blocks[i]:
+                        # right after the read, while the bytes are still in cache
+                        if errs[i] == 0:
+                            errs[i] = _verify(saved + starts[i], starts[i + 1] - starts[i],
+                                              <const uint32_t *>checks[at].buf, blocks[i])
+                        at += 1
         return [errs[i] for i in range(n)]
     finally:
         for j in range(got):
             PyBuffer_Release(&views[j])
+        for j in range(nchecks):
+            PyBuffer_Release(&checks[j])
         free(views)
         free(iovs)
+        free(saved)
+        free(checks)
+        free(blocks)
         free(fds)
         free(errs)
         free(offsets)
@@ -180,7 +254,14 @@ def pwritev_many(list requests):
 def preadv_many(list requests):
     """Fill the writable buffers of ``(fd, offset, buffers)`` read requests, as
     :func:`pwritev_many` writes; a read that reaches the end of the file fails
-    with EIO."""
+    with EIO.
+
+    A request ``(fd, offset, buffers, expected_crcs, block_size)`` is also
+    verified right after it is read, while its bytes are still in cache: each
+    buffer is whole blocks of ``block_size`` bytes, and each block's CRC-32C
+    must equal the next value of ``expected_crcs`` (native uint32; it may be
+    filled by an earlier request of the same call).  A mismatch fails the
+    request with EBADMSG."""
     return _many(requests, False)
 
 

@@ -1112,6 +1112,51 @@ def test_fdatasync_many_works_in_a_forked_child(tmp_path) -> None:
             os.close(fd)
 
 
+def test_preadv_many_verifies_checksums_right_after_reading(tmp_path, rng) -> None:
+    """A 5-tuple request is checked block by block against expected CRC-32Cs (which
+    an earlier request of the same call may read); a mismatch fails only that request
+    with EBADMSG.  Malformed verification requests are refused before any I/O."""
+    from dwcore._native import preadv_many, pwritev_many
+    from dwcore.checksum import crc32c_blocks
+
+    b = 4096
+    content = rng.bytes(16 * b)
+    crcs = np.asarray(crc32c_blocks(content, b), dtype="<u4")
+    path = tmp_path / "f"
+    path.write_bytes(content + crcs.tobytes())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        table = np.zeros(16, dtype="<u4")
+        head, body, tail = bytearray(b), np.zeros(10 * b, np.uint8), bytearray(b)
+        errs = preadv_many(
+            [
+                (fd, 16 * b, [table]),  # the table first, then runs checked against it
+                (fd, 2 * b, [head, body, tail], table[2:14], b),
+                (fd, 0, [bytearray(2 * b)], table[0:2], b),
+            ]
+        )
+        assert errs == [0, 0, 0]
+        assert bytes(head) + body.tobytes() + bytes(tail) == content[2 * b : 14 * b]
+        wrong = crcs.copy()
+        wrong[5] ^= 1
+        buf = bytearray(4 * b)
+        errs = preadv_many([(fd, 4 * b, [buf], wrong[4:8], b), (fd, 0, [bytearray(b)], crcs, b)])
+        assert errs == [errno.EBADMSG, 0]
+        assert bytes(buf) == content[4 * b : 8 * b]  # the bytes are read; the caller decides
+        for bad in (
+            (fd, 0, [bytearray(b + 1)], crcs, b),  # not whole blocks
+            (fd, 0, [bytearray(4 * b)], crcs[:3], b),  # too few CRCs
+            (fd, 0, [bytearray(b)], crcs, 0),  # no block size
+            (fd, 0, [bytearray(b)], crcs),  # four fields
+        ):
+            with pytest.raises(InvalidArgumentError):
+                preadv_many([bad])
+        with pytest.raises(InvalidArgumentError):
+            pwritev_many([(fd, 0, [bytes(b)], crcs, b)])  # writes are not verified
+    finally:
+        os.close(fd)
+
+
 def test_preadv_many_reads_right_at_every_alignment(tmp_path, rng) -> None:
     """Destinations 1-31 bytes past their source modulo 64 go through a bounce buffer
     (a slow copy otherwise); every alignment and length must read the same bytes."""

@@ -1282,11 +1282,15 @@ class Pool:
         # device -> runs of (first global row, rows, views covering them back to back)
         plan: dict[int, list[tuple[int, int, list[np.ndarray]]]] = {}
         edges: list[tuple[np.ndarray, int, int, int]] = []  # block, lo, hi, dst offset
+        members = self._members
+        # every member online: each chunk reads from its first copy, no per-chunk checks
+        healthy = all(m.state is DeviceState.ONLINE and m.device is not None for m in members)
         for seg in self._segments(ext.first_row, ext.rows):
             nb = seg.n * b
             if seg.offset >= end or seg.offset + k * nb <= offset:
                 continue
-            sm, dmi = self._shape(seg.stripe)
+            dmi = self._shape(seg.stripe)[1]
+            roles = self._member_roles(seg.stripe)[0]
             for d in range(k):
                 start = seg.offset + d * nb  # logical offset of the chunk's first row
                 lo, hi = max(offset, start), min(end, start + nb)
@@ -1294,11 +1298,11 @@ class Pool:
                     continue
                 r_a, r_z = (lo - start) // b, -(-(hi - start) // b)
                 f_a, f_z = -(-(lo - start) // b), (hi - start) // b  # whole blocks inside
-                g_end = seg.first + r_z
-                j = next(
-                    (j for j in dmi[d] if self._members[sm.members[j].device].readable(g_end)),
-                    None,
-                )
+                if healthy:
+                    j: int | None = dmi[d][0]
+                else:
+                    g_end = seg.first + r_z
+                    j = next((j for j in dmi[d] if members[roles[j][0]].readable(g_end)), None)
                 if j is None:
                     return None
                 views: list[np.ndarray] = []
@@ -1314,7 +1318,7 @@ class Pool:
                     blo = start + (r_z - 1) * b
                     edges.append((blk, 0, hi - blo, blo - offset))
                     views.append(blk)
-                pieces = plan.setdefault(sm.members[j].device, [])
+                pieces = plan.setdefault(roles[j][0], [])
                 if pieces and pieces[-1][0] + pieces[-1][1] == seg.first + r_a:
                     g, n, vs = pieces[-1]  # continues the previous run on this device
                     pieces[-1] = (g, n + r_z - r_a, vs + views)
@@ -1323,7 +1327,7 @@ class Pool:
         # the checksum table and the runs of every device: on plain files in one batched
         # call (the GIL released once), through the device otherwise
         tables: list[tuple[np.ndarray, list[tuple[int, int, list[np.ndarray]]]]] = []
-        fast: list[tuple[int, int, list[Any]]] = []
+        fast: list[tuple[Any, ...]] = []
         entered: list[Device] = []
         try:
             for dv, pieces in plan.items():
@@ -1333,14 +1337,19 @@ class Pool:
                 base = mem.sb.data_offset
                 g_lo, g_end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
                 table = np.empty(g_end - g_lo, dtype="<u4")
-                tables.append((table, pieces))
                 at_table = base + self._geo.table_off + 4 * g_lo
                 fd = _enter_raw(mem.device, False)
                 if fd is not None:
                     entered.append(mem.device)
                     fast.append((fd, at_table, [table]))
-                    fast.extend((fd, base + g * b, vs) for g, _, vs in pieces)
+                    # each run verified against the table (read just before it in the
+                    # same call) right after it is read, while its bytes are in cache
+                    fast.extend(
+                        (fd, base + g * b, vs, table[g - g_lo : g - g_lo + n], b)
+                        for g, n, vs in pieces
+                    )
                     continue
+                tables.append((table, pieces))
                 try:
                     mem.device.preadinto(at_table, table)
                     for g, _, vs in pieces:
