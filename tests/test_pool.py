@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -789,4 +790,144 @@ def test_a_failed_open_leaves_no_device_open(
     assert all(dev.closed for dev in opened)
     pool = Pool.open(tmp_path / "pool")  # the files are not left locked
     assert pool.read(ext) == data
+    pool.close()
+
+
+class _GatedRead(RamDevice):
+    """A RAM device whose data reads from one chosen thread wait at a gate."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        import threading
+
+        self.gate, self.entered = threading.Event(), threading.Event()
+        self.gate.set()
+        self.gated_thread: int | None = None
+
+    def _read_into(self, offset: int, view: memoryview) -> None:
+        import threading
+
+        if threading.get_ident() == self.gated_thread and view.nbytes > 4:
+            self.entered.set()
+            assert self.gate.wait(10), "the test never opened the gate"
+        super()._read_into(offset, view)
+
+
+def test_healthy_reads_and_writes_run_in_parallel(tmp_path: Any) -> None:
+    """Healthy reads and writes of a flat layout hold the pool lock shared: a read
+    stuck in a device does not hold up other reads and writes, while a state change
+    (failing a device) waits until it is out, so it never happens mid-request."""
+    import threading
+
+    devs = [_GatedRead(SIZE) for _ in range(4)]
+    pool = Pool.create(tmp_path / "pool", "5", devs, SIZE, chunk_size=CHUNK)
+    rng = np.random.default_rng(29)
+    a_data, b_data = rng.bytes(50_000), rng.bytes(70_000)
+    a, b = pool.write(a_data), pool.write(b_data)
+    got: dict[str, bytes] = {}
+
+    def slow_reader() -> None:
+        for dev in devs:
+            dev.gated_thread = threading.get_ident()
+        got["a"] = pool.read(a)
+
+    for dev in devs:
+        dev.gate.clear()
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    assert any(dev.entered.wait(5) for dev in devs), "the reader never reached a device"
+    assert pool.read(b) == b_data  # not held up by the stuck reader
+    c_data = rng.bytes(30_000)
+    c = pool.write(c_data)
+    assert pool.read(c) == c_data
+    failer = threading.Thread(target=pool.fail_device, args=(1,))
+    failer.start()
+    failer.join(0.3)
+    assert failer.is_alive()  # waits for the stuck read to leave (status() would too)
+    for dev in devs:
+        dev.gate.set()
+    reader.join(10)
+    failer.join(10)
+    assert not reader.is_alive() and not failer.is_alive()
+    assert got["a"] == a_data
+    assert pool.status().devices[1].state is DeviceState.FAILED
+    for ext, data in ((a, a_data), (b, b_data), (c, c_data)):
+        assert pool.read(ext) == data  # degraded now
+    pool.close()
+
+
+def test_concurrent_requests_with_failures_and_rebuild_keep_every_byte(tmp_path: Any) -> None:
+    """Threads writing and reading on plain files while others fail, replace and
+    rebuild a device and scrub: every extent reads back its bytes, during and after,
+    and a final scrub finds the parity consistent."""
+    import threading
+
+    paths = [str(tmp_path / f"d{i}.img") for i in range(5)]
+    pool = Pool.create(tmp_path / "pool", "6", paths, SIZE, chunk_size=CHUNK)
+    written: list[tuple[Extent, bytes]] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            while not stop.is_set():
+                data = rng.bytes(int(rng.integers(1, 90_000)))
+                ext = pool.write(data)
+                with lock:
+                    written.append((ext, data))
+                    ext2, data2 = written[int(rng.integers(len(written)))]
+                assert pool.read(ext2) == data2
+                assert pool.read(ext, 7, 100) == data[7:107]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for th in threads:
+        th.start()
+
+    def progress(more: int) -> None:
+        """Let the workers do ``more`` writes (the maintenance below is quick)."""
+        with lock:
+            target = len(written) + more
+        deadline = time.monotonic() + 30
+        while len(written) < target and not errors and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    try:
+        for victim in (2, 0):
+            progress(10)
+            pool.fail_device(victim)
+            progress(10)
+            pool.scrub(repair=True)
+            pool.replace_device(victim, str(tmp_path / f"new{victim}.img"))
+            progress(5)
+            pool.rebuild()
+            progress(10)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(60)
+    assert not errors, errors[0]
+    assert len(written) >= 80
+    for ext, data in written:
+        assert pool.read(ext) == data
+    report = pool.scrub(repair=False)
+    assert report.clean and report.rows_checked > 0, report
+    pool.fail_device(4)
+    pool.fail_device(1)
+    for ext, data in written:
+        assert pool.read(ext) == data  # the rebuilt devices hold the right bytes
+    pool.close()
+
+
+def test_no_exclusive_entry_inside_a_shared_hold(tmp_path: Any) -> None:
+    """A request holding the pool lock shared may not take it exclusively (it would
+    wait for itself): that is a programming error, raised at once."""
+    pool, _ = make(tmp_path, "5")
+    with pool._lock.shared(), pytest.raises(RuntimeError, match="inside a shared hold"):
+        pool._lock.__enter__()
+    with pool._lock, pool._lock.shared():  # shared inside exclusive: already exclusive
+        pool.write(b"inside")
     pool.close()

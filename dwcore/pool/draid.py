@@ -82,6 +82,8 @@ class _Move:
 class DeclusteredPool(Pool):
     """A pool over a declustered layout: distributed spares (module documentation)."""
 
+    _SHARED_IO = False  # its own data path: every request holds the pool lock
+
     layout: Declustered
 
     # ------------------------------------------------------------------

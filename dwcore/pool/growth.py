@@ -694,6 +694,8 @@ class ZoneEngine:
 class BeyondPool(Pool):
     """A Beyond pool: zones, growth by :meth:`add_device`, background re-layout."""
 
+    _SHARED_IO = False  # its own data path: every request holds the pool lock
+
     layout: Beyond
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -57,6 +57,8 @@ def deinterleave(members: np.ndarray, kind: str) -> np.ndarray:
 class InterleavedPool(Pool):
     """A :class:`Pool` whose layout interleaves data bytes or bits over its data members."""
 
+    _SHARED_IO = False  # its own data path: every request holds the pool lock
+
     @property
     def _kind(self) -> str:
         kind: str = getattr(self.layout, "interleave", "byte")

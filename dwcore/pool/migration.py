@@ -719,6 +719,8 @@ class HeatEngine:
 class AdaptivePool(Pool):
     """An Adaptive pool: RBs mirrored when hot, in RAID 5 when cold (module docs)."""
 
+    _SHARED_IO = False  # its own data path: every request holds the pool lock
+
     layout: Adaptive
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -108,7 +108,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -224,6 +224,89 @@ class _Geometry:
         return -(-(usable // b * 4) // b) * b
 
 
+class _PoolLock:
+    """The pool's lock.
+
+    ``with lock:`` is exclusive and re-entrant (as the RLock it wraps); its
+    outermost entry first waits until no shared holder is left.  ``with
+    lock.shared():`` admits many holders at once while nobody holds it
+    exclusively: the healthy fast paths of flat layouts take it, so their
+    system calls (GIL released) run in parallel.  Member states, devices and
+    the layout only change under the exclusive lock, so they stay fixed for as
+    long as any shared holder is inside; a shared holder changes nothing but
+    its own freshly allocated rows.  Threads waiting for exclusive access hold
+    new shared holders back, so a stream of I/O cannot starve them.
+    """
+
+    __slots__ = ("_cond", "_depth", "_mutex", "_shared", "_waiting")
+
+    def __init__(self) -> None:
+        self._mutex = threading.RLock()
+        self._cond = threading.Condition(self._mutex)
+        self._shared = 0  # shared holders inside
+        self._waiting = 0  # exclusive entries waiting for them to leave
+        self._depth = threading.local()  # this thread's exclusive nesting
+
+    def __enter__(self) -> _PoolLock:
+        if getattr(self._depth, "shared", 0):
+            # it would wait for itself to leave
+            raise RuntimeError("pool lock: exclusive entry inside a shared hold")
+        self._mutex.acquire()
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth == 0 and self._shared:
+            self._waiting += 1
+            try:
+                while self._shared:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth.n -= 1
+        if self._depth.n == 0:
+            self._cond.notify_all()  # shared holders held back while it waited
+        self._mutex.release()
+
+    def shared(self) -> _SharedHold:
+        """A context manager for a shared hold (inside an exclusive hold of the same
+        thread it is a no-op: that thread has the pool to itself already)."""
+        return _SharedHold(self)
+
+    def _enter_shared(self) -> bool:
+        if getattr(self._depth, "n", 0) or getattr(self._depth, "shared", 0):
+            return False  # held already (a nested hold must not queue behind a waiter)
+        with self._mutex:
+            while self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        self._depth.shared = 1
+        return True
+
+    def _leave_shared(self) -> None:
+        self._depth.shared = 0
+        with self._mutex:
+            self._shared -= 1
+            if not self._shared:
+                self._cond.notify_all()
+
+
+class _SharedHold:
+    __slots__ = ("_counted", "_lock")
+
+    def __init__(self, lock: _PoolLock) -> None:
+        self._lock = lock
+        self._counted = False
+
+    def __enter__(self) -> None:
+        self._counted = self._lock._enter_shared()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._counted:
+            self._lock._leave_shared()
+
+
 class _Member:
     """One pool slot: the device (if open), its state and superblock."""
 
@@ -289,8 +372,14 @@ class Pool:
     """A pool of devices under one RAID layout; see the module documentation.
 
     Build one with :meth:`create` or :meth:`open`.  Every public method is
-    thread-safe (one lock; long rebuilds and scrubs take it step by step).
+    thread-safe: healthy reads and writes of row-striped layouts run in
+    parallel (a shared hold of the pool lock), everything else holds it
+    exclusively (long rebuilds and scrubs take it step by step).
     """
+
+    #: Healthy reads and writes of flat layouts take the lock shared (subclasses that
+    #: reshape the data path keep every request exclusive).
+    _SHARED_IO: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -310,19 +399,18 @@ class Pool:
         self._block = manifest.block_size
         self._geo = _Geometry(layout, manifest.block_size, manifest.device_size)
         self._rpc = self._geo.rpc
-        self._lock = threading.RLock()
+        self._lock = _PoolLock()
+        self._tls = threading.local()  # per-thread scratch (shared holders write at once)
+        self._scratch_bytes: dict[tuple[int, str], int] = {}  # (thread, kind) -> bytes held
         self._closed = False
         self._generation = manifest.generation
         self._stripe_cache: dict[int, raid.StripeMap] = {}
         self._dmi_cache: dict[int, list[list[int]]] = {}
         self._flat = self._rows_are_flat()
-        self._scratch = np.empty(0, dtype=np.uint8)
         self._fanout = Fanout()  # threads start with the first parallel request
         # per-extent placement levels (RAID S, Unraid, RAID-Z) bring their own data path
         self._engine = placement.engine_for(self)
-        self._scratch_crc = np.empty(0, dtype="<u4")
         self._period = max(1, layout.period)
-        self._seg_crc = np.empty(0, dtype="<u4")
         self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
         # per position in the period: each member's (device, data index or None), and
         # the positions of the members that hold no data
@@ -1059,6 +1147,29 @@ class Pool:
         length = view.nbytes
         k, b = self.layout.k, self._block
         rows = -(-length // (k * b))
+        if self._flat and self._SHARED_IO:
+            with self._admitted():
+                # shared: other writers' and readers' system calls run at the same time
+                with self._lock.shared():
+                    self._check_open()
+                    if rows == 0:
+                        return Extent(self._tag, 0, 0, 0)
+                    first = self._alloc.alloc(rows)
+                    try:
+                        missed, errors = self._write_flat_io(first, rows, view)
+                    except BaseException:
+                        self._alloc.free(first, rows)
+                        raise
+                if errors:
+                    with self._lock:
+                        try:
+                            self._settle_write(missed, errors)
+                        except BaseException:
+                            self._alloc.free(first, rows)
+                            raise
+                        finally:
+                            self._reap_dead()
+            return Extent(self._tag, first, rows, length)
         with self._admitted(), self._lock:
             self._check_open()
             if rows == 0:
@@ -1077,15 +1188,28 @@ class Pool:
         return Extent(self._tag, first, rows, length)
 
     def _scratch_rows(self, rows: int) -> np.ndarray:
-        """A reused (devices × rows·B) buffer (fresh large buffers cost page faults);
-        only used under the pool lock."""
+        """A reused (devices × rows·B) buffer of this thread (fresh large buffers cost
+        page faults)."""
         need = self.layout.n_devices * rows * self._block
-        if len(self._scratch) < need:
-            self._scratch = _aligned_empty(max(need, 2 * len(self._scratch)))
-        return self._scratch[:need].reshape(self.layout.n_devices, rows * self._block)
+        have = getattr(self._tls, "scratch", None)
+        if have is None or len(have) < need:
+            have = self._tls.scratch = _aligned_empty(
+                max(need, 2 * (0 if have is None else len(have)))
+            )
+            self._scratch_bytes[threading.get_ident(), "rows"] = have.nbytes
+        return have[:need].reshape(self.layout.n_devices, rows * self._block)
 
     def _write_flat(self, first: int, rows: int, view: memoryview) -> None:
-        """Write rows with one gathered write and one checksum write per device.
+        """Write rows with one gathered write and one checksum write per device (the
+        exclusive lock held): :meth:`_write_flat_io`, then :meth:`_settle_write`."""
+        self._settle_write(*self._write_flat_io(first, rows, view))
+
+    def _write_flat_io(
+        self, first: int, rows: int, view: memoryview
+    ) -> tuple[list[int], list[tuple[_Member, DeviceError]]]:
+        """The I/O of :meth:`_write_flat`, which changes no pool state (so it may run
+        under a shared hold): returns the members it did not write to (unavailable)
+        and those whose write failed, with the error.
 
         Data members are written straight from the caller's buffer (no copy);
         only parity and the zero-padded last chunks are built in scratch.
@@ -1152,11 +1276,20 @@ class Pool:
                 (mem, ((base + row_at, iovs[mem.index]), (base + table, (crcs[mem.index],))))
             )
         results = self._write_requests(work, rows * b * len(targets))
+        errors: list[tuple[_Member, DeviceError]] = []
         for mem, exc in zip(targets, results, strict=True):
             if exc is None:
                 continue
             if not isinstance(exc, DeviceError):
                 raise exc
+            errors.append((mem, exc))
+        return failed, errors
+
+    def _settle_write(self, missed: list[int], errors: list[tuple[_Member, DeviceError]]) -> None:
+        """After a flat write (exclusive lock held): fail out the members whose write
+        failed; DataLossError when the members written to are too few to hold it."""
+        failed = list(missed)
+        for mem, exc in errors:
             self._mark_failed(mem.index, f"write failed: {exc}")
             failed.append(mem.index)
         if failed and not self.layout.survives(failed):
@@ -1247,10 +1380,10 @@ class Pool:
         with self._lock:
             freed = 0
             if keep <= KEEP_FRACTION[Level.HIGH]:
-                for name in ("_scratch", "_scratch_crc", "_seg_crc"):
-                    buf = getattr(self, name)
-                    freed += buf.nbytes
-                    setattr(self, name, np.empty(0, dtype=buf.dtype))
+                # every thread's scratch goes with the thread-local that holds it
+                freed += sum(self._scratch_bytes.values())
+                self._scratch_bytes.clear()
+                self._tls = threading.local()
             drop = len(self._stripe_cache) - int(len(self._stripe_cache) * keep)
             for s in list(self._stripe_cache)[:drop]:
                 del self._stripe_cache[s]
@@ -1259,17 +1392,25 @@ class Pool:
             return freed
 
     def _scratch_seg_crc(self, n: int) -> np.ndarray:
-        """A reused checksum buffer of ``n`` entries; only used under the pool lock."""
-        if len(self._seg_crc) < n:
-            self._seg_crc = np.empty(max(n, 2 * len(self._seg_crc)), dtype="<u4")
-        return self._seg_crc[:n]
+        """A reused checksum buffer of ``n`` entries, of this thread."""
+        have = getattr(self._tls, "seg_crc", None)
+        if have is None or len(have) < n:
+            have = self._tls.seg_crc = np.empty(
+                max(n, 2 * (0 if have is None else len(have))), dtype="<u4"
+            )
+            self._scratch_bytes[threading.get_ident(), "seg"] = have.nbytes
+        return have[:n]
 
     def _scratch_crcs(self, rows: int) -> np.ndarray:
-        """A reused (devices × rows) checksum buffer; only used under the pool lock."""
+        """A reused (devices × rows) checksum buffer of this thread."""
         need = self.layout.n_devices * rows
-        if len(self._scratch_crc) < need:
-            self._scratch_crc = np.empty(max(need, 2 * len(self._scratch_crc)), dtype="<u4")
-        return self._scratch_crc[:need].reshape(self.layout.n_devices, rows)
+        have = getattr(self._tls, "crcs", None)
+        if have is None or len(have) < need:
+            have = self._tls.crcs = np.empty(
+                max(need, 2 * (0 if have is None else len(have))), dtype="<u4"
+            )
+            self._scratch_bytes[threading.get_ident(), "crcs"] = have.nbytes
+        return have[:need].reshape(self.layout.n_devices, rows)
 
     def _read_direct(self, ext: Extent, offset: int, end: int) -> bytes | None:
         """Healthy read of a flat layout straight into the result: per device one
@@ -1500,9 +1641,18 @@ class Pool:
                 self._check_open()
                 return self._engine.read(ext, offset, length)
         if self._flat:
+            fast = None
+            if self._SHARED_IO:
+                # shared: other readers' and writers' system calls run at the same time
+                with self._admitted(), self._lock.shared():
+                    self._check_open()
+                    fast = self._read_direct(ext, offset, offset + length)
+                if fast is not None:
+                    return fast
             with self._admitted(), self._lock:
                 self._check_open()
-                fast = self._read_direct(ext, offset, offset + length)
+                if not self._SHARED_IO:
+                    fast = self._read_direct(ext, offset, offset + length)
                 if fast is None and ext.rows > 1:
                     fast = self._read_flat(ext, offset, offset + length)
                 self._reap_dead()

@@ -169,6 +169,8 @@ class Journal:
 class Raid7Pool(Pool):
     """A RAID 7 pool: RAID 4 rows behind a journaled write-back cache (module docs)."""
 
+    _SHARED_IO = False  # its own data path: every request holds the pool lock
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         lay: Any = self.layout
