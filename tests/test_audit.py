@@ -541,6 +541,8 @@ def test_appends_do_not_wait_for_the_background_fsync(tmp_path: Path, monkeypatc
         {"size": 4096, "version": 7},
         {"z": [1, 2.5, None, True], "a": {"nested": 'ü\n"\\\t\u2028'}, "m": "x\x00y"},
         {"emoji": "🙂", "big": 10**30, "neg": -1.5e-300},
+        {"offset": 0, "bytes": 1 << 40, "path": 'a/\u00e9"b'},
+        {1: "an int key", 2: True},
     ],
 )
 def test_sealed_line_is_the_canonical_json_of_the_record(details: dict | None) -> None:

@@ -102,6 +102,18 @@ _json_value = json.JSONEncoder(
 ).encode  # canonical_json without the final UTF-8 encoding
 
 
+def _details_json(details: dict[str, Any]) -> str:
+    """``canonical_json(details)`` as text: flat mappings of str keys to str and int
+    values (what the store records) directly, anything else through the encoder."""
+    parts = []
+    for key, value in sorted(details.items()) if details else ():
+        kind = type(value)
+        if type(key) is not str or (kind is not str and kind is not int):
+            return _json_value(details)
+        parts.append(f"{_json_str(key)}:{_json_str(value) if kind is str else value}")
+    return "{" + ",".join(parts) + "}"
+
+
 def record_hash(fields: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of *fields* without ``hash``."""
     body = {k: v for k, v in fields.items() if k != "hash"}
@@ -250,7 +262,7 @@ class AuditRecord:
         try:
             head = (
                 f'{{"action":{_json_str(action)},"category":{_json_str(cat.value)},'
-                f'"details":{_json_value(det)}'
+                f'"details":{_details_json(det)}'
             ).encode()
             tail = (
                 f',"outcome":{_json_str(out.value)},"prev":{_json_str(prev)},'
