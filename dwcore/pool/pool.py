@@ -1331,8 +1331,15 @@ class Pool:
                     reqs = [(fd, off, bufs) for i, fd in parts[j] for off, bufs in work[i][1]]
                     errors[j] = pwritev_many(reqs)
 
-                self._fanout.run([functools.partial(batch, j) for j in range(n)], nbytes)
+                if n == 1:
+                    # a batch that raised is checked below: its requests go through the devices
+                    with contextlib.suppress(Exception):
+                        batch(0)
+                else:
+                    self._fanout.run([functools.partial(batch, j) for j in range(n)], nbytes)
                 for part, errs in zip(parts, errors, strict=True):
+                    if not any(errs) and len(errs) == sum(len(work[i][1]) for i, _ in part):
+                        continue
                     at = 0
                     for i, _ in part:
                         k = len(work[i][1])
