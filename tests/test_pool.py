@@ -939,3 +939,73 @@ def test_no_exclusive_entry_inside_a_shared_hold(tmp_path: Any) -> None:
     with pool._lock, pool._lock.shared():  # shared inside exclusive: already exclusive
         pool.write(b"inside")
     pool.close()
+
+
+def test_an_interrupted_exclusive_wait_leaves_the_lock_usable(tmp_path: Any) -> None:
+    """Ctrl-C while waiting for a stuck shared request (say in fail_device) releases
+    everything that wait took: the request can still leave and others can enter."""
+    import signal
+    import threading
+
+    pool, _ = make(tmp_path, "5")
+    lock = pool._lock
+    inside, leave = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with lock.shared():
+            inside.set()
+            assert leave.wait(10)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    assert inside.wait(5)
+    main = threading.get_ident()
+    threading.Timer(0.2, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt), lock:
+        pass
+    leave.set()
+    th.join(5)
+    assert not th.is_alive() and lock._shared == 0
+    got: list[int] = []
+
+    def other() -> None:
+        with lock.shared():
+            got.append(1)
+
+    t2 = threading.Thread(target=other)
+    t2.start()
+    t2.join(5)
+    assert got == [1]
+    pool.fail_device(0)  # exclusive works too
+    pool.close()
+
+
+def test_a_late_write_failure_does_not_fail_the_replacement(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write's failure is settled after its shared I/O; if the failed device was
+    replaced (and rebuilt) in between, the replacement is not failed for it."""
+    pool, devs = make(tmp_path, "5")
+    real_io = pool._write_flat_io
+
+    def io_then_admin(*args: Any) -> Any:
+        missed, errors = real_io(*args)
+        if errors:  # another thread's admin work between the I/O and the settle
+            pool._lock._leave_shared()
+            try:
+                pool.fail_device(2)
+                pool.replace_device(2, FaultyDevice(RamDevice(SIZE)))
+                pool.rebuild()
+            finally:
+                pool._lock._enter_shared()
+        return missed, errors
+
+    monkeypatch.setattr(pool, "_write_flat_io", io_then_admin)
+    devs[2].fail_now("write")
+    data = np.random.default_rng(31).bytes(100_000)
+    ext = pool.write(data)
+    assert pool.status().devices[2].state is DeviceState.ONLINE
+    assert pool.read(ext) == data
+    pool.fail_device(0)
+    assert pool.read(ext) == data  # the replacement holds the right bytes
+    pool.close()

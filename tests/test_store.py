@@ -485,3 +485,102 @@ def test_group_commit_hands_the_lead_on_under_load_and_after_errors() -> None:
         if change % 7 == 0:
             assert isinstance(out, RuntimeError)
     assert any(not isinstance(out, RuntimeError) for out in outcomes.values())
+
+
+def test_group_commit_interrupted_follower_is_withdrawn_and_others_go_on() -> None:
+    """An interrupt (Ctrl-C) while a change waits in the queue withdraws it: it is
+    never committed, and the lead still passes on, so later writers are served."""
+    import signal
+
+    from dwcore.store.commit import GroupCommit, committed
+
+    gate = threading.Event()
+    ran: list[Any] = []
+
+    def run(batch: list[Any]) -> None:
+        if batch[0].change == "first":
+            assert gate.wait(10)
+        ran.extend(r.change for r in batch)
+        for r in batch:
+            r.result = r.change
+
+    gc = GroupCommit(run, delay=0)
+    results: list[Any] = []
+    t1 = threading.Thread(target=lambda: results.append(gc.submit("first")))
+    t1.start()
+    deadline = time.monotonic() + 5
+    while not gc._busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    main = threading.get_ident()
+    timer = threading.Timer(0.2, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt) as info:
+        gc.submit("interrupted")  # a follower: t1 leads, stuck in run
+    assert not committed(info.value)
+    gate.set()
+    t1.join(10)
+    t3 = threading.Thread(target=lambda: results.append(gc.submit("third")))
+    t3.start()
+    t3.join(10)
+    assert not t3.is_alive() and results == ["first", "third"]
+    assert "interrupted" not in ran
+
+
+def test_put_keeps_its_extents_when_interrupted_after_the_commit(inst: Instance) -> None:
+    """An interrupt that reaches a writer while a batch holding its change runs is
+    raised only after that batch, marked as committed: put then keeps the extents
+    the catalog now references (freeing them would lose the object)."""
+    import signal
+
+    gc = inst.group_commit
+    real_run = gc._run
+    gate1, gate2, in_run2 = threading.Event(), threading.Event(), threading.Event()
+
+    def gated_run(batch: list[Any]) -> None:
+        keys = {getattr(r.change, "key", None) for r in batch}
+        if "k1" in keys:
+            assert gate1.wait(10)
+        real_run(batch)  # committed
+        if "k3" in keys:
+            in_run2.set()
+            assert gate2.wait(10)
+
+    gc._run = gated_run  # type: ignore[method-assign]
+    gc.delay = 0
+    main = threading.get_ident()
+
+    def orchestrate() -> None:
+        deadline = time.monotonic() + 10
+        while len(gc._queue) < 2 and time.monotonic() < deadline:  # k2, then k3 queued
+            time.sleep(0.005)
+        gate1.set()  # batch 1 (k1) ends; k2's writer leads k2 + k3
+        assert in_run2.wait(10)
+        time.sleep(0.05)
+        signal.pthread_kill(main, signal.SIGINT)  # k3's writer waits in that batch
+        time.sleep(0.3)
+        gate2.set()
+
+    t1 = threading.Thread(target=lambda: inst.put("c", "k1", b"one"))
+    t1.start()
+    deadline = time.monotonic() + 10
+    while not gc._busy and time.monotonic() < deadline:
+        time.sleep(0.005)
+    t2 = threading.Thread(target=lambda: inst.put("c", "k2", b"two"))
+    t2.start()
+    while len(gc._queue) < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    helper = threading.Thread(target=orchestrate)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        inst.put("c", "k3", b"interrupted after its commit" * 100)
+    for th in (t1, t2, helper):
+        th.join(10)
+    gc._run = real_run  # type: ignore[method-assign]
+    info = inst.head("c", "k3")
+    pool = inst.pools[info.pool]
+    for ref in info.extents:  # still allocated: nothing can overwrite them
+        assert pool._alloc.is_allocated(ref.extent.first_row, ref.extent.rows)
+    assert inst.get("c", "k3") == b"interrupted after its commit" * 100
+    assert inst.get("c", "k1") == b"one" and inst.get("c", "k2") == b"two"
+    report = inst.fsck(repair=False)
+    assert report.ok, report

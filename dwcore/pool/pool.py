@@ -253,14 +253,18 @@ class _PoolLock:
             raise RuntimeError("pool lock: exclusive entry inside a shared hold")
         self._mutex.acquire()
         depth = getattr(self._depth, "n", 0)
-        self._depth.n = depth + 1
         if depth == 0 and self._shared:
             self._waiting += 1
             try:
                 while self._shared:
                     self._cond.wait()
-            finally:
+            except BaseException:  # KeyboardInterrupt while waiting: leave nothing held
                 self._waiting -= 1
+                self._cond.notify_all()  # shared entries held back by this waiter
+                self._mutex.release()
+                raise
+            self._waiting -= 1
+        self._depth.n = depth + 1
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -285,11 +289,11 @@ class _PoolLock:
         return True
 
     def _leave_shared(self) -> None:
-        self._depth.shared = 0
         with self._mutex:
             self._shared -= 1
             if not self._shared:
                 self._cond.notify_all()
+        self._depth.shared = 0
 
 
 class _SharedHold:
@@ -1206,7 +1210,7 @@ class Pool:
 
     def _write_flat_io(
         self, first: int, rows: int, view: memoryview
-    ) -> tuple[list[int], list[tuple[_Member, DeviceError]]]:
+    ) -> tuple[list[int], list[tuple[_Member, Device, DeviceError]]]:
         """The I/O of :meth:`_write_flat`, which changes no pool state (so it may run
         under a shared hold): returns the members it did not write to (unavailable)
         and those whose write failed, with the error.
@@ -1276,20 +1280,27 @@ class Pool:
                 (mem, ((base + row_at, iovs[mem.index]), (base + table, (crcs[mem.index],))))
             )
         results = self._write_requests(work, rows * b * len(targets))
-        errors: list[tuple[_Member, DeviceError]] = []
+        errors: list[tuple[_Member, Device, DeviceError]] = []
         for mem, exc in zip(targets, results, strict=True):
             if exc is None:
                 continue
             if not isinstance(exc, DeviceError):
                 raise exc
-            errors.append((mem, exc))
+            assert mem.device is not None
+            errors.append((mem, mem.device, exc))
         return failed, errors
 
-    def _settle_write(self, missed: list[int], errors: list[tuple[_Member, DeviceError]]) -> None:
+    def _settle_write(
+        self, missed: list[int], errors: list[tuple[_Member, Device, DeviceError]]
+    ) -> None:
         """After a flat write (exclusive lock held): fail out the members whose write
-        failed; DataLossError when the members written to are too few to hold it."""
+        failed; DataLossError when the members written to are too few to hold it.  A
+        member whose device was replaced since (and rebuilt from the others, which
+        this write had reached) is left alone."""
         failed = list(missed)
-        for mem, exc in errors:
+        for mem, dev, exc in errors:
+            if mem.device is not dev:
+                continue
             self._mark_failed(mem.index, f"write failed: {exc}")
             failed.append(mem.index)
         if failed and not self.layout.survives(failed):

@@ -17,16 +17,24 @@ other writer active it starts at once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["DEFAULT_DELAY", "GroupCommit", "Request", "Writer"]
+__all__ = ["DEFAULT_DELAY", "GroupCommit", "Request", "Writer", "committed"]
 
 #: How long a leader waits at most for writers still writing their data.
 DEFAULT_DELAY = 0.002
+
+
+def committed(exc: BaseException) -> bool:
+    """True when ``exc``, raised by :meth:`GroupCommit.submit`, is an interrupt that
+    arrived after the change it was submitting had been committed: the caller must
+    then keep what the change references."""
+    return bool(getattr(exc, "_dwcore_committed", False))
 
 
 class Request:
@@ -71,6 +79,7 @@ class GroupCommit:
         self._gathering = threading.Condition(self._lock)  # only a gathering leader waits
         self._queue: list[Request] = []
         self._busy = False
+        self._handed: Request | None = None  # the writer handed the lead, until it takes it
         self._writing = 0  # writers inside writing() that have not submitted yet
         #: Sizes of the batches run so far are summed here (for tests and the bench).
         self.batches = 0
@@ -97,7 +106,13 @@ class GroupCommit:
     ) -> Any:
         """Commit ``change`` in the next batch; returns its result or raises its error.
 
-        ``writer``: what :meth:`writing` yielded, when the change was written in it."""
+        ``writer``: what :meth:`writing` yielded, when the change was written in it.
+
+        An interrupt (KeyboardInterrupt) while the change waits withdraws it if no
+        batch has taken it yet; otherwise the change is seen through first (the lead
+        handed to this writer is taken, a batch holding it finishes) and the interrupt
+        is raised after, with :func:`committed` telling whether the change was.
+        """
         req = Request(change, pools)
         with self._lock:
             self._queue.append(req)
@@ -108,19 +123,42 @@ class GroupCommit:
             lead = not self._busy
             if lead:
                 self._busy = True
+        deferred: BaseException | None = None
         if not lead:
-            req.wake.acquire()  # until its batch is done or it is handed the lead
+            try:
+                req.wake.acquire()  # until its batch is done or it is handed the lead
+            except BaseException as exc:
+                with self._lock:
+                    withdrawn = self._handed is not req and req in self._queue
+                    if withdrawn:
+                        self._queue.remove(req)
+                if withdrawn:
+                    raise
+                deferred = exc
+                # in a running batch: wait for its end (the wake is released once then)
+                while not (req.done or self._handed is req):
+                    with contextlib.suppress(BaseException):
+                        req.wake.acquire(timeout=0.05)
         while not req.done:
-            self._lead()
+            deferred = self._lead() or deferred
+        if deferred is not None:
+            deferred._dwcore_committed = req.error is None  # type: ignore[attr-defined]
+            raise deferred
         if req.error is not None:
             raise req.error
         return req.result
 
-    def _lead(self) -> None:
+    def _lead(self) -> BaseException | None:
         """Run one batch as leader (``_busy`` is set for the caller), then wake its
-        writers and hand the lead to the first writer still queued."""
+        writers and hand the lead to the first writer still queued.  Returns an
+        interrupt that arrived while gathering (the batch runs first)."""
+        interrupted: BaseException | None = None
         with self._lock:
-            self._gather()
+            self._handed = None
+            try:
+                self._gather()
+            except BaseException as exc:  # KeyboardInterrupt: the queued changes go first
+                interrupted = exc
             batch, self._queue = self._queue, []
         try:
             self._run(batch)
@@ -135,12 +173,14 @@ class GroupCommit:
                 self.batches += 1
                 self.committed += len(batch)
                 nxt = self._queue[0] if self._queue else None
+                self._handed = nxt
                 if nxt is None:
                     self._busy = False
             for r in batch:
                 r.wake.release()  # (the leader's own too: nobody waits on it any more)
             if nxt is not None:
                 nxt.wake.release()  # it leads the next batch (_busy stays set)
+        return interrupted
 
     def _gather(self) -> None:
         """As leader (lock held): wait up to ``delay`` while writers that will submit

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -85,7 +86,7 @@ from dwcore.plugins import MetadataPlugin, PluginManager, discover
 from dwcore.pool import Extent, Pool
 from dwcore.pool.manifest import MANIFEST_NAME
 from dwcore.store.catalog import Catalog, DeleteChange, PutChange
-from dwcore.store.commit import GroupCommit, Request
+from dwcore.store.commit import GroupCommit, Request, committed
 from dwcore.store.fsck import FsckReport
 from dwcore.store.keys import (
     check_compartment_name,
@@ -661,9 +662,10 @@ class Instance:
                         info: ObjectInfo = self._commit.submit(
                             change, frozenset({pool_name}), writer
                         )
-                    except BaseException:
-                        for ext, _ in extents:
-                            pool.free(ext)
+                    except BaseException as exc:
+                        if not committed(exc):  # an interrupt after the commit keeps them
+                            for ext, _ in extents:
+                                pool.free(ext)
                         raise
             except DWError as exc:
                 self._failed(Category.DATA_CHANGE, "object.put", who, resource, exc)
@@ -719,7 +721,17 @@ class Instance:
                 req.error = res
             else:
                 req.result = res
-        self._pins.free(freed)
+        # committed: a failure from here on must not reach the writers (they would free
+        # extents the catalog now references); what it fails to free, fsck finds
+        try:
+            self._pins.free(freed)
+        except Exception as exc:
+            warnings.warn(
+                f"freeing {len(freed)} released extents failed after a commit ({exc}); "
+                f"`dwcore fsck` frees them",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def commit_changes(self, changes: Sequence[PutChange | DeleteChange]) -> list[Any]:
         """Commit catalog-only changes (roll-backs) in one transaction; frees what they
