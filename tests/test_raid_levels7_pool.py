@@ -815,3 +815,30 @@ def test_end_spare_expand_matches_twin(tmp_path: Any, level: str, n: int) -> Non
     check_all(b.pool, b.ref, rng, subs=30)
     b.rig.fail(set(range(lay.fault_tolerance)))
     check_all(b.pool, b.ref)
+
+
+def test_degraded_nested_reads_load_only_the_groups_that_lost_a_member() -> None:
+    """A degraded read of RAID 50/60 loads each healthy group's data members only;
+    the group that lost members is read whole (its parity rebuilds them), and a
+    flat code needs every survivor."""
+    from dwcore import raid
+    from dwcore.pool import codec
+
+    for level, n in (("60", 8), ("50", 8)):
+        lay = raid.layout(level, n)
+        for s in range(max(1, lay.period)):
+            sm = lay.stripe(s)
+            groups = [set(idx) for idx, _ in sm.subgroups()]
+            assert len(groups) == 2
+            first = groups[0]
+            lost = {min(first)}
+            need = codec.needed_members(sm, lost)
+            other = groups[1]
+            data_other = {j for j in other if sm.members[j].role.data_index is not None}
+            assert need & other == data_other  # no parity of the intact group
+            assert need & first == first - lost  # all survivors of the damaged group
+            assert codec.needed_members(sm, set()) == {
+                j for j, m in enumerate(sm.members) if m.role.data_index is not None
+            }
+    sm = raid.layout("6", 6).stripe(0)
+    assert codec.needed_members(sm, {0, 1}) == set(range(6)) - {0, 1}

@@ -37,6 +37,7 @@ __all__ = [
     "encode",
     "lost_members",
     "mismatched_rows",
+    "needed_members",
     "reconstruct",
     "sources",
 ]
@@ -141,6 +142,23 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
     if sm.codec is Codec.NONE or len(erased) > sm.codec.parity_count:
         return set(erased)
     return set()
+
+
+def needed_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
+    """The members a read of every data member must load when ``erased`` are gone:
+    each datum's first live copy, and every live member of what reconstructs the
+    erased ones (for grouped codecs only the groups that lost a member; the others
+    need just their data)."""
+    erased = set(erased)
+    if not erased:
+        return {copies[0] for copies in data_member_index(sm)}
+    if _grouped(sm):
+        out: set[int] = set()
+        for idx, sub in sm.subgroups():
+            local = {i for i, j in enumerate(idx) if j in erased}
+            out |= {idx[i] for i in needed_members(sub, local)}
+        return out
+    return set(range(len(sm.members))) - erased
 
 
 def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int]) -> set[int]:

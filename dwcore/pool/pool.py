@@ -1548,13 +1548,10 @@ class Pool:
         g0, g1 = segs[0].first, segs[-1].first + segs[-1].n
         erased = {m.index for m in self._members if not m.readable(g1) or m.sb is None}
         want: set[int] = set()
-        if erased:
-            want = set(range(self.layout.n_devices)) - erased
-        else:
-            for seg in segs:
-                sm, dmi = self._shape(seg.stripe)
-                for copies in dmi:
-                    want.add(sm.members[copies[0]].device)
+        for seg in segs:  # each device's rows are loaded once for all segments
+            sm, _ = self._shape(seg.stripe)
+            gone = {j for j, m in enumerate(sm.members) if m.device in erased}
+            want |= {sm.members[j].device for j in codec.needed_members(sm, gone)}
         devbuf = self._scratch_rows(g1 - g0)
         if not self._load_verified(sorted(want), g0, g1 - g0, devbuf):
             return None
