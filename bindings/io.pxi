@@ -206,7 +206,8 @@ cdef list _many(list requests, bint write):
                 blocks[i] = <size_t>block
                 # found again by order: the k-th verified request uses checks[k]
         starts[n] = got
-        memcpy(saved, iovs, <size_t>max(got, 1) * sizeof(iovec))
+        if nchecks:  # verification reads the iovecs as they were before the reads
+            memcpy(saved, iovs, <size_t>max(got, 1) * sizeof(iovec))
         if not write and posix_memalign(&bounce, 4096, _BOUNCE + 64) != 0:
             bounce = NULL  # without it every read is direct (slower for some buffers)
         with nogil:

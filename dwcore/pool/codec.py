@@ -16,7 +16,7 @@ be).  Every buffer of one call has the same length.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -69,6 +69,18 @@ def _rdp_apply(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int
 
 def _grouped(sm: StripeMap) -> bool:
     return sm.codec.group_codec is not None
+
+
+def _per_group(
+    sm: StripeMap, erased: Collection[int], fn: Callable[[StripeMap, set[int]], set[int]]
+) -> set[int]:
+    """``fn(group, its erased members)`` for each group of a grouped codec, the results
+    in the stripe's member positions."""
+    out: set[int] = set()
+    for idx, sub in sm.subgroups():
+        local = {i for i, j in enumerate(idx) if j in erased}
+        out |= {idx[i] for i in fn(sub, local)}
+    return out
 
 
 def _hamming_checks(sm: StripeMap, data: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> None:
@@ -126,11 +138,7 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
     if not erased:
         return set()
     if _grouped(sm):
-        out: set[int] = set()
-        for idx, sub in sm.subgroups():
-            local = {i for i, j in enumerate(idx) if j in erased}
-            out |= {idx[i] for i in lost_members(sub, local)}
-        return out
+        return _per_group(sm, erased, lost_members)
     if sm.codec is Codec.HAMMING:
         lost = solve(sm.k, len(sm.members) - sm.k, frozenset(erased))[1]
         return set(erased) if lost else set()
@@ -153,11 +161,7 @@ def needed_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
     if not erased:
         return {copies[0] for copies in data_member_index(sm)}
     if _grouped(sm):
-        out: set[int] = set()
-        for idx, sub in sm.subgroups():
-            local = {i for i, j in enumerate(idx) if j in erased}
-            out |= {idx[i] for i in needed_members(sub, local)}
-        return out
+        return _per_group(sm, erased, needed_members)
     return set(range(len(sm.members))) - erased
 
 

@@ -1191,17 +1191,25 @@ class Pool:
                 self._reap_dead()
         return Extent(self._tag, first, rows, length)
 
+    def _scratch(self, kind: str, n: int, dtype: str) -> np.ndarray:
+        """This thread's reused buffer ``kind`` of ``n`` items, 64-byte aligned; grown by
+        doubling (fresh large buffers cost page faults)."""
+        have = getattr(self._tls, kind, None)
+        if have is None or len(have) < n:
+            size = max(n, 2 * (0 if have is None else len(have)))
+            have = _aligned_empty(size * np.dtype(dtype).itemsize).view(dtype)
+            setattr(self._tls, kind, have)
+            # what _shrink_caches gives back; threads that ended took theirs with them
+            alive = {t.ident for t in threading.enumerate()}
+            for key in [k for k in self._scratch_bytes if k[0] not in alive]:
+                del self._scratch_bytes[key]
+            self._scratch_bytes[threading.get_ident(), kind] = have.nbytes
+        return have[:n]
+
     def _scratch_rows(self, rows: int) -> np.ndarray:
-        """A reused (devices × rows·B) buffer of this thread (fresh large buffers cost
-        page faults)."""
-        need = self.layout.n_devices * rows * self._block
-        have = getattr(self._tls, "scratch", None)
-        if have is None or len(have) < need:
-            have = self._tls.scratch = _aligned_empty(
-                max(need, 2 * (0 if have is None else len(have)))
-            )
-            self._scratch_bytes[threading.get_ident(), "rows"] = have.nbytes
-        return have[:need].reshape(self.layout.n_devices, rows * self._block)
+        """This thread's reused (devices × rows·B) buffer."""
+        nd = self.layout.n_devices
+        return self._scratch("rows", nd * rows * self._block, "u1").reshape(nd, rows * self._block)
 
     def _write_flat(self, first: int, rows: int, view: memoryview) -> None:
         """Write rows with one gathered write and one checksum write per device (the
@@ -1410,25 +1418,13 @@ class Pool:
             return freed
 
     def _scratch_seg_crc(self, n: int) -> np.ndarray:
-        """A reused checksum buffer of ``n`` entries, of this thread."""
-        have = getattr(self._tls, "seg_crc", None)
-        if have is None or len(have) < n:
-            have = self._tls.seg_crc = np.empty(
-                max(n, 2 * (0 if have is None else len(have))), dtype="<u4"
-            )
-            self._scratch_bytes[threading.get_ident(), "seg"] = have.nbytes
-        return have[:n]
+        """This thread's reused checksum buffer of ``n`` entries."""
+        return self._scratch("seg", n, "<u4")
 
     def _scratch_crcs(self, rows: int) -> np.ndarray:
-        """A reused (devices × rows) checksum buffer of this thread."""
-        need = self.layout.n_devices * rows
-        have = getattr(self._tls, "crcs", None)
-        if have is None or len(have) < need:
-            have = self._tls.crcs = np.empty(
-                max(need, 2 * (0 if have is None else len(have))), dtype="<u4"
-            )
-            self._scratch_bytes[threading.get_ident(), "crcs"] = have.nbytes
-        return have[:need].reshape(self.layout.n_devices, rows)
+        """This thread's reused (devices × rows) checksum buffer."""
+        nd = self.layout.n_devices
+        return self._scratch("crcs", nd * rows, "<u4").reshape(nd, rows)
 
     def _read_direct(self, ext: Extent, offset: int, end: int) -> bytes | None:
         """Healthy read of a flat layout straight into the result: per device one
