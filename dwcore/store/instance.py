@@ -88,6 +88,7 @@ from dwcore.pool.manifest import MANIFEST_NAME
 from dwcore.store.catalog import Catalog, DeleteChange, PutChange
 from dwcore.store.commit import GroupCommit, Request, committed
 from dwcore.store.fsck import FsckReport
+from dwcore.store.hashing import PieceHasher
 from dwcore.store.keys import (
     check_compartment_name,
     check_key,
@@ -588,14 +589,13 @@ class Instance:
 
     def _write_data(self, pool: Pool, data: Any) -> tuple[list[tuple[Extent, int]], int, bytes]:
         """Write ``data`` to ``pool`` in extents of at most EXTENT_BYTES: (extents, size, hash)."""
-        hasher = blake3.blake3()
+        hasher = PieceHasher()
         written: list[tuple[Extent, int]] = []
         size = 0
 
         def emit(piece: Any) -> None:
             nonlocal size
-            hasher.update(piece)
-            written.append((pool.write(piece), size))
+            written.append((hasher.update_while(piece, lambda: pool.write(piece)), size))
             size += len(piece)
 
         try:
