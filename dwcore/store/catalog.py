@@ -59,6 +59,14 @@ _VCOLS = (
     "v.metadata, v.created, v.pool, v.created_gen, v.deleted_gen"
 )
 _FROM = " FROM versions v JOIN compartments c ON c.id = v.compartment_id "
+_CURRENT_WITH_EXTENTS = (
+    "SELECT v.id, c.name, v.key, v.partition, v.size, v.hash, v.owner, v.metadata, v.created, "
+    "v.pool, v.created_gen, ve.extent_id, ve.offset, e.pool, e.handle "
+    "FROM versions v JOIN compartments c ON c.id = v.compartment_id "
+    "LEFT JOIN version_extents ve ON ve.version_id = v.id "
+    "LEFT JOIN extents e ON e.id = ve.extent_id "
+    "WHERE v.compartment_id = ? AND v.key = ? AND v.deleted_gen IS NULL ORDER BY ve.seq"
+)
 _LIVE_AT = " v.created_gen <= :g AND (v.deleted_gen IS NULL OR v.deleted_gen > :g) "
 _HELD = (
     "SELECT 1 FROM snapshots s WHERE s.generation >= :cg AND s.generation < :dg AND ("
@@ -141,6 +149,8 @@ class Catalog:
         self._conn.row_factory = sqlite3.Row
         self._compartments: dict[str, CompartmentInfo] = {}
         self._tiers: dict[str, str] | None = None
+        self._gen: int | None = None  # the last committed generation, once read
+        self._gen_pending: int | None = None  # the one the open transaction writes
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -169,14 +179,22 @@ class Catalog:
         with self._lock:
             self._check()
             self._conn.execute("BEGIN IMMEDIATE")
+            self._gen_pending = None
             try:
                 yield self._conn
             except BaseException:
+                self._gen = self._gen_pending = None  # read again from the database
                 self._conn.execute("ROLLBACK")
                 self._compartments.clear()
                 self._tiers = None
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._gen = self._gen_pending = None
+                raise
+            if self._gen_pending is not None:
+                self._gen = self._gen_pending
 
     def _all(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -189,10 +207,17 @@ class Catalog:
             row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
             return row
 
-    @staticmethod
-    def _bump(tx: sqlite3.Connection) -> int:
-        tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-        return int(tx.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    def _bump(self, tx: sqlite3.Connection) -> int:
+        """The next generation, written in ``tx`` (the last committed one is kept in
+        memory: the catalog's lock serialises every transaction of this connection)."""
+        if self._gen is None:
+            self._gen = int(
+                tx.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+            )
+        gen = self._gen + 1
+        tx.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (gen,))
+        self._gen_pending = gen
+        return gen
 
     @property
     def generation(self) -> int:
@@ -387,6 +412,8 @@ class Catalog:
         scope: Scope | None = None,
     ) -> ObjectInfo | None:
         """The version of ``key`` current now (or live at ``gen``), inside ``scope`` if given."""
+        if gen is None and scope is None and extents:
+            return self._current(cid, key)
         cond, params = (scope or Scope("instance")).sql()
         params = {**params, "cid": cid, "key": key}
         with self._lock:
@@ -404,6 +431,36 @@ class Catalog:
                 )
             row = self._conn.execute(sql, params).fetchone()
             return None if row is None else self._object(row, extents)
+
+    def _current(self, cid: int, key: str) -> ObjectInfo | None:
+        """:meth:`lookup` of the current version with its extents, in one query (the
+        path of every read)."""
+        with self._lock:
+            self._check()
+            cur = self._conn.cursor()
+            cur.row_factory = None  # plain tuples: this runs on every get
+            rows = cur.execute(_CURRENT_WITH_EXTENTS, (cid, key)).fetchall()
+        if not rows:
+            return None
+        vid, cname, key, partition, size, digest, owner, meta, created, pool, gen = rows[0][:11]
+        return ObjectInfo(
+            compartment=cname,
+            key=key,
+            version_id=vid,
+            size=size,
+            content_hash=bytes(digest).hex(),
+            owner=owner,
+            metadata={} if meta == "{}" else json.loads(meta),
+            created=created,
+            generation=gen,
+            pool=pool,
+            partition=partition,
+            extents=tuple(
+                ExtentRef(r[11], r[13], Extent.from_bytes(r[14]), r[12])
+                for r in rows
+                if r[11] is not None
+            ),
+        )
 
     def version(self, version_id: int) -> ObjectInfo | None:
         """The version with id ``version_id`` (with extents), if the catalog still has it."""
@@ -549,20 +606,31 @@ class Catalog:
         """
         results: list[ObjectInfo | DWError | None] = []
         freed: list[tuple[str, Extent]] = []
+        if len(changes) == 1:  # no savepoint: its error rolls the whole transaction back
+            try:
+                with self._tx() as tx:
+                    results.append(self._change(tx, changes[0], self._bump(tx), freed))
+            except DWError as exc:
+                return [exc], []
+            return results, freed
         with self._tx() as tx:
             gen = self._bump(tx)
             for i, change in enumerate(changes):
                 tx.execute(f"SAVEPOINT c{i}")
                 try:
-                    if isinstance(change, PutChange):
-                        results.append(self._put(tx, change, gen, freed))
-                    else:
-                        results.append(self._delete(tx, change, gen, freed))
+                    results.append(self._change(tx, change, gen, freed))
                 except DWError as exc:
                     tx.execute(f"ROLLBACK TO c{i}")
                     results.append(exc)
                 tx.execute(f"RELEASE c{i}")
         return results, freed
+
+    def _change(
+        self, tx: sqlite3.Connection, change: Change, gen: int, freed: list[tuple[str, Extent]]
+    ) -> ObjectInfo | None:
+        if isinstance(change, PutChange):
+            return self._put(tx, change, gen, freed)
+        return self._delete(tx, change, gen, freed)
 
     def _require_live(self, tx: sqlite3.Connection, cid: int) -> str:
         row = tx.execute(
@@ -587,52 +655,68 @@ class Catalog:
         if row is None:
             return None
         tx.execute("UPDATE versions SET deleted_gen = ? WHERE id = ?", (gen, row["id"]))
-        self._maybe_purge(tx, row["id"], freed)
+        self._purge_unheld(
+            tx,
+            row["id"],
+            (row["created_gen"], gen, row["pool"], row["compartment_id"], row["key"]),
+            freed,
+        )
         return row
 
     def _maybe_purge(
         self, tx: sqlite3.Connection, version_id: int, freed: list[tuple[str, Extent]]
     ) -> bool:
+        """Delete a deleted version no snapshot holds, and the extents only it used
+        (appended to ``freed``).  True when it was deleted."""
         v = tx.execute("SELECT * FROM versions WHERE id = ?", (version_id,)).fetchone()
         if v is None or v["deleted_gen"] is None:
             return False
+        return self._purge_unheld(
+            tx,
+            version_id,
+            (v["created_gen"], v["deleted_gen"], v["pool"], v["compartment_id"], v["key"]),
+            freed,
+        )
+
+    def _purge_unheld(
+        self,
+        tx: sqlite3.Connection,
+        version_id: int,
+        life: tuple[int, int, str, int, str],
+        freed: list[tuple[str, Extent]],
+    ) -> bool:
+        """:meth:`_maybe_purge` of a version whose (created_gen, deleted_gen, pool,
+        compartment id, key) the caller already has."""
+        cg, dg, pool, cid, key = life
         held = tx.execute(
-            _HELD + "LIMIT 1",
-            {
-                "cg": v["created_gen"],
-                "dg": v["deleted_gen"],
-                "pool": v["pool"],
-                "cid": v["compartment_id"],
-                "key": v["key"],
-            },
+            _HELD + "LIMIT 1", {"cg": cg, "dg": dg, "pool": pool, "cid": cid, "key": key}
         ).fetchone()
         if held:
             return False
-        ids = [
-            r[0]
-            for r in tx.execute(
-                "SELECT extent_id FROM version_extents WHERE version_id = ?", (version_id,)
-            )
-        ]
+        rows = tx.execute(
+            "SELECT DISTINCT ve.extent_id, e.pool, e.handle FROM version_extents ve "
+            "JOIN extents e ON e.id = ve.extent_id WHERE ve.version_id = ?",
+            (version_id,),
+        ).fetchall()
         tx.execute("DELETE FROM version_extents WHERE version_id = ?", (version_id,))
         tx.execute("DELETE FROM versions WHERE id = ?", (version_id,))
-        for eid in set(ids):
+        for eid, epool, handle in rows:
             if tx.execute(
                 "SELECT 1 FROM version_extents WHERE extent_id = ? LIMIT 1", (eid,)
             ).fetchone():
                 continue
-            e = tx.execute("SELECT pool, handle FROM extents WHERE id = ?", (eid,)).fetchone()
             tx.execute("DELETE FROM extents WHERE id = ?", (eid,))
-            freed.append((e["pool"], Extent.from_bytes(e["handle"])))
+            freed.append((epool, Extent.from_bytes(handle)))
         return True
 
     def _put(
         self, tx: sqlite3.Connection, ch: PutChange, gen: int, freed: list[tuple[str, Extent]]
     ) -> ObjectInfo:
-        self._require_live(tx, ch.compartment_id)
+        cname = self._require_live(tx, ch.compartment_id)
         self._retire(
             tx, "v.compartment_id = ? AND v.key = ?", (ch.compartment_id, ch.key), gen, freed
         )
+        meta = json.dumps(ch.metadata, sort_keys=True)
         cur = tx.execute(
             "INSERT INTO versions (compartment_id, key, partition, size, hash, owner, metadata, "
             "created, pool, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -643,7 +727,7 @@ class Catalog:
                 ch.size,
                 ch.content_hash,
                 ch.owner,
-                json.dumps(ch.metadata, sort_keys=True),
+                meta,
                 ch.created,
                 ch.pool,
                 gen,
@@ -669,8 +753,21 @@ class Catalog:
                 (vid, seq, ecur.lastrowid, offset),
             )
             seq += 1
-        row = tx.execute(f"SELECT {_VCOLS}{_FROM}WHERE v.id = ?", (vid,)).fetchone()
-        return self._object(row, False)
+        # what was just inserted, as _object would read it back (without extents)
+        return ObjectInfo(
+            compartment=cname,
+            key=ch.key,
+            version_id=vid,
+            size=ch.size,
+            content_hash=bytes(ch.content_hash).hex(),
+            owner=ch.owner,
+            metadata={} if meta == "{}" else json.loads(meta),
+            created=ch.created,
+            generation=gen,
+            pool=ch.pool,
+            partition=ch.partition,
+            extents=(),
+        )
 
     def _delete(
         self, tx: sqlite3.Connection, ch: DeleteChange, gen: int, freed: list[tuple[str, Extent]]

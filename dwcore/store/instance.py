@@ -61,7 +61,7 @@ import blake3
 
 from dwcore.audit import AuditLog, Category, Outcome
 from dwcore.auth import AuthService, Principal
-from dwcore.auth.rbac import covers, validate_permission
+from dwcore.auth.rbac import ACTIONS, PRIVILEGED, covers, validate_permission
 from dwcore.config import (
     DwConfig,
     auth_policy,
@@ -107,6 +107,9 @@ __all__ = ["DEFAULT_PARTITIONS", "EXTENT_BYTES", "TIERS", "Instance"]
 
 #: Largest extent a put writes: objects are streamed in pieces of this size.
 EXTENT_BYTES = 4 << 20
+
+#: Actions the local owner is allowed without a decision record (not privileged).
+_OWNER_UNAUDITED = ACTIONS - PRIVILEGED
 #: Hash partitions of a new compartment.
 DEFAULT_PARTITIONS = 16
 #: The storage tiers, fastest first.
@@ -387,6 +390,8 @@ class Instance:
         compartment: CompartmentInfo | None = None,
     ) -> None:
         """Allow ``action`` by the compartment's ACL, else by :meth:`AuthService.require`."""
+        if who.is_local_owner and action in _OWNER_UNAUDITED:
+            return  # what authorize() decides for the owner, without an audit record either
         if compartment is not None:
             perms = compartment.acl.get(who.name, ())
             if not who.is_local_owner and any(covers(p, action) for p in perms):
