@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -95,6 +96,53 @@ def test_a_failed_change_does_not_spoil_its_batch(tmp_path: Path) -> None:
     results, _ = cat.apply([DeleteChange(comp.id, "missing"), good])
     assert "does not exist" in str(results[0])
     assert cat.lookup(comp.id, "a") is not None
+    cat.close()
+
+
+def test_a_lone_failed_change_commits_nothing_and_the_generation_stays(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    comp = cat.create_compartment("c", "o", partitions=16, tier="hot", acl={}, now=0.0)
+    put(cat, comp.id, "k", ext(1))
+    g = cat.generation
+    results, freed = cat.apply([DeleteChange(comp.id, "missing")])
+    assert "does not exist" in str(results[0]) and freed == []
+    assert cat.generation == g
+    gone = PutChange(comp.id + 99, "x", 0, 1, b"\0" * 32, "o", {}, 0.0, "main", [(ext(2), 0)])
+    (err,), freed = cat.apply([gone])
+    assert "does not exist" in str(err) and freed == []
+    assert cat.generation == g and cat.counts()["extents"] == 1
+    info, _ = put(cat, comp.id, "k2", ext(3))
+    assert info.generation == g + 1 == cat.generation
+    cat.close()
+
+
+def test_a_put_returns_what_a_look_up_reads_back(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    comp = cat.create_compartment("c", "o", partitions=16, tier="hot", acl={}, now=0.0)
+    change = PutChange(
+        comp.id, "k/é", 5, 300, bytes(range(32)), "owner", {"b": "2", "a": "1"}, 1234.5, "main",
+        extents=[(ext(1), 0), (ext(2), 100), (ext(3), 200)],
+    )  # fmt: skip
+    (made,), _ = cat.apply([change])
+    found = cat.lookup(comp.id, "k/é")
+    assert found is not None
+    assert made == dataclasses.replace(found, extents=())
+    assert [(r.extent, r.offset) for r in found.extents] == change.extents
+    assert cat.lookup(comp.id, "k/é", found.generation) == found  # the general query agrees
+    cat.close()
+
+
+def test_the_generation_is_read_again_after_a_transaction_fails(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    comp = cat.create_compartment("c", "o", partitions=16, tier="hot", acl={}, now=0.0)
+    put(cat, comp.id, "a", ext(1))
+    g = cat.generation
+    bad = PutChange(comp.id, "b", 0, 1, None, "o", {}, 0.0, "main", [(ext(2), 0)])  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):  # hash NOT NULL: the whole transaction goes
+        cat.apply([bad])
+    assert cat.generation == g
+    put(cat, comp.id, "c", ext(3))
+    assert cat.generation == g + 1
     cat.close()
 
 
