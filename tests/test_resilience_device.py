@@ -75,17 +75,30 @@ def test_flaky_reads_writes_and_syncs_are_retried_transparently() -> None:
     buf = bytearray(5)
     assert r.dev.preadinto(100, buf) == 5 and buf == b"hello"
     r.faulty.fail_now("write")
-    r.dev.sync()
-    r.faulty.fail_now("write")
     assert r.dev.pwritev(200, [b"ab", b"", b"cde"]) == 5  # one request, retried whole
     r.faulty.fail_now("read")
     parts = [bytearray(1), bytearray(4)]
     assert r.dev.preadvinto(200, parts) == 5 and parts == [b"a", b"bcde"]
-    assert len(r.clock.sleeps) == 6
+    assert len(r.clock.sleeps) == 5
     assert all(0 <= s <= STORAGE.max_delay for s in r.clock.sleeps)
     snap = r.dev.breaker.snapshot()
-    assert snap["failures"] == 0 and snap["successes"] == 6 and snap["state"] == "closed"
+    assert snap["failures"] == 0 and snap["successes"] == 5 and snap["state"] == "closed"
     assert not r.dead and not r.dev.dead
+
+
+def test_a_failed_sync_is_never_retried() -> None:
+    # fsyncgate: after a failed fsync the kernel may drop the pages it could not write,
+    # so a retry that succeeds would report writes durable that are gone
+    r = rig()
+    r.clock.on_sleep.append(r.faulty.heal)  # a retry would succeed
+    r.dev.pwrite(0, b"data")
+    syncs = r.faulty.stats.syncs
+    r.faulty.fail_now("write")
+    with pytest.raises(DeviceIOError, match="injected"):
+        r.dev.sync()
+    assert r.faulty.stats.syncs == syncs + 1 and r.clock.sleeps == []
+    snap = r.dev.breaker.snapshot()
+    assert snap["failures"] == 1 and snap["state"] == "closed"
 
 
 def test_dead_device_trips_the_breaker_and_on_dead_fires_exactly_once() -> None:

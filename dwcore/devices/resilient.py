@@ -6,7 +6,8 @@
 and a :class:`~dwcore.resilience.CircuitBreaker`:
 
 * a flaky device (an error, then success) is retried and the caller never
-  sees the error;
+  sees the error — except a failed sync, which is never retried (a second
+  fsync can succeed after the first dropped the pages it could not write);
 * a request that still fails after its retries raises the device's own
   :class:`~dwcore.devices.errors.DeviceIOError` and counts as one failure in
   the breaker's window;
@@ -127,7 +128,7 @@ class ResilientDevice(Device):
                     stacklevel=2,
                 )
 
-    def _io(self, what: str, fn: Callable[..., _T], *args: object) -> _T:
+    def _io(self, what: str, fn: Callable[..., _T], *args: object, retry: bool = True) -> _T:
         try:
             self.breaker.allow()
         except CircuitOpenError as exc:
@@ -139,7 +140,7 @@ class ResilientDevice(Device):
                 reason=self.breaker.last_failure,
             ) from exc
         try:
-            result = self.policy.call(fn, *args)
+            result = self.policy.call(fn, *args) if retry else fn(*args)
         except Exception as exc:
             if _is_device_failure(exc):
                 self.breaker.record_failure(exc)
@@ -202,7 +203,10 @@ class ResilientDevice(Device):
         self._io("read", fn, offset, views)
 
     def _sync(self) -> None:
-        self._io("sync", self.inner.sync)
+        # Never retried: a failed fsync may have dropped the dirty pages it could not
+        # write, and a second one would then succeed without them ("fsyncgate").  The
+        # error reaches the caller, which must treat the unsynced writes as lost.
+        self._io("sync", self.inner.sync, retry=False)
 
     def _close(self) -> None:
         if self.close_inner:
