@@ -118,3 +118,9 @@ class InvalidKeyError(InvalidArgumentError):
 
 class CompartmentNotEmptyError(DWError):
     """A compartment still holds objects and cannot be deleted; delete them first."""
+
+
+class CommitInterruptedError(DWError):
+    """A group commit was interrupted (Ctrl-C in the thread running it) while it held
+    this change: it may or may not have been committed.  Its data is kept; reopening
+    shows which, and ``dwcore fsck`` frees what no committed change references."""

@@ -526,6 +526,74 @@ def test_group_commit_interrupted_follower_is_withdrawn_and_others_go_on() -> No
     assert "interrupted" not in ran
 
 
+@pytest.mark.parametrize("after_commit", [True, False])
+def test_an_interrupt_in_mid_batch_keeps_every_writers_data(
+    inst: Instance, after_commit: bool
+) -> None:
+    """Ctrl-C in the thread running a batch: whether the batch committed is unknown to
+    its writers, so none of them frees its extents.  The leader sees the interrupt,
+    the others a CommitInterruptedError; what committed reads back, and what did not
+    is only leaked rows that fsck frees."""
+    from dwcore.errors import CommitInterruptedError
+    from dwcore.store.commit import committed
+
+    gc = inst.group_commit
+    real_run = gc._run
+    gate = threading.Event()
+
+    def interrupted_run(batch: list[Any]) -> None:
+        keys = {getattr(r.change, "key", None) for r in batch}
+        if "k1" in keys:
+            assert gate.wait(10)
+        if "k2" in keys:
+            if after_commit:
+                real_run(batch)
+            raise KeyboardInterrupt  # as a signal would, in the leader's thread
+        real_run(batch)
+
+    gc._run = interrupted_run  # type: ignore[method-assign]
+    gc.delay = 0
+    errors: dict[str, BaseException] = {}
+
+    def put(key: str) -> None:
+        try:
+            inst.put("c", key, key.encode() * 1000)
+        except BaseException as exc:
+            errors[key] = exc
+
+    t1 = threading.Thread(target=put, args=("k1",))
+    t1.start()
+    deadline = time.monotonic() + 10
+    while not gc._busy and time.monotonic() < deadline:
+        time.sleep(0.005)
+    t3 = threading.Thread(target=lambda: (wait_queued(gc, 1), put("k3")))
+    t3.start()
+    threading.Timer(0.05, lambda: (wait_queued(gc, 2), gate.set())).start()
+    put("k2")  # queued behind k1: it leads the batch of k2 and k3
+    t1.join(10)
+    t3.join(10)
+    assert "k1" not in errors
+    assert isinstance(errors["k2"], KeyboardInterrupt) and committed(errors["k2"])
+    assert isinstance(errors["k3"], CommitInterruptedError)
+    gc._run = real_run  # type: ignore[method-assign]
+    report = inst.fsck()
+    assert report.ok, report.problems
+    assert inst.get("c", "k1") == b"k1" * 1000
+    for key in ("k2", "k3"):
+        if after_commit:
+            assert inst.get("c", key) == key.encode() * 1000
+        else:
+            with pytest.raises(NotFoundError):
+                inst.get("c", key)
+    assert sum(report.leaked_rows.values()) == (0 if after_commit else 2)
+
+
+def wait_queued(gc: Any, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(gc._queue) < n and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def test_put_keeps_its_extents_when_interrupted_after_the_commit(inst: Instance) -> None:
     """An interrupt that reaches a writer while a batch holding its change runs is
     raised only after that batch, marked as committed: put then keeps the extents

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from dwcore.errors import CommitInterruptedError
+
 __all__ = ["DEFAULT_DELAY", "GroupCommit", "Request", "Writer", "committed"]
 
 #: How long a leader waits at most for writers still writing their data.
@@ -31,10 +33,11 @@ DEFAULT_DELAY = 0.002
 
 
 def committed(exc: BaseException) -> bool:
-    """True when ``exc``, raised by :meth:`GroupCommit.submit`, is an interrupt that
-    arrived after the change it was submitting had been committed: the caller must
-    then keep what the change references."""
-    return bool(getattr(exc, "_dwcore_committed", False))
+    """True when ``exc``, raised by :meth:`GroupCommit.submit`, leaves the change
+    committed or possibly committed: an interrupt that arrived after its batch
+    committed, or a :class:`CommitInterruptedError`.  The caller must then keep what
+    the change references (``dwcore fsck`` frees it if it turns out unreferenced)."""
+    return isinstance(exc, CommitInterruptedError) or bool(getattr(exc, "_dwcore_committed", False))
 
 
 class Request:
@@ -142,7 +145,7 @@ class GroupCommit:
         while not req.done:
             deferred = self._lead() or deferred
         if deferred is not None:
-            deferred._dwcore_committed = req.error is None  # type: ignore[attr-defined]
+            deferred._dwcore_committed = req.error is None or committed(req.error)  # type: ignore[attr-defined]
             raise deferred
         if req.error is not None:
             raise req.error
@@ -162,10 +165,20 @@ class GroupCommit:
             batch, self._queue = self._queue, []
         try:
             self._run(batch)
-        except BaseException as exc:
+        except Exception as exc:
             for r in batch:
                 if not r.done:
                     r.error = exc
+        except BaseException as exc:  # an interrupt in mid-batch: the outcome is unknown
+            interrupted = interrupted or exc
+            for r in batch:
+                if not r.done:
+                    r.error = CommitInterruptedError(
+                        f"the commit of this change was interrupted ({type(exc).__name__}); "
+                        f"it may or may not have been committed. Its data is kept: "
+                        f"reopening shows which, and `dwcore fsck` frees what is "
+                        f"unreferenced"
+                    )
         finally:
             with self._lock:
                 for r in batch:
