@@ -1009,3 +1009,40 @@ def test_a_late_write_failure_does_not_fail_the_replacement(
     pool.fail_device(0)
     assert pool.read(ext) == data  # the replacement holds the right bytes
     pool.close()
+
+
+@pytest.mark.parametrize(
+    ("level", "n", "opts"),
+    [
+        ("6", 5, {}),
+        ("Z2", 6, {}),
+        ("UNRAID", 4, {"parity": 1}),
+        ("DECLUSTERED", 8, {}),
+        ("BEYOND", 4, {"zone_size": 4 << 20}),
+        ("ADAPTIVE", 4, {}),
+    ],
+)
+def test_check_rows_reports_what_reconcile_would_do_and_changes_nothing(
+    tmp_path: Any, level: str, n: int, opts: dict[str, Any]
+) -> None:
+    """``check_rows`` counts leaked rows (allocated, unreferenced) and missing ones
+    (referenced, unknown or free) read-only; after ``reconcile`` nothing is leaked."""
+    size = 16 << 20
+    pool = Pool.create(tmp_path / "p", level, n, size, chunk_size=CHUNK, **opts)
+    rng = np.random.default_rng(7)
+    live = [pool.write(rng.bytes(int(rng.integers(1, 90_000)))) for _ in range(6)]
+    leak = [pool.write(rng.bytes(40_000)) for _ in range(2)]
+    gone = pool.write(rng.bytes(30_000))
+    pool.free(gone)
+    pool.sync()
+    used = pool.status().used
+    leaked, missing = pool.check_rows(live)
+    assert leaked > 0 and missing == 0
+    assert pool.check_rows(live) == (leaked, 0) and pool.status().used == used  # read-only
+    assert pool.check_rows(live + leak) == (0, 0)
+    assert pool.check_rows(live + leak + [gone])[1] > 0  # a freed extent is referenced
+    assert pool.reconcile(live) == leaked
+    assert pool.check_rows(live) == (0, 0)
+    for ext in live:
+        pool.read(ext)
+    pool.close()

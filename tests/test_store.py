@@ -313,6 +313,42 @@ def test_fsck_frees_rows_no_version_references(inst: Instance) -> None:
     assert inst.get("c", "keep") == b"k" * 50_000
 
 
+def test_fsck_without_repair_reports_leaks_and_changes_nothing(inst: Instance) -> None:
+    inst.put("c", "keep", b"k" * 50_000)
+    pool = inst.pools["main"]
+    leaked = [pool.write(b"orphan" * 5000) for _ in range(3)]
+    pool.sync()
+    used = pool.status().used
+    rep = inst.fsck(repair=False)
+    rows = sum(e.rows for e in leaked)
+    assert not rep.ok and rep.leaked_rows == {"main": rows} and rep.repaired == []
+    assert any(f"{rows} allocated row(s) no object references" in p for p in rep.problems)
+    assert pool.status().used == used  # nothing freed
+    assert inst.fsck().leaked_rows == {"main": rows}
+    assert inst.fsck(repair=False).ok
+
+
+def test_fsck_finds_and_restores_referenced_rows_the_pool_had_free(inst: Instance) -> None:
+    """Rows an object uses but the allocator has free (a damaged allocator) would be
+    handed to the next write: fsck reports them, and its repair allocates them again."""
+    data = bytes(range(256)) * 400
+    inst.put("c", "k", data)
+    pool = inst.pools["main"]
+    ext = inst.head("c", "k").extents[0].extent
+    pool._alloc.free(ext.first_row, ext.rows)  # the damage
+    rep = inst.fsck(repair=False)
+    assert not rep.ok
+    assert any(f"{ext.rows} row(s) that objects reference are free" in p for p in rep.problems)
+    assert not pool._alloc.is_allocated(ext.first_row, ext.rows)  # still unrepaired
+    rep = inst.fsck()
+    assert rep.ok, rep.problems
+    assert any(f"marked {ext.rows} row(s)" in r for r in rep.repaired)
+    assert pool._alloc.is_allocated(ext.first_row, ext.rows)
+    inst.put("c", "other", b"x" * 100_000)  # goes elsewhere now
+    assert inst.head("c", "other").extents[0].extent.first_row != ext.first_row
+    assert inst.get("c", "k") == data and inst.fsck(repair=False).ok
+
+
 def test_fsck_deep_finds_wrong_content(inst: Instance) -> None:
     info = inst.put("c", "k", b"a" * 1000)
     inst.catalog._conn.execute(

@@ -464,6 +464,14 @@ class ZoneEngine:
         if ext.rows:
             self._drop(ext.first_row)
 
+    def check(self, used: list[tuple[int, int]]) -> tuple[int, int]:
+        live = {first for first, _ in used}
+        leaked = sum(
+            sum(n for _, _, n in runs) for i, runs in self.extents.items() if i not in live
+        )
+        missing = sum(n for first, n in used if first not in self.extents)
+        return leaked, missing
+
     def reconcile(self, used: list[tuple[int, int]]) -> int:
         live = {first for first, _ in used}
         gone = [i for i in self.extents if i not in live]

@@ -423,6 +423,12 @@ class HeatEngine:
             self._unmap(rb)
         self.used[rb0 : rb0 + n] = False
 
+    def check(self, used: list[tuple[int, int]]) -> tuple[int, int]:
+        live = {first for first, _ in used}
+        leaked = sum(k for i, (_rb0, k, _len) in self.extents.items() if i not in live)
+        missing = sum(n for first, n in used if first not in self.extents)
+        return leaked, missing
+
     def reconcile(self, used: list[tuple[int, int]]) -> int:
         live = {first for first, _ in used}
         gone = [i for i in self.extents if i not in live]

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 if TYPE_CHECKING:
     from dwcore.pool.extent import Extent
     from dwcore.pool.status import ScrubReport
     from dwcore.raid import Layout
 
-__all__ = ["Engine", "alloc_blocks", "engine_for", "placement_of"]
+__all__ = ["Engine", "alloc_blocks", "bitmap_diff", "engine_for", "placement_of"]
 
 
 class Engine(Protocol):
@@ -51,6 +53,10 @@ class Engine(Protocol):
     def reconcile(self, used: list[tuple[int, int]]) -> int:
         """Free allocator blocks no live extent uses; returns blocks freed."""
 
+    def check(self, used: list[tuple[int, int]]) -> tuple[int, int]:
+        """What :meth:`reconcile` would find, changing nothing: ``(leaked, missing)``
+        blocks (allocated but unused; used but not allocated or unknown)."""
+
     def after_sync(self) -> None:
         """Called under the pool lock after every device and the allocator synced."""
 
@@ -73,6 +79,21 @@ class Engine(Protocol):
 def placement_of(layout: Layout) -> str:
     """``"stripes"`` for the row engine, else the level's per-extent placement."""
     return str(getattr(layout, "placement", "stripes"))
+
+
+def bitmap_diff(bitmap: bytes, nblocks: int, used: list[tuple[int, int]]) -> tuple[int, int]:
+    """``(leaked, missing)`` blocks of an allocation bitmap (bit i of byte j is block
+    8j+i, 1 = allocated) against the ``(start, length)`` runs in use (overlaps allowed):
+    allocated blocks no run covers, and covered blocks not allocated."""
+    allocated = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    allocated = allocated[:nblocks].astype(bool)
+    edges = np.zeros(nblocks + 1, dtype=np.int64)
+    if used:
+        runs = np.asarray(used, dtype=np.int64).reshape(-1, 2)
+        np.add.at(edges, np.minimum(runs[:, 0], nblocks), 1)
+        np.add.at(edges, np.minimum(runs[:, 0] + runs[:, 1], nblocks), -1)
+    covered = np.cumsum(edges[:-1]) > 0
+    return int(np.count_nonzero(allocated & ~covered)), int(np.count_nonzero(covered & ~allocated))
 
 
 def alloc_blocks(layout: Layout, usable: int, block_size: int) -> int | None:

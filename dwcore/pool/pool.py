@@ -1771,13 +1771,36 @@ class Pool:
                         dev.append([off, n])
             return [(d, off, n) for d in sorted(runs) for off, n in runs[d]]
 
-    def reconcile(self, live_extents: Iterable[Extent]) -> int:
-        """Free rows no live extent references (leaked by a crash); returns rows freed."""
+    def _used_rows(
+        self, live_extents: Iterable[Extent], known: bool = True
+    ) -> list[tuple[int, int]]:
+        """``(first_row, rows)`` of each extent, checked to be this pool's (``known``:
+        also by the engine, which refuses extents it has no record of)."""
         used = []
         for ext in live_extents:
-            self._check_extent(ext)
+            if known or self._engine is None:
+                self._check_extent(ext)
+            elif not isinstance(ext, Extent) or ext.pool_tag != self._tag:
+                self._check_extent(ext)  # raises: not an extent of this pool at all
             if ext.rows:
                 used.append((ext.first_row, ext.rows))
+        return used
+
+    def check_rows(self, live_extents: Iterable[Extent]) -> tuple[int, int]:
+        """What :meth:`reconcile` would find, changing nothing: ``(leaked, missing)``
+        rows — allocated rows no live extent references, and rows live extents
+        reference that the pool has free (or, for per-extent engines, does not know)."""
+        used = self._used_rows(live_extents, known=False)
+        with self._lock:
+            self._check_open()
+            if self._engine is not None:
+                return self._engine.check(used)
+            return placement.bitmap_diff(self._alloc.bitmap(), self._alloc.nblocks, used)
+
+    def reconcile(self, live_extents: Iterable[Extent]) -> int:
+        """Free rows no live extent references (leaked by a crash); returns rows freed.
+        Rows live extents reference but the allocator had free are marked allocated."""
+        used = self._used_rows(live_extents)
         with self._lock:
             self._check_open()
             if self._engine is not None:

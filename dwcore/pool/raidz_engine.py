@@ -45,6 +45,7 @@ from dwcore.errors import (
     UnsupportedFormatError,
 )
 from dwcore.pool.extent import Extent
+from dwcore.pool.placement import bitmap_diff
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid.raidz import RaidZ, RaidzMap, raidz_asize, raidz_map
 
@@ -354,6 +355,10 @@ class RaidzEngine:
         for start, n in freed:
             self.map[start : start + n] = 0
         return sum(n for _, n in freed)
+
+    def check(self, used: list[tuple[int, int]]) -> tuple[int, int]:
+        alloc = self.pool._alloc
+        return bitmap_diff(alloc.bitmap(), alloc.nblocks, used)
 
     def after_sync(self) -> None:
         self.map.flush()

@@ -59,6 +59,7 @@ from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool.extent import Extent
 from dwcore.pool.intent_log import INTENT_NAME, IntentLog
+from dwcore.pool.placement import bitmap_diff
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid import Codec
 from dwcore.raid.volumes import ParityGroup, Span, VolumeLayout
@@ -521,13 +522,20 @@ class VolumeEngine:
         if ext.rows:
             self.pool._alloc.free(ext.first_row, ext.rows)
 
-    def reconcile(self, used: list[tuple[int, int]]) -> int:
-        guards = [
+    def _guards(self) -> list[tuple[int, int]]:
+        """The last block of every volume, kept allocated (see the allocator's sizing)."""
+        return [
             (self.starts[i] + v.length // self.b - 1, 1)
             for i, v in enumerate(self.vols)
             if v.length // self.b
         ]
-        return sum(n for _, n in self.pool._alloc.reconcile(used + guards))
+
+    def reconcile(self, used: list[tuple[int, int]]) -> int:
+        return sum(n for _, n in self.pool._alloc.reconcile(used + self._guards()))
+
+    def check(self, used: list[tuple[int, int]]) -> tuple[int, int]:
+        alloc = self.pool._alloc
+        return bitmap_diff(alloc.bitmap(), alloc.nblocks, used + self._guards())
 
     # ------------------------------------------------------------------
     # intent log

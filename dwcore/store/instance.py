@@ -947,9 +947,11 @@ class Instance:
         """Check the catalog and the pools against each other, and repair what is safe.
 
         Frees pool rows no catalog entry references (what a crash between a
-        data write and its commit leaves), removes catalog extent rows no
+        data write and its commit leaves), marks rows that live objects use
+        but the pool had free allocated again, removes catalog extent rows no
         version references, and with ``deep`` reads every kept version and
-        checks its blake3 hash.  Runs alone (waits for running operations).
+        checks its blake3 hash.  ``repair=False`` changes nothing and reports
+        each of these as a problem.  Runs alone (waits for running operations).
         """
         who = self._who(principal)
         self._allow(who, "pool.manage", "instance")
@@ -961,13 +963,37 @@ class Instance:
             report.repaired.extend(repaired)
             self._pins.free(freed)
             for name, pool in self._pools.items():
+                live = self.catalog.live_extents(name) + self._pins.held(name)
+                leaked, missing = pool.check_rows(live)
                 if repair:
-                    live = self.catalog.live_extents(name) + self._pins.held(name)
-                    rows = pool.reconcile(live)
+                    try:
+                        rows = pool.reconcile(live)
+                    except InvalidArgumentError as exc:  # an extent the pool has no record of
+                        report.problems.append(f"pool {name}: cannot reconcile: {exc}")
+                        rows = 0
                     pool.sync()
                     report.leaked_rows[name] = rows
                     if rows:
                         report.repaired.append(f"pool {name}: freed {rows} leaked row(s)")
+                    _, still = pool.check_rows(live)
+                    if missing > still:
+                        report.repaired.append(
+                            f"pool {name}: marked {missing - still} row(s) that objects "
+                            f"reference allocated again (the pool had them free)"
+                        )
+                    missing = still
+                else:
+                    report.leaked_rows[name] = leaked
+                    if leaked:
+                        report.problems.append(
+                            f"pool {name}: {leaked} allocated row(s) no object references "
+                            f"(fsck without --no-repair frees them)"
+                        )
+                if missing:
+                    report.problems.append(
+                        f"pool {name}: {missing} row(s) that objects reference are free or "
+                        f"unknown to the pool: new writes may overwrite them"
+                    )
                 if pool.status().degraded:
                     report.warnings.append(f"pool {name} is degraded")
             counts = self.catalog.counts()
