@@ -651,3 +651,34 @@ def test_physical_runs(tmp_path: Any) -> None:
         assert n == ext.rows * BLOCK and {o for _d, o, _n in runs} == {off}
         assert images[dev][BASE + off : BASE + off + len(data)] == data
     quiet_close(b.pool)
+
+
+@pytest.mark.parametrize(
+    ("level", "opts"), [("UNRAID", {"parity": 2}), ("S", {"hyper_size": 1 * MiB})]
+)
+def test_devices_holding_old_data_are_cleared_at_creation(
+    tmp_path: Any, level: str, opts: dict[str, Any]
+) -> None:
+    """Parity is updated by delta, so it must start consistent with the devices: a
+    device given with old bytes on it is cleared first (as Unraid clears a disk), and
+    every extent then reads back with its own device failed."""
+    from dwcore.devices import RamDevice
+    from dwcore.pool import Pool
+
+    rng = np.random.default_rng(3)
+    n = 4
+    devs = []
+    for _ in range(n):
+        dev = RamDevice(DEV)
+        dev.pwrite(0, rng.bytes(DEV))  # a disk that held something before
+        devs.append(dev)
+    pool = Pool.create(tmp_path / "p", level, devs, DEV, chunk_size=16 * KiB, **opts)
+    ref = fill(pool, rng, sizes_for(rng, 12, 16 * KiB, (100 * KiB,)))
+    pool.sync()
+    for i in range(n):
+        pool.fail_device(i)
+        check_all(pool, ref)
+        pool.replace_device(i, RamDevice(DEV), force=True)
+        pool.rebuild()
+    check_all(pool, ref)
+    pool.close()

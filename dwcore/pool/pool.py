@@ -187,6 +187,35 @@ def _aligned_empty(n: int) -> np.ndarray:
     return raw[skip : skip + n]
 
 
+def _is_block(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+_CLEAR_STEP = 4 << 20
+
+
+def _clear(device: Device, device_size: int) -> None:
+    """Make the data area (and checksum table) of a new member of an in-place parity
+    level read as zeros, as Unraid clears a disk before adding it: that parity is
+    updated by delta, so it must start consistent with what the devices hold.  Reads
+    the area and rewrites only what is not zero (a file this pool created is sparse
+    and skipped by the caller)."""
+    area = data_area(device_size)
+    zeros = bytes(_CLEAR_STEP)
+    end = area.offset + area.size
+    written = False
+    for off in range(area.offset, end, _CLEAR_STEP):
+        n = min(_CLEAR_STEP, end - off)
+        if any(device.pread(off, n)):
+            device.pwrite(off, zeros[:n])
+            written = True
+    if written:
+        device.sync()
+
+
 class PoolDegradedWarning(UserWarning):
     """A pool was opened with members missing, foreign, stale or unreadable."""
 
@@ -448,7 +477,10 @@ class Pool:
         objects (the caller keeps ownership: the pool does not close them).
         ``device_size`` is the bytes used on each device.  Everything is
         validated before anything is written; a device that holds a file
-        system or a dwcore superblock is refused unless ``force``.
+        system or a dwcore superblock is refused unless ``force``.  For the
+        in-place parity levels (RAID S, Unraid) the data areas of block
+        devices and given devices are cleared first (read, and zeroed where
+        not zero), which takes as long as reading them.
         """
         root = os.fspath(path)
         if isinstance(devices, bool):
@@ -509,6 +541,12 @@ class Pool:
                 mem.path = mem.device.path
                 mem.state = DeviceState.ONLINE
                 members.append(mem)
+            if placement.placement_of(lay) == "volumes":
+                # files this pool created are sparse; disks and given devices may hold data
+                for spec, mem in zip(specs, members, strict=True):
+                    if isinstance(spec, Device) or _is_block(os.fspath(spec)):
+                        assert mem.device is not None
+                        _clear(mem.device, device_size)
             params = lay.params
             for mem in members:
                 assert mem.device is not None

@@ -36,9 +36,11 @@ its own device.  Rebuild writes every byte of the replacement's spans (the
 parity covers unallocated bytes too), resumable from the checkpoint in the
 replacement's superblock.
 
-New devices must read as zeros (sparse files, RAM, or zeroed disks, as
-Unraid clears a new disk): a block whose checksum entry is 0 and whose bytes
-are all zero is taken as never written.
+New devices must read as zeros, as Unraid clears a new disk: :meth:`Pool.create`
+zeroes whatever is not zero on the disks and the devices it is given (files it
+creates are sparse), and a rebuild writes every byte of the replacement.  A
+block whose checksum entry is 0 and whose bytes are all zero is taken as never
+written.
 """
 
 from __future__ import annotations
