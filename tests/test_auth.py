@@ -665,3 +665,31 @@ def test_pbkdf2_policy_end_to_end(tmp_path: Path, clock: ManualClock) -> None:
         assert service.authenticate_password("alice", PW).name == "alice"
         stored = service.db.one("SELECT password_hash FROM users")["password_hash"]
         assert stored.startswith("$pbkdf2-sha256$i=1000$")
+
+
+def test_grant_changes_apply_to_the_next_decision(svc: AuthService, tmp_path: Path) -> None:
+    """Decisions reuse a user's grants while the auth database is unchanged; any
+    change, through this service or another connection (another process), applies
+    to the very next decision."""
+    bob = make(svc, "bob", "user")
+    assert svc.authorize(bob, "object.write", "object:c/k").allowed
+    assert svc.authorize(bob, "object.write", "object:c/k").allowed  # from the cache
+    svc.unassign_role(OWNER, "bob", "user")
+    assert not svc.authorize(bob, "object.write", "object:c/k").allowed
+    svc.assign_role(OWNER, "bob", "user", "compartment:c")
+    assert svc.authorize(bob, "object.write", "object:c/k").allowed
+    assert not svc.authorize(bob, "object.write", "object:d/k").allowed
+    svc.create_role(OWNER, "writer", ["object.read", "object.write"])
+    svc.assign_role(OWNER, "bob", "writer")
+    svc.unassign_role(OWNER, "bob", "user", "compartment:c")
+    assert svc.authorize(bob, "object.write", "object:d/k").allowed
+    svc.revoke_permission(OWNER, "writer", "object.write")
+    assert not svc.authorize(bob, "object.write", "object:c/k").allowed
+    assert svc.authorize(bob, "object.read", "object:c/k").allowed
+    other = AuthService(tmp_path, FAST, audit=AuditLog(tmp_path / "audit2", background=False))
+    try:
+        other.disable_user(OWNER, "bob")  # another connection to the same database
+    finally:
+        other.close()
+        other.audit.close()
+    assert not svc.authorize(bob, "object.read", "object:c/k").allowed

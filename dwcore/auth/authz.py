@@ -22,12 +22,24 @@ from dwcore.errors import (
 
 __all__ = ["Authorization"]
 
+#: Users whose grants are kept between decisions (all are dropped when it fills).
+_GRANT_CACHE_USERS = 1024
+
 
 class Authorization(AuthCore):
     """``authorize``/``require`` and the checks behind every grant."""
 
     def _grants(self, principal: Principal) -> list[tuple[str, Resource, str]]:
-        """(role, scope, permission) for every permission the user holds."""
+        """(role, scope, permission) for every permission the user holds.
+
+        Kept per user until the auth database changes (any commit, from any
+        connection): a role, assignment or account change applies to the next
+        decision, and a request in between pays one pragma instead of a join."""
+        version = self.db.version()
+        cache = self._grant_cache
+        hit = cache.get(principal.user_id)
+        if hit is not None and hit[0] == version:
+            return hit[1]
         rows = self.db.all(
             "SELECT a.role, a.scope, p.permission FROM role_assignments a "
             "JOIN users u ON u.id = a.user_id "
@@ -35,7 +47,11 @@ class Authorization(AuthCore):
             "WHERE u.id = ? AND u.disabled = 0",
             (principal.user_id,),
         )
-        return [(r["role"], Resource.parse(r["scope"]), r["permission"]) for r in rows]
+        grants = [(r["role"], Resource.parse(r["scope"]), r["permission"]) for r in rows]
+        if len(cache) >= _GRANT_CACHE_USERS:
+            cache.clear()
+        cache[principal.user_id] = (version, grants)
+        return grants
 
     def _decide(
         self, principal: Principal, action: str, res: Resource, owner: str | None

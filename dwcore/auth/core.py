@@ -72,6 +72,8 @@ class AuthCore:
         self.audit = audit if audit is not None else AuditLog(self.root / AUDIT_DIR, clock=clock)
         self.hasher = PasswordHasher(self.policy)
         self._dummy_key_digest = digest(KEY_SCHEME, secrets.token_urlsafe(32))
+        #: user id -> (auth database version, grants): see Authorization._grants
+        self._grant_cache: dict[int | None, tuple[tuple[int, int], list[Any]]] = {}
         try:
             self.db = AuthDB(self.root / AUTH_DB)
             try:

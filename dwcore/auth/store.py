@@ -88,6 +88,7 @@ class AuthDB:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._lock = threading.RLock()
         self._closed = False
+        self._commits = 0  # write transactions committed through this connection
         self._conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=10.0
         )
@@ -126,7 +127,17 @@ class AuthDB:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            finally:
+                self._commits += 1  # (a failed COMMIT may still have changed something)
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the database may have changed: a commit through this
+        connection or (``PRAGMA data_version``) through any other, in this process or
+        another.  What is derived from the database is valid while it stays equal."""
+        with self._lock:
+            return self._commits, int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         """The first row of a read, or ``None``."""
