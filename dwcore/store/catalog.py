@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dwcore.errors import (
     AlreadyExistsError,
@@ -131,6 +131,77 @@ class DeleteChange:
 
 
 Change = PutChange | DeleteChange
+
+
+_T = TypeVar("_T")
+
+#: Bound parameters per statement: SQLite's lowest default limit (older builds: 999).
+_MAX_PARAMS = 999
+
+
+def _batchable(changes: Sequence[Change]) -> bool:
+    """Whether :meth:`Catalog._put_many` may commit ``changes``: several puts of new
+    extents, each key once (a key twice in one batch needs the puts in order)."""
+    if len(changes) < 2:
+        return False
+    keys = set()
+    for ch in changes:
+        if not isinstance(ch, PutChange) or ch.shared:
+            return False
+        keys.add((ch.compartment_id, ch.key))
+    return len(keys) == len(changes)
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert_rows(tx: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``INSERT INTO {into} VALUES (...), (...)``: as few statements as the limit allows."""
+    if not rows:
+        return
+    width = len(rows[0])
+    group = "(" + ",".join("?" * width) + ")"
+    for part in _chunks(rows, max(1, _MAX_PARAMS // width)):
+        tx.execute(
+            f"INSERT INTO {into} VALUES {','.join([group] * len(part))}",
+            [v for row in part for v in row],
+        )
+
+
+class _NewIds:
+    """Row ids for the versions and extents one transaction inserts, above every id
+    present when it began.  Version ids also stay above every id ever handed out (the
+    ``version_hwm`` row of ``meta``): a purged version's id is never given to another
+    version, so a version id (in audit records, say) names one version for good."""
+
+    __slots__ = ("_extent", "_hwm", "_version")
+
+    def __init__(self, tx: sqlite3.Connection) -> None:
+        row = tx.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM versions), "
+            "(SELECT coalesce(max(id), 0) FROM extents), "
+            "(SELECT value FROM meta WHERE key = 'version_hwm')"
+        ).fetchone()
+        self._hwm = int(row[2] or 0)
+        self._version, self._extent = max(int(row[0]), self._hwm), int(row[1])
+
+    def version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def save(self, tx: sqlite3.Connection) -> None:
+        """Record the highest version id handed out (in the same transaction)."""
+        if self._version > self._hwm:
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('version_hwm', ?)",
+                (self._version,),
+            )
+
+    def extent(self) -> int:
+        self._extent += 1
+        return self._extent
 
 
 class Catalog:
@@ -609,27 +680,131 @@ class Catalog:
         if len(changes) == 1:  # no savepoint: its error rolls the whole transaction back
             try:
                 with self._tx() as tx:
-                    results.append(self._change(tx, changes[0], self._bump(tx), freed))
+                    ids = _NewIds(tx)
+                    results.append(self._change(tx, changes[0], self._bump(tx), ids, freed))
+                    ids.save(tx)
             except DWError as exc:
                 return [exc], []
             return results, freed
+        if _batchable(changes):
+            with self._tx() as tx:
+                ids = _NewIds(tx)
+                puts: Sequence[PutChange] = changes  # type: ignore[assignment]
+                many = self._put_many(tx, puts, self._bump(tx), ids, freed)
+                ids.save(tx)
+                return many, freed
         with self._tx() as tx:
+            ids = _NewIds(tx)
             gen = self._bump(tx)
             for i, change in enumerate(changes):
                 tx.execute(f"SAVEPOINT c{i}")
                 try:
-                    results.append(self._change(tx, change, gen, freed))
+                    results.append(self._change(tx, change, gen, ids, freed))
                 except DWError as exc:
                     tx.execute(f"ROLLBACK TO c{i}")
                     results.append(exc)
                 tx.execute(f"RELEASE c{i}")
+            ids.save(tx)
         return results, freed
 
+    def _put_many(
+        self,
+        tx: sqlite3.Connection,
+        changes: Sequence[PutChange],
+        gen: int,
+        ids: _NewIds,
+        freed: list[tuple[str, Extent]],
+    ) -> list[ObjectInfo | DWError | None]:
+        """:meth:`_put` of many new versions of distinct keys in a few statements: one
+        look-up of their compartments and one of their current versions, then one
+        multi-row insert per table.  (A group commit's leader runs this while other
+        writers hold the GIL: every statement it saves is a GIL hand-off it does not
+        wait for.)  Results as :meth:`apply`, in order."""
+        results: list[ObjectInfo | DWError | None] = [None] * len(changes)
+        cids = sorted({c.compartment_id for c in changes})
+        names = dict(
+            tx.execute(
+                f"SELECT id, name FROM compartments WHERE deleted_gen IS NULL AND id IN "
+                f"({','.join('?' * len(cids))})",
+                cids,
+            ).fetchall()
+        )
+        todo: list[int] = []
+        for i, ch in enumerate(changes):
+            if ch.compartment_id in names:
+                todo.append(i)
+                continue
+            try:
+                self._require_live(tx, ch.compartment_id)  # raises, with the usual message
+            except DWError as exc:
+                results[i] = exc
+        if not todo:
+            return results
+        for part in _chunks(todo, _MAX_PARAMS // 2):
+            pairs = [x for i in part for x in (changes[i].compartment_id, changes[i].key)]
+            for row in tx.execute(
+                f"WITH k(cid, key) AS (VALUES {','.join(['(?,?)'] * len(part))}) "
+                f"SELECT {_VCOLS} FROM k CROSS JOIN versions v ON v.compartment_id = k.cid "
+                f"AND v.key = k.key AND v.deleted_gen IS NULL "
+                f"JOIN compartments c ON c.id = v.compartment_id",
+                pairs,
+            ).fetchall():
+                tx.execute("UPDATE versions SET deleted_gen = ? WHERE id = ?", (gen, row["id"]))
+                self._purge_unheld(
+                    tx,
+                    row["id"],
+                    (row["created_gen"], gen, row["pool"], row["compartment_id"], row["key"]),
+                    freed,
+                )
+        vrows: list[tuple[Any, ...]] = []
+        erows: list[tuple[Any, ...]] = []
+        links: list[tuple[int, int, int, int]] = []
+        for i in todo:
+            ch = changes[i]
+            vid = ids.version()
+            meta = json.dumps(ch.metadata, sort_keys=True)
+            vrows.append(
+                (vid, ch.compartment_id, ch.key, ch.partition, ch.size, ch.content_hash,
+                 ch.owner, meta, ch.created, ch.pool, gen)
+            )  # fmt: skip
+            for seq, (ext, offset) in enumerate(ch.extents):
+                eid = ids.extent()
+                erows.append((eid, ch.pool, bytes(ext), ext.length))
+                links.append((vid, seq, eid, offset))
+            results[i] = ObjectInfo(
+                compartment=names[ch.compartment_id],
+                key=ch.key,
+                version_id=vid,
+                size=ch.size,
+                content_hash=bytes(ch.content_hash).hex(),
+                owner=ch.owner,
+                metadata={} if meta == "{}" else json.loads(meta),
+                created=ch.created,
+                generation=gen,
+                pool=ch.pool,
+                partition=ch.partition,
+                extents=(),
+            )
+        _insert_rows(
+            tx,
+            "versions (id, compartment_id, key, partition, size, hash, owner, metadata, "
+            "created, pool, created_gen)",
+            vrows,
+        )
+        _insert_rows(tx, "extents (id, pool, handle, length)", erows)
+        _insert_rows(tx, "version_extents (version_id, seq, extent_id, offset)", links)
+        return results
+
     def _change(
-        self, tx: sqlite3.Connection, change: Change, gen: int, freed: list[tuple[str, Extent]]
+        self,
+        tx: sqlite3.Connection,
+        change: Change,
+        gen: int,
+        ids: _NewIds,
+        freed: list[tuple[str, Extent]],
     ) -> ObjectInfo | None:
         if isinstance(change, PutChange):
-            return self._put(tx, change, gen, freed)
+            return self._put(tx, change, gen, ids, freed)
         return self._delete(tx, change, gen, freed)
 
     def _require_live(self, tx: sqlite3.Connection, cid: int) -> str:
@@ -710,17 +885,24 @@ class Catalog:
         return True
 
     def _put(
-        self, tx: sqlite3.Connection, ch: PutChange, gen: int, freed: list[tuple[str, Extent]]
+        self,
+        tx: sqlite3.Connection,
+        ch: PutChange,
+        gen: int,
+        ids: _NewIds,
+        freed: list[tuple[str, Extent]],
     ) -> ObjectInfo:
         cname = self._require_live(tx, ch.compartment_id)
         self._retire(
             tx, "v.compartment_id = ? AND v.key = ?", (ch.compartment_id, ch.key), gen, freed
         )
         meta = json.dumps(ch.metadata, sort_keys=True)
-        cur = tx.execute(
-            "INSERT INTO versions (compartment_id, key, partition, size, hash, owner, metadata, "
-            "created, pool, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vid = ids.version()
+        tx.execute(
+            "INSERT INTO versions (id, compartment_id, key, partition, size, hash, owner, "
+            "metadata, created, pool, created_gen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                vid,
                 ch.compartment_id,
                 ch.key,
                 ch.partition,
@@ -733,7 +915,6 @@ class Catalog:
                 gen,
             ),
         )
-        vid = cur.lastrowid
         seq = 0
         for eid, offset in ch.shared:
             tx.execute(
@@ -743,14 +924,15 @@ class Catalog:
             )
             seq += 1
         for ext, offset in ch.extents:
-            ecur = tx.execute(
-                "INSERT INTO extents (pool, handle, length) VALUES (?, ?, ?)",
-                (ch.pool, bytes(ext), ext.length),
+            new_eid = ids.extent()
+            tx.execute(
+                "INSERT INTO extents (id, pool, handle, length) VALUES (?, ?, ?, ?)",
+                (new_eid, ch.pool, bytes(ext), ext.length),
             )
             tx.execute(
                 "INSERT INTO version_extents (version_id, seq, extent_id, offset) "
                 "VALUES (?, ?, ?, ?)",
-                (vid, seq, ecur.lastrowid, offset),
+                (vid, seq, new_eid, offset),
             )
             seq += 1
         # what was just inserted, as _object would read it back (without extents)
