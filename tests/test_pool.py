@@ -1046,3 +1046,41 @@ def test_check_rows_reports_what_reconcile_would_do_and_changes_nothing(
     for ext in live:
         pool.read(ext)
     pool.close()
+
+
+@pytest.mark.parametrize(("level", "n"), [("5EE", 4), ("5E", 4), ("6E", 5)])
+def test_cli_compacts_into_the_spare_space_and_expands_back(
+    tmp_path: Any, level: str, n: int
+) -> None:
+    """``dwcore pool compact`` after a failure lets the pool survive one more;
+    ``dwcore pool expand`` puts a replacement in and the spare space back."""
+    from typer.testing import CliRunner
+
+    from dwcore.cli import app
+
+    run = CliRunner()
+    root = str(tmp_path / "p")
+    res = run.invoke(
+        app, ["pool", "create", root, "-l", level, "-n", str(n), "-s", "8M", "--chunk-size", "16K"]
+    )
+    assert res.exit_code == 0, res.output
+    with Pool.open(root) as pool:
+        ref = fill(pool)
+    assert run.invoke(app, ["pool", "fail", root, "1"]).exit_code == 0
+    res = run.invoke(app, ["pool", "compact", root, "1"])
+    assert res.exit_code == 0, res.output
+    extra = n - 3 if level == "6E" else 1  # failures now survived on top of the first
+    for dev in range(2, 2 + extra):
+        assert run.invoke(app, ["pool", "fail", root, str(dev)]).exit_code == 0
+    with Pool.open(root) as pool:  # (degraded: the autouse fixture quiets the warning)
+        check(pool, ref)
+    for dev in range(2, 2 + extra):
+        res = run.invoke(app, ["pool", "replace", root, str(dev)])
+        assert res.exit_code == 0, res.output
+    res = run.invoke(app, ["pool", "expand", root, "1"])
+    assert res.exit_code == 0, res.output
+    with Pool.open(root) as pool:
+        assert not pool.status().degraded
+        check(pool, ref)
+    res = run.invoke(app, ["pool", "compact", root, "0"])  # device 0 has not failed
+    assert res.exit_code == 1 and "only a failed or missing device" in res.output

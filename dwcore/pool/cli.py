@@ -1,4 +1,5 @@
-"""``dwcore pool ...``: create, inspect, scrub, rebuild, replace and fail pool devices.
+"""``dwcore pool ...``: create, inspect, scrub, rebuild, replace and fail pool devices;
+compact a RAID 5EE / 5E / 6E pool into its spare space and expand it back.
 
 Every command takes the pool directory as its first argument.  Long work
 (scrub, rebuild) shows a progress bar on stderr; errors print one line and
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -93,11 +95,13 @@ def _opened(path: Path) -> Iterator[Pool]:
 
 
 @contextmanager
-def _bar(what: str) -> Iterator[Callable[[int, int], Any]]:
+def _bar(what: str, unit: str = "") -> Iterator[Callable[[int, int], Any]]:
+    """A progress bar of bytes, or with ``unit`` of that many things (``"stripes"``)."""
     with Progress(
         TextColumn(what),
         BarColumn(),
-        DownloadColumn(binary_units=True),
+        MofNCompleteColumn() if unit else DownloadColumn(binary_units=True),
+        *([TextColumn(unit)] if unit else []),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
@@ -261,4 +265,42 @@ def fail(path: PathArg, index: IndexArg) -> None:
     """Mark device INDEX failed (no more I/O goes to it)."""
     with _opened(path) as pool:
         pool.fail_device(index)
+        _print_status(pool)
+
+
+@pool_app.command("compact")
+def compact(path: PathArg, index: IndexArg) -> None:
+    """Move failed device INDEX's share into the pool's spare space (RAID 5EE compaction,
+    RAID 5E / 6E compression): the pool then survives one more failure.  Resumes an
+    interrupted 5E / 6E compression."""
+    from dwcore.pool import spare
+    from dwcore.raid.enhanced import Raid5EE
+
+    with _opened(path) as pool:
+        with _bar("compact", "rows" if isinstance(pool.layout, Raid5EE) else "stripes") as update:
+            if isinstance(pool.layout, Raid5EE):
+                spare.compact(pool, index, progress=update)
+            else:
+                spare.compress(pool, index, progress=update)
+        _print_status(pool)
+
+
+@pool_app.command("expand")
+def expand(
+    path: PathArg,
+    index: IndexArg,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", "-d", help="Replacement device (default: a new file in PATH)."),
+    ] = None,
+) -> None:
+    """Put a replacement in the slot of the device a RAID 5EE / 5E / 6E pool compacted
+    away and move its share back: the spare space returns.  Resumes an interrupted
+    5E / 6E expansion."""
+    from dwcore.pool import spare
+    from dwcore.raid.enhanced import Raid5EE
+
+    with _opened(path) as pool:
+        with _bar("expand", "rows" if isinstance(pool.layout, Raid5EE) else "stripes") as update:
+            spare.expand(pool, index, device, progress=update)
         _print_status(pool)
