@@ -58,7 +58,7 @@ from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
-from dwcore.pool.pool import Pool
+from dwcore.pool.pool import CHECKPOINT_BYTES, Pool
 from dwcore.pool.statefile import read_state, write_state
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid import Member, StripeMap
@@ -164,13 +164,13 @@ class HeatEngine:
         return mem.writable and mem.state is DeviceState.ONLINE
 
     def free_pexes(self) -> list[list[int]]:
-        taken: list[set[int]] = [set() for _ in self.pexes]
+        """Per device, the PEXes no PEG uses (none on a device that is not online)."""
+        taken = [np.zeros(n, dtype=bool) for n in self.pexes]
         for p in self.pegs.values():
             for d, x in p.members:
-                taken[d].add(x)
+                taken[d][x] = True
         return [
-            [x for x in range(n) if x not in taken[d]] if self._online(d) else []
-            for d, n in enumerate(self.pexes)
+            np.flatnonzero(~t).tolist() if self._online(d) else [] for d, t in enumerate(taken)
         ]
 
     def _new_peg(self, kind: str, *, reserve: bool = False) -> Peg | None:
@@ -605,6 +605,7 @@ class HeatEngine:
         with pool._lock:
             gone = {m.index for m in pool._members if m.state is not DeviceState.ONLINE}
             todo = [p for p in self.pegs.values() if any(d in gone for d, _ in p.members)]
+        since = 0
         for i, peg in enumerate(todo):
             with pool._lock:
                 pool._check_open()
@@ -613,9 +614,15 @@ class HeatEngine:
                     for idx, (d, _x) in enumerate(list(peg.members)):
                         if d in gone and peg.id in self.pegs:
                             self._rebuild_member(peg, idx, gone)
+                            since += self.lay.pex_size
                 finally:
                     self._rebuilding = False
-                pool.sync()
+                # A checkpoint (devices, then the map) every CHECKPOINT_BYTES, not every
+                # PEG: until it, the saved map still names the lost members, so a crash
+                # only rebuilds those PEGs again (their new PEXes are free in it).
+                if since >= CHECKPOINT_BYTES or i == len(todo) - 1:
+                    pool.sync()
+                    since = 0
             if progress is not None:
                 progress(i + 1, len(todo))
         with pool._lock:
