@@ -67,6 +67,10 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 PathArg = Annotated[Path, typer.Argument(help="The pool directory.")]
 IndexArg = Annotated[int, typer.Argument(help="Device index (0-based).")]
+ReplacementOpt = Annotated[
+    str | None,
+    typer.Option("--device", "-d", help="Replacement device (default: a new file in PATH)."),
+]
 
 
 def _fail(exc: Exception) -> None:
@@ -240,10 +244,7 @@ def rebuild(path: PathArg) -> None:
 def replace(
     path: PathArg,
     index: IndexArg,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", "-d", help="Replacement device (default: a new file in PATH)."),
-    ] = None,
+    device: ReplacementOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite a device that holds data.")
     ] = False,
@@ -289,10 +290,7 @@ def compact(path: PathArg, index: IndexArg) -> None:
 def expand(
     path: PathArg,
     index: IndexArg,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", "-d", help="Replacement device (default: a new file in PATH)."),
-    ] = None,
+    device: ReplacementOpt = None,
 ) -> None:
     """Put a replacement in the slot of the device a RAID 5EE / 5E / 6E pool compacted
     away and move its share back: the spare space returns.  Resumes an interrupted

@@ -169,9 +169,7 @@ class HeatEngine:
         for p in self.pegs.values():
             for d, x in p.members:
                 taken[d][x] = True
-        return [
-            np.flatnonzero(~t).tolist() if self._online(d) else [] for d, t in enumerate(taken)
-        ]
+        return [np.flatnonzero(~t).tolist() if self._online(d) else [] for d, t in enumerate(taken)]
 
     def _new_peg(self, kind: str, *, reserve: bool = False) -> Peg | None:
         free = self.free_pexes()

@@ -841,13 +841,17 @@ class Pool:
                 return False
         return True
 
-    def _check_extent(self, ext: Extent) -> None:
+    def _check_ours(self, ext: Extent) -> None:
+        """An Extent, and of this pool (by its tag)."""
         if not isinstance(ext, Extent):
             raise InvalidArgumentError(f"expected an Extent, got {type(ext).__name__}")
         if ext.pool_tag != self._tag:
             raise InvalidArgumentError(
                 f"extent belongs to another pool ({ext.pool_tag.hex()}, this is {self._tag.hex()})"
             )
+
+    def _check_extent(self, ext: Extent) -> None:
+        self._check_ours(ext)
         if self._engine is not None:
             self._engine.check_extent(ext)
             return
@@ -1814,12 +1818,10 @@ class Pool:
     ) -> list[tuple[int, int]]:
         """``(first_row, rows)`` of each extent, checked to be this pool's (``known``:
         also by the engine, which refuses extents it has no record of)."""
+        check = self._check_extent if known or self._engine is None else self._check_ours
         used = []
         for ext in live_extents:
-            if known or self._engine is None:
-                self._check_extent(ext)
-            elif not isinstance(ext, Extent) or ext.pool_tag != self._tag:
-                self._check_extent(ext)  # raises: not an extent of this pool at all
+            check(ext)
             if ext.rows:
                 used.append((ext.first_row, ext.rows))
         return used

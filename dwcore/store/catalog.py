@@ -191,6 +191,10 @@ class _NewIds:
         self._version += 1
         return self._version
 
+    def extent(self) -> int:
+        self._extent += 1
+        return self._extent
+
     def save(self, tx: sqlite3.Connection) -> None:
         """Record the highest version id handed out (in the same transaction)."""
         if self._version > self._hwm:
@@ -199,9 +203,24 @@ class _NewIds:
                 (self._version,),
             )
 
-    def extent(self) -> int:
-        self._extent += 1
-        return self._extent
+
+def _new_info(ch: PutChange, compartment: str, vid: int, gen: int, meta: str) -> ObjectInfo:
+    """The version a put inserts, as :meth:`Catalog.lookup` would read it back (without
+    its extents); ``meta`` is the metadata column as stored."""
+    return ObjectInfo(
+        compartment=compartment,
+        key=ch.key,
+        version_id=vid,
+        size=ch.size,
+        content_hash=bytes(ch.content_hash).hex(),
+        owner=ch.owner,
+        metadata={} if meta == "{}" else json.loads(meta),
+        created=ch.created,
+        generation=gen,
+        pool=ch.pool,
+        partition=ch.partition,
+        extents=(),
+    )
 
 
 class Catalog:
@@ -749,13 +768,7 @@ class Catalog:
                 f"JOIN compartments c ON c.id = v.compartment_id",
                 pairs,
             ).fetchall():
-                tx.execute("UPDATE versions SET deleted_gen = ? WHERE id = ?", (gen, row["id"]))
-                self._purge_unheld(
-                    tx,
-                    row["id"],
-                    (row["created_gen"], gen, row["pool"], row["compartment_id"], row["key"]),
-                    freed,
-                )
+                self._retire_row(tx, row, gen, freed)
         vrows: list[tuple[Any, ...]] = []
         erows: list[tuple[Any, ...]] = []
         links: list[tuple[int, int, int, int]] = []
@@ -771,20 +784,7 @@ class Catalog:
                 eid = ids.extent()
                 erows.append((eid, ch.pool, bytes(ext), ext.length))
                 links.append((vid, seq, eid, offset))
-            results[i] = ObjectInfo(
-                compartment=names[ch.compartment_id],
-                key=ch.key,
-                version_id=vid,
-                size=ch.size,
-                content_hash=bytes(ch.content_hash).hex(),
-                owner=ch.owner,
-                metadata={} if meta == "{}" else json.loads(meta),
-                created=ch.created,
-                generation=gen,
-                pool=ch.pool,
-                partition=ch.partition,
-                extents=(),
-            )
+            results[i] = _new_info(ch, names[ch.compartment_id], vid, gen, meta)
         _insert_rows(
             tx,
             "versions (id, compartment_id, key, partition, size, hash, owner, metadata, "
@@ -829,6 +829,13 @@ class Catalog:
         ).fetchone()
         if row is None:
             return None
+        self._retire_row(tx, row, gen, freed)
+        return row
+
+    def _retire_row(
+        self, tx: sqlite3.Connection, row: sqlite3.Row, gen: int, freed: list[tuple[str, Extent]]
+    ) -> None:
+        """End the current version ``row`` (``_VCOLS``) at ``gen``; purge it if unheld."""
         tx.execute("UPDATE versions SET deleted_gen = ? WHERE id = ?", (gen, row["id"]))
         self._purge_unheld(
             tx,
@@ -836,7 +843,6 @@ class Catalog:
             (row["created_gen"], gen, row["pool"], row["compartment_id"], row["key"]),
             freed,
         )
-        return row
 
     def _maybe_purge(
         self, tx: sqlite3.Connection, version_id: int, freed: list[tuple[str, Extent]]
@@ -935,21 +941,7 @@ class Catalog:
                 (vid, seq, new_eid, offset),
             )
             seq += 1
-        # what was just inserted, as _object would read it back (without extents)
-        return ObjectInfo(
-            compartment=cname,
-            key=ch.key,
-            version_id=vid,
-            size=ch.size,
-            content_hash=bytes(ch.content_hash).hex(),
-            owner=ch.owner,
-            metadata={} if meta == "{}" else json.loads(meta),
-            created=ch.created,
-            generation=gen,
-            pool=ch.pool,
-            partition=ch.partition,
-            extents=(),
-        )
+        return _new_info(ch, cname, vid, gen, meta)
 
     def _delete(
         self, tx: sqlite3.Connection, ch: DeleteChange, gen: int, freed: list[tuple[str, Extent]]
