@@ -440,9 +440,12 @@ class Pool:
         self._stripe_cache: dict[int, raid.StripeMap] = {}
         self._dmi_cache: dict[int, list[list[int]]] = {}
         self._flat = self._rows_are_flat()
+        # stripe -> (map, data-member index) for direct reads of layouts that are not flat
+        self._direct_shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
         self._fanout = Fanout()  # threads start with the first parallel request
         # per-extent placement levels (RAID S, Unraid, RAID-Z) bring their own data path
         self._engine = placement.engine_for(self)
+        self._direct = self._reads_direct()
         self._period = max(1, layout.period)
         self._shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
         # per position in the period: each member's (device, data index or None), and
@@ -840,6 +843,35 @@ class Pool:
             ):
                 return False
         return True
+
+    def _reads_direct(self) -> bool:
+        """Whether healthy reads go straight to the devices (:meth:`_read_direct`): flat
+        layouts, and row layouts of this class (not a subclass with a data path of its
+        own) whose members are whole chunks at block-aligned device offsets."""
+        if self._flat:
+            return True
+        if type(self) is not Pool or self._engine is not None:
+            return False
+        lay = self.layout
+        return all(
+            m.length == lay.chunk_size and m.device_offset % self._block == 0
+            for s in range(max(1, lay.period))
+            for m in lay.stripe(s).members
+        )
+
+    def _direct_shape(self, s: int) -> tuple[raid.StripeMap, list[list[int]]]:
+        """Stripe ``s`` with its own device offsets and its data-member index, for direct
+        reads of layouts that are not flat (readers share the pool lock: one dict, whose
+        entries are set whole)."""
+        shapes = self._direct_shapes
+        hit = shapes.get(s)
+        if hit is None:
+            sm = self.layout.stripe(s)
+            hit = (sm, codec.data_member_index(sm))
+            if len(shapes) >= 4096:
+                self._direct_shapes = shapes = {}
+            shapes[s] = hit
+        return hit
 
     def _check_ours(self, ext: Extent) -> None:
         """An Extent, and of this pool (by its tag)."""
@@ -1435,8 +1467,10 @@ class Pool:
         self._dmi_cache.clear()
         self._shapes.clear()
         self._roles.clear()
+        self._direct_shapes = {}
         self._period = max(1, layout.period)
         self._flat = self._rows_are_flat()
+        self._direct = self._reads_direct()
         self._manifest.layout = layout.params
         self._manifest.save(self._path)
 
@@ -1452,6 +1486,8 @@ class Pool:
                 freed += sum(self._scratch_bytes.values())
                 self._scratch_bytes.clear()
                 self._tls = threading.local()
+            if keep < 1:
+                self._direct_shapes = {}  # (rebuilt as reads need it)
             drop = len(self._stripe_cache) - int(len(self._stripe_cache) * keep)
             for s in list(self._stripe_cache)[:drop]:
                 del self._stripe_cache[s]
@@ -1482,12 +1518,19 @@ class Pool:
         members = self._members
         # every member online: each chunk reads from its first copy, no per-chunk checks
         healthy = all(m.state is DeviceState.ONLINE and m.device is not None for m in members)
+        flat = self._flat
         for seg in self._segments(ext.first_row, ext.rows):
             nb = seg.n * b
             if seg.offset >= end or seg.offset + k * nb <= offset:
                 continue
-            dmi = self._shape(seg.stripe)[1]
-            roles = self._member_roles(seg.stripe)[0]
+            if flat:  # member j's rows lie at device blocks seg.first.. on roles[j][0]
+                dmi = self._shape(seg.stripe)[1]
+                devs = [dev for dev, _ in self._member_roles(seg.stripe)[0]]
+                blk0 = [seg.first] * len(devs)
+            else:  # at its own offset in the stripe
+                sm, dmi = self._direct_shape(seg.stripe)
+                devs = [m.device for m in sm.members]
+                blk0 = [m.device_offset // b + seg.row for m in sm.members]
             for d in range(k):
                 start = seg.offset + d * nb  # logical offset of the chunk's first row
                 lo, hi = max(offset, start), min(end, start + nb)
@@ -1499,7 +1542,7 @@ class Pool:
                     j: int | None = dmi[d][0]
                 else:
                     g_end = seg.first + r_z
-                    j = next((j for j in dmi[d] if members[roles[j][0]].readable(g_end)), None)
+                    j = next((j for j in dmi[d] if members[devs[j]].readable(g_end)), None)
                 if j is None:
                     return None
                 views: list[np.ndarray] = []
@@ -1515,12 +1558,13 @@ class Pool:
                     blo = start + (r_z - 1) * b
                     edges.append((blk, 0, hi - blo, blo - offset))
                     views.append(blk)
-                pieces = plan.setdefault(roles[j][0], [])
-                if pieces and pieces[-1][0] + pieces[-1][1] == seg.first + r_a:
+                at = blk0[j] + r_a  # the device block of the first row read
+                pieces = plan.setdefault(devs[j], [])
+                if pieces and pieces[-1][0] + pieces[-1][1] == at:
                     g, n, vs = pieces[-1]  # continues the previous run on this device
                     pieces[-1] = (g, n + r_z - r_a, vs + views)
                 else:
-                    pieces.append((seg.first + r_a, r_z - r_a, views))
+                    pieces.append((at, r_z - r_a, views))
         # the checksum table and the runs of every device: on plain files in one batched
         # call (the GIL released once), through the device otherwise
         tables: list[tuple[np.ndarray, list[tuple[int, int, list[np.ndarray]]]]] = []
@@ -1532,7 +1576,10 @@ class Pool:
                 if mem.sb is None or mem.device is None:
                     return None
                 base = mem.sb.data_offset
-                g_lo, g_end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
+                g_lo = min(g for g, _, _ in pieces)
+                g_end = max(g + n for g, n, _ in pieces)
+                if g_end - g_lo > 2 * sum(n for _, n, _ in pieces) + 64:
+                    return None  # runs far apart on one device: not worth one table read
                 table = np.empty(g_end - g_lo, dtype="<u4")
                 at_table = base + self._geo.table_off + 4 * g_lo
                 fd = _enter_raw(mem.device, False)
@@ -1693,7 +1740,7 @@ class Pool:
             with self._admitted(), self._lock:
                 self._check_open()
                 return self._engine.read(ext, offset, length)
-        if self._flat:
+        if self._direct:
             fast = None
             if self._SHARED_IO:
                 # shared: other readers' and writers' system calls run at the same time
@@ -1706,7 +1753,7 @@ class Pool:
                 self._check_open()
                 if not self._SHARED_IO:
                     fast = self._read_direct(ext, offset, offset + length)
-                if fast is None and ext.rows > 1:
+                if fast is None and self._flat and ext.rows > 1:
                     fast = self._read_flat(ext, offset, offset + length)
                 self._reap_dead()
             if fast is not None:
