@@ -58,6 +58,7 @@ class InterleavedPool(Pool):
     """A :class:`Pool` whose layout interleaves data bytes or bits over its data members."""
 
     _SHARED_IO = False  # its own data path: every request holds the pool lock
+    _DIRECT_READS = False
 
     @property
     def _kind(self) -> str:

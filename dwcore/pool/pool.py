@@ -413,6 +413,9 @@ class Pool:
     #: Healthy reads and writes of flat layouts take the lock shared (subclasses that
     #: reshape the data path keep every request exclusive).
     _SHARED_IO: ClassVar[bool] = True
+    #: Healthy reads of row layouts that are not flat may go straight to the devices
+    #: (:meth:`_reads_direct`); a subclass that places or reads data its own way says no.
+    _DIRECT_READS: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -441,7 +444,7 @@ class Pool:
         self._dmi_cache: dict[int, list[list[int]]] = {}
         self._flat = self._rows_are_flat()
         # stripe -> (map, data-member index) for direct reads of layouts that are not flat
-        self._direct_shapes: dict[int, tuple[raid.StripeMap, list[list[int]]]] = {}
+        self._direct_shapes: dict[int, tuple[raid.StripeMap, list[list[int]]] | None] = {}
         self._fanout = Fanout()  # threads start with the first parallel request
         # per-extent placement levels (RAID S, Unraid, RAID-Z) bring their own data path
         self._engine = placement.engine_for(self)
@@ -846,31 +849,27 @@ class Pool:
 
     def _reads_direct(self) -> bool:
         """Whether healthy reads go straight to the devices (:meth:`_read_direct`): flat
-        layouts, and row layouts of this class (not a subclass with a data path of its
-        own) whose members are whole chunks at block-aligned device offsets."""
+        layouts, and other row layouts unless the class reads its own way
+        (``_DIRECT_READS``); :meth:`_direct_shape` checks each stripe of those."""
         if self._flat:
             return True
-        if type(self) is not Pool or self._engine is not None:
-            return False
-        lay = self.layout
-        return all(
-            m.length == lay.chunk_size and m.device_offset % self._block == 0
-            for s in range(max(1, lay.period))
-            for m in lay.stripe(s).members
-        )
+        return self._DIRECT_READS and self._engine is None
 
-    def _direct_shape(self, s: int) -> tuple[raid.StripeMap, list[list[int]]]:
+    def _direct_shape(self, s: int) -> tuple[raid.StripeMap, list[list[int]]] | None:
         """Stripe ``s`` with its own device offsets and its data-member index, for direct
-        reads of layouts that are not flat (readers share the pool lock: one dict, whose
-        entries are set whole)."""
+        reads of layouts that are not flat; None when a member is not a whole chunk at
+        a block-aligned offset (that stripe takes the careful path).  Readers share the
+        pool lock: one dict, whose entries are set whole."""
         shapes = self._direct_shapes
-        hit = shapes.get(s)
-        if hit is None:
-            sm = self.layout.stripe(s)
-            hit = (sm, codec.data_member_index(sm))
-            if len(shapes) >= 4096:
-                self._direct_shapes = shapes = {}
-            shapes[s] = hit
+        if s in shapes:
+            return shapes[s]
+        sm = self.layout.stripe(s)
+        c, b = self.layout.chunk_size, self._block
+        whole = all(m.length == c and m.device_offset % b == 0 for m in sm.members)
+        hit = (sm, codec.data_member_index(sm)) if whole else None
+        if len(shapes) >= 4096:
+            self._direct_shapes = shapes = {}
+        shapes[s] = hit
         return hit
 
     def _check_ours(self, ext: Extent) -> None:
@@ -1528,7 +1527,10 @@ class Pool:
                 devs = [dev for dev, _ in self._member_roles(seg.stripe)[0]]
                 blk0 = [seg.first] * len(devs)
             else:  # at its own offset in the stripe
-                sm, dmi = self._direct_shape(seg.stripe)
+                shape = self._direct_shape(seg.stripe)
+                if shape is None:
+                    return None
+                sm, dmi = shape
                 devs = [m.device for m in sm.members]
                 blk0 = [m.device_offset // b + seg.row for m in sm.members]
             for d in range(k):
