@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from dwcore import ec
+from dwcore._native import new_bytes_to_fill
 from dwcore.checksum import verify_blocks
 from dwcore.devices.base import byte_view
 from dwcore.errors import (
@@ -125,14 +126,20 @@ class RaidzEngine:
         return self.pool._members[dev]
 
     def _read(self, dev: int, sector: int, n: int) -> tuple[np.ndarray, set[int]] | None:
-        mem = self._member(dev)
-        if mem.device is None or mem.sb is None or not mem.readable(sector + n):
-            return None
         buf = np.empty(n * self.b, dtype=np.uint8)
+        bad = self._read_into(dev, sector, buf)
+        return None if bad is None else (buf, bad)
+
+    def _read_into(self, dev: int, sector: int, buf: np.ndarray) -> set[int] | None:
+        """Read ``len(buf) // B`` sectors into ``buf``; the sectors failing their checksum,
+        or None when the device cannot be read there."""
+        mem = self._member(dev)
+        if mem.device is None or mem.sb is None or not mem.readable(sector + len(buf) // self.b):
+            return None
         crcs = self.pool._read_blocks(dev, sector, buf)
         if crcs is None:
             return None
-        return buf, {int(i) for i in verify_blocks(buf, self.b, crcs)}
+        return {int(i) for i in verify_blocks(buf, self.b, crcs)}
 
     def _write(self, dev: int, sector: int, buf: np.ndarray) -> bool:
         return bool(self.pool._write_blocks(dev, sector, buf))
@@ -282,12 +289,34 @@ class RaidzEngine:
         hit = {rm.columns[c].device for c in dec.erased | set(dec.bad)}
         return sorted(hit)
 
+    def _read_direct(
+        self, rm: RaidzMap, pieces: list[tuple[int, int, int, int]], offset: int, end: int
+    ) -> bytes | None:
+        """The data columns read straight into the result (a column's sectors that lie
+        wholly in the range; a partial first or last sector through a scratch buffer);
+        None when any sector is unreadable or fails its checksum (then decode)."""
+        b = self.b
+        out, outview = new_bytes_to_fill(end - offset)
+        dst = np.frombuffer(outview, dtype=np.uint8)
+        for c, s0, ns, at in pieces:
+            col = rm.columns[c]
+            if at >= offset and at + ns * b <= end:
+                whole = dst[at - offset : at - offset + ns * b]
+                if self._read_into(col.device, col.sector + s0, whole) != set():
+                    return None
+                continue
+            r = self._read(col.device, col.sector + s0, ns)
+            if r is None or r[1]:
+                return None
+            lo, hi = max(at, offset), min(at + ns * b, end)
+            dst[lo - offset : hi - offset] = r[0][lo - at : hi - at]
+        del dst, outview
+        return out
+
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         b, p = self.b, self.p
         rm = self._map_of(ext)
         end = offset + length
-        out = bytearray(length)
-        outv = np.frombuffer(out, dtype=np.uint8)
         pos = 0
         pieces: list[tuple[int, int, int, int]] = []  # (column, first sector, sectors, data pos)
         for j, col in enumerate(rm.data_columns):
@@ -297,20 +326,11 @@ class RaidzEngine:
                 s1 = -(-(min(hi, end) - lo) // b)
                 pieces.append((p + j, s0, s1 - s0, lo + s0 * b))
             pos = hi
-        fast = True
-        got: list[np.ndarray] = []
-        for c, s0, ns, _at in pieces:
-            col = rm.columns[c]
-            r = self._read(col.device, col.sector + s0, ns)
-            if r is None or r[1]:
-                fast = False
-                break
-            got.append(r[0])
-        if fast:
-            for (_c, _s0, _ns, at), buf in zip(pieces, got, strict=True):
-                lo, hi = max(at, offset), min(at + len(buf), end)
-                outv[lo - offset : hi - offset] = buf[lo - at : hi - at]
-            return bytes(out)
+        fast = self._read_direct(rm, pieces, offset, end)
+        if fast is not None:
+            return fast
+        out = bytearray(length)
+        outv = np.frombuffer(out, dtype=np.uint8)
         dec = self._decode(rm)
         lost_at: list[tuple[int, int]] = []
         for c, s0, ns, at in pieces:
