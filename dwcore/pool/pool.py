@@ -440,11 +440,11 @@ class Pool:
         self._scratch_bytes: dict[tuple[int, str], int] = {}  # (thread, kind) -> bytes held
         self._closed = False
         self._generation = manifest.generation
-        self._stripe_cache: dict[int, raid.StripeMap] = {}
-        self._dmi_cache: dict[int, list[list[int]]] = {}
+        # stripe -> (its map, data-member index, members all whole aligned chunks); an
+        # entry is set whole and the dict replaced, never emptied, so shared readers can
+        # use it
+        self._stripes: dict[int, tuple[raid.StripeMap, list[list[int]], bool]] = {}
         self._flat = self._rows_are_flat()
-        # stripe -> (map, data-member index) for direct reads of layouts that are not flat
-        self._direct_shapes: dict[int, tuple[raid.StripeMap, list[list[int]]] | None] = {}
         self._fanout = Fanout()  # threads start with the first parallel request
         # per-extent placement levels (RAID S, Unraid, RAID-Z) bring their own data path
         self._engine = placement.engine_for(self)
@@ -774,16 +774,23 @@ class Pool:
         if self._closed:
             raise InvalidArgumentError(f"pool {self._path} is closed")
 
-    def _stripe(self, s: int) -> raid.StripeMap:
-        sm = self._stripe_cache.get(s)
-        if sm is None:
-            if len(self._stripe_cache) > 4096:
-                self._stripe_cache.clear()
-                self._dmi_cache.clear()
+    def _stripe_entry(self, s: int) -> tuple[raid.StripeMap, list[list[int]], bool]:
+        """Stripe ``s``: its map (its own device offsets), its data-member index, and
+        whether every member is a whole chunk at a block-aligned offset; cached."""
+        stripes = self._stripes
+        hit = stripes.get(s)
+        if hit is None:
             sm = self.layout.stripe(s)
-            self._stripe_cache[s] = sm
-            self._dmi_cache[s] = codec.data_member_index(sm)
-        return sm
+            c, b = self.layout.chunk_size, self._block
+            whole = all(m.length == c and m.device_offset % b == 0 for m in sm.members)
+            hit = (sm, codec.data_member_index(sm), whole)
+            if len(stripes) > 4096:
+                self._stripes = stripes = {}
+            stripes[s] = hit
+        return hit
+
+    def _stripe(self, s: int) -> raid.StripeMap:
+        return self._stripe_entry(s)[0]
 
     def _shape(self, s: int) -> tuple[raid.StripeMap, list[list[int]]]:
         """For flat layouts: the members' devices and roles of stripe ``s`` (with the
@@ -850,27 +857,10 @@ class Pool:
     def _reads_direct(self) -> bool:
         """Whether healthy reads go straight to the devices (:meth:`_read_direct`): flat
         layouts, and other row layouts unless the class reads its own way
-        (``_DIRECT_READS``); :meth:`_direct_shape` checks each stripe of those."""
+        (``_DIRECT_READS``); :meth:`_stripe_entry` says which of their stripes can."""
         if self._flat:
             return True
         return self._DIRECT_READS and self._engine is None
-
-    def _direct_shape(self, s: int) -> tuple[raid.StripeMap, list[list[int]]] | None:
-        """Stripe ``s`` with its own device offsets and its data-member index, for direct
-        reads of layouts that are not flat; None when a member is not a whole chunk at
-        a block-aligned offset (that stripe takes the careful path).  Readers share the
-        pool lock: one dict, whose entries are set whole."""
-        shapes = self._direct_shapes
-        if s in shapes:
-            return shapes[s]
-        sm = self.layout.stripe(s)
-        c, b = self.layout.chunk_size, self._block
-        whole = all(m.length == c and m.device_offset % b == 0 for m in sm.members)
-        hit = (sm, codec.data_member_index(sm)) if whole else None
-        if len(shapes) >= 4096:
-            self._direct_shapes = shapes = {}
-        shapes[s] = hit
-        return hit
 
     def _check_ours(self, ext: Extent) -> None:
         """An Extent, and of this pool (by its tag)."""
@@ -1039,7 +1029,7 @@ class Pool:
         so a partly filled row reads back from fewer members.
         """
         sm = self._stripe(seg.stripe)
-        dmi = self._dmi_cache[seg.stripe]
+        dmi = self._stripe_entry(seg.stripe)[1]
         b, n = self._block, seg.n
         nb = n * b
         members = sm.members
@@ -1196,7 +1186,7 @@ class Pool:
         b = self._block
         fresh = [x.copy() for x in full]
         if sm.codec is raid.Codec.MIRROR:
-            src = self._dmi_cache[seg.stripe][sm.members[j].role.data_index or 0][0]
+            src = self._stripe_entry(seg.stripe)[1][sm.members[j].role.data_index or 0][0]
             fresh[j][:] = full[src]
         else:
             codec.encode(sm, fresh)
@@ -1462,11 +1452,9 @@ class Pool:
         if (layout.k, layout.stripe_count(self._geo.usable)) != (self.layout.k, self._geo.stripes):
             raise InvalidArgumentError(f"{layout!r} does not keep the rows of {self.layout!r}")
         self.layout = layout
-        self._stripe_cache.clear()
-        self._dmi_cache.clear()
+        self._stripes = {}
         self._shapes.clear()
         self._roles.clear()
-        self._direct_shapes = {}
         self._period = max(1, layout.period)
         self._flat = self._rows_are_flat()
         self._direct = self._reads_direct()
@@ -1485,13 +1473,11 @@ class Pool:
                 freed += sum(self._scratch_bytes.values())
                 self._scratch_bytes.clear()
                 self._tls = threading.local()
-            if keep < 1:
-                self._direct_shapes = {}  # (rebuilt as reads need it)
-            drop = len(self._stripe_cache) - int(len(self._stripe_cache) * keep)
-            for s in list(self._stripe_cache)[:drop]:
-                del self._stripe_cache[s]
-                self._dmi_cache.pop(s, None)
-                freed += 512  # a stripe map and its index: a few small objects
+            stripes = self._stripes
+            keep_n = int(len(stripes) * keep)
+            freed += 512 * (len(stripes) - keep_n)  # a map and its index: small objects
+            # a new dict of the newest entries: readers holding the old one go on with it
+            self._stripes = dict(list(stripes.items())[len(stripes) - keep_n :])
             return freed
 
     def _scratch_seg_crc(self, n: int) -> np.ndarray:
@@ -1527,10 +1513,9 @@ class Pool:
                 devs = [dev for dev, _ in self._member_roles(seg.stripe)[0]]
                 blk0 = [seg.first] * len(devs)
             else:  # at its own offset in the stripe
-                shape = self._direct_shape(seg.stripe)
-                if shape is None:
-                    return None
-                sm, dmi = shape
+                sm, dmi, whole = self._stripe_entry(seg.stripe)
+                if not whole:
+                    return None  # that stripe takes the careful path
                 devs = [m.device for m in sm.members]
                 blk0 = [m.device_offset // b + seg.row for m in sm.members]
             for d in range(k):
@@ -1800,7 +1785,7 @@ class Pool:
                     valid = ext.length - (seg.offset + d * nb + r0 * b)
                     pad[d] = min(max(-(-valid // b), 0), r1 - r0)
                 res = self._rows(sub, targets, pad_from=pad)
-                dmi = self._dmi_cache[seg.stripe]
+                dmi = self._stripe_entry(seg.stripe)[1]
                 for d, buf in targets.items():
                     start = seg.offset + d * nb + r0 * b
                     lost_rows: set[int] = set()
