@@ -179,7 +179,13 @@ class StripeMap:
     groups: tuple[tuple[int, ...], ...] = ()
 
     def subgroups(self) -> tuple[tuple[tuple[int, ...], StripeMap], ...]:
-        """Grouped codecs: ``(member indices, the group as a plain stripe)`` per group."""
+        """Grouped codecs: ``(member indices, the group as a plain stripe)`` per group
+        (built once per map: read paths ask for them per stripe they touch)."""
+        cached: tuple[tuple[tuple[int, ...], StripeMap], ...] | None = self.__dict__.get(
+            "_subgroups"
+        )
+        if cached is not None:
+            return cached
         base = self.codec.group_codec
         if base is None:
             return ()
@@ -192,7 +198,8 @@ class StripeMap:
                 for d, m in enumerate(mems)
             )
             out.append((idx, StripeMap(self.index, base, k, sub)))
-        return tuple(out)
+        self.__dict__["_subgroups"] = result = tuple(out)  # frozen: no __setattr__
+        return result
 
     @property
     def devices(self) -> tuple[int, ...]:
