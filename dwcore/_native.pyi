@@ -44,8 +44,35 @@ def raid6_recov_datap(data: _Shards, a: int, p: object, q: object, reverse: bool
 def new_bytes_to_fill(n: int) -> tuple[bytes, memoryview]: ...
 def require_writable(obj: object, name: str) -> None: ...
 def pwritev_many(requests: list[tuple[int, int, Sequence[object]]]) -> list[int]: ...
-def preadv_many(requests: list[tuple[int, int, Sequence[object]]]) -> list[int]: ...
+
+# (fd, offset, buffers) or (fd, offset, buffers, expected_crcs, block_size)
+def preadv_many(requests: list[tuple[Any, ...]]) -> list[int]: ...
 def fdatasync_many(fds: Sequence[int], parallel: bool = ...) -> list[int]: ...
+def read_flat(
+    dst: object,
+    offset: int,
+    end: int,
+    first: int,
+    rows: int,
+    rows_per_chunk: int,
+    block: int,
+    k: int,
+    devmap: object,
+    fds: list[int],
+    bases: list[int],
+    table_off: int,
+) -> int: ...
+def read_segments(
+    dst: object,
+    offset: int,
+    end: int,
+    segments: object,
+    block: int,
+    k: int,
+    fds: list[int],
+    bases: list[int],
+    table_off: int,
+) -> int: ...
 def loop_ec_encode(
     tables: bytes, k: int, rows: int, data: _Shards, out: _Shards, iterations: int
 ) -> None: ...

@@ -113,7 +113,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dwcore import raid
-from dwcore._native import fdatasync_many, new_bytes_to_fill, preadv_many, pwritev_many
+from dwcore._native import (
+    fdatasync_many,
+    new_bytes_to_fill,
+    preadv_many,
+    pwritev_many,
+    read_flat,
+    read_segments,
+)
 from dwcore.alloc import MAX_BLOCKS, BlockAllocator
 from dwcore.checksum import crc32c_blocks, crc32c_blocks_into, verify_blocks
 from dwcore.devices import (
@@ -157,6 +164,8 @@ CHECKPOINT_BYTES = 64 << 20
 #: Most rows one rebuild / scrub step handles (bounded by the stripe too).
 STEP_ROWS = 256
 _PROBE_HEAD = 128 << 10
+#: Most entries of a flat layout's table of data devices (:meth:`Pool._data_devmap`).
+_DEVMAP_MAX = 1 << 16
 
 
 def _enter_raw(dev: Device | None, write: bool) -> int | None:
@@ -454,6 +463,7 @@ class Pool:
         # per position in the period: each member's (device, data index or None), and
         # the positions of the members that hold no data
         self._roles: dict[int, tuple[tuple[tuple[int, int | None], ...], tuple[int, ...]]] = {}
+        self._devmap: np.ndarray | None = None  # see _data_devmap
         self._sync_fanout: Fanout | None = None
         self._cache_name = f"pool.{self._pool_id}.{id(self):x}"
         CACHES.register(self._cache_name, self._shrink_caches)
@@ -814,6 +824,28 @@ class Pool:
             no_data = tuple(j for j, (_, d) in enumerate(pairs) if d is None)
             roles = self._roles[key] = (pairs, no_data)
         return roles
+
+    def _single_copy(self) -> bool:
+        """For flat layouts: every data member has one copy (no mirrors), so a read that
+        meets a missing member must reconstruct it from the rest of its rows."""
+        return all(len(copies) == 1 for copies in self._shape(0)[1])
+
+    def _data_devmap(self) -> np.ndarray | None:
+        """For flat layouts: the device each data member's first copy lies on, per position
+        in the period (int32, period × k, what :func:`read_flat` takes); None where the
+        period is too long to tabulate."""
+        devmap = self._devmap
+        if devmap is None:
+            k, period = self.layout.k, self._period
+            if period * k > _DEVMAP_MAX:
+                return None
+            devmap = np.empty((period, k), dtype=np.int32)
+            for p in range(period):
+                dmi = self._shape(p)[1]
+                roles = self._member_roles(p)[0]
+                devmap[p] = [roles[dmi[d][0]][0] for d in range(k)]
+            self._devmap = devmap
+        return devmap
 
     def _segments(self, first: int, rows: int, cap: int | None = None) -> Iterator[_Segment]:
         """Split rows at stripe boundaries (the extent data mapping: never change it);
@@ -1455,6 +1487,7 @@ class Pool:
         self._stripes = {}
         self._shapes.clear()
         self._roles.clear()
+        self._devmap = None
         self._period = max(1, layout.period)
         self._flat = self._rows_are_flat()
         self._direct = self._reads_direct()
@@ -1496,13 +1529,21 @@ class Pool:
         careful path to reconstruct and repair."""
         k, b = self.layout.k, self._block
         out, outview = new_bytes_to_fill(end - offset)
+        members = self._members
+        # every member online: each chunk reads from its first copy, no per-chunk checks
+        healthy = all(m.state is DeviceState.ONLINE and m.device is not None for m in members)
+        if not healthy and self._flat and ext.rows > 1 and self._single_copy():
+            return None  # a member may be missing with no copy: the row read rebuilds it
+        native = self._read_native(ext, offset, end, outview, healthy)
+        if native is not None:
+            if native:
+                return None  # the careful path reads through the devices and reports
+            del outview
+            return out
         dst = np.frombuffer(outview, dtype=np.uint8)
         # device -> runs of (first global row, rows, views covering them back to back)
         plan: dict[int, list[tuple[int, int, list[np.ndarray]]]] = {}
         edges: list[tuple[np.ndarray, int, int, int]] = []  # block, lo, hi, dst offset
-        members = self._members
-        # every member online: each chunk reads from its first copy, no per-chunk checks
-        healthy = all(m.state is DeviceState.ONLINE and m.device is not None for m in members)
         flat = self._flat
         for seg in self._segments(ext.first_row, ext.rows):
             nb = seg.n * b
@@ -1606,9 +1647,87 @@ class Pool:
         del dst, outview
         return out
 
+    def _read_native(
+        self, ext: Extent, offset: int, end: int, outview: memoryview, healthy: bool
+    ) -> int | None:
+        """A read planned, read and verified in one native call: :func:`read_flat` for
+        a healthy flat layout, else :func:`read_segments` with each chunk read from its
+        first readable copy.  Returns its result (0, or an errno after which the
+        careful path must read), or None (nothing read) where it cannot serve the read:
+        a chunk has no readable copy, a device must see its requests itself, or a
+        stripe has odd members."""
+        k, b = self.layout.k, self._block
+        members = self._members
+        if healthy and self._flat:
+            devmap = self._data_devmap()
+            if devmap is None:
+                return None
+            plan: tuple[Any, ...] = (ext.first_row, ext.rows, self._rpc, b, k, devmap)
+            read: Callable[..., int] = read_flat
+            used: Iterable[int] = range(len(members))
+        else:
+            table = []
+            skip = -1  # extent bytes before the first segment the range needs
+            for seg in self._segments(ext.first_row, ext.rows):
+                if seg.offset + k * seg.n * b <= offset:
+                    continue
+                if seg.offset >= end:
+                    break
+                if skip < 0:
+                    skip = seg.offset
+                if self._flat:  # member j's rows lie at device blocks seg.first..
+                    dmi = self._shape(seg.stripe)[1]
+                    places = [(dev, seg.first) for dev, _ in self._member_roles(seg.stripe)[0]]
+                else:  # at its own offset in the stripe
+                    sm, dmi, whole = self._stripe_entry(seg.stripe)
+                    if not whole:
+                        return None
+                    places = [(m.device, m.device_offset // b + seg.row) for m in sm.members]
+                row = [seg.n]
+                g_end = seg.first + seg.n
+                for copies in dmi:
+                    if healthy:
+                        row += places[copies[0]]
+                        continue
+                    for j in copies:
+                        if members[places[j][0]].readable(g_end):
+                            row += places[j]
+                            break
+                    else:
+                        return None  # no copy to read: the careful path reconstructs
+                table.append(row)
+            if not table:
+                return None
+            offset, end = offset - skip, end - skip
+            segments = np.array(table, dtype=np.int64)
+            plan = (segments, b, k)
+            read = read_segments
+            used = {int(dev) for dev in segments[:, 1::2].flat}
+        fds = [-1] * len(members)
+        bases = [0] * len(members)
+        entered: list[Device] = []
+        try:
+            for dv in used:
+                mem = members[dv]
+                fd = _enter_raw(mem.device, False)
+                if fd is None:
+                    return None
+                entered.append(mem.device)  # type: ignore[arg-type]
+                if mem.sb is None:
+                    return None
+                fds[dv] = fd
+                bases[dv] = mem.sb.data_offset
+            return read(outview, offset, end, *plan, fds, bases, self._geo.table_off)
+        finally:
+            for dev in entered:
+                dev.leave_raw(False)
+
     def _read_flat(self, ext: Extent, offset: int, end: int) -> bytes | None:
         """A read of whole rows: one read per device, and with devices missing the
-        reconstruction of their rows; None to take the careful path."""
+        reconstruction of their rows; None to take the careful path.
+
+        Data chunks wholly inside the range are read (or rebuilt) straight into the
+        result; redundancy and the chunks the range cuts go to scratch first."""
         k, b = self.layout.k, self._block
         segs = [
             seg
@@ -1619,37 +1738,41 @@ class Pool:
             return None
         g0, g1 = segs[0].first, segs[-1].first + segs[-1].n
         erased = {m.index for m in self._members if not m.readable(g1) or m.sb is None}
+        out, outview = new_bytes_to_fill(end - offset)
+        dst = np.frombuffer(outview, dtype=np.uint8)
+        devbuf = self._scratch_rows(g1 - g0)
         want: set[int] = set()
+        per_device: dict[int, list[np.ndarray]] = {}  # each device's rows, back to back
+        stripes: list[tuple[raid.StripeMap, list[np.ndarray], set[int]]] = []
+        # chunks the range cuts: (first copy, from, to, where in the result)
+        cut: list[tuple[np.ndarray, int, int, int]] = []
         for seg in segs:  # each device's rows are loaded once for all segments
-            sm, _ = self._shape(seg.stripe)
+            sm, dmi = self._shape(seg.stripe)
             gone = {j for j, m in enumerate(sm.members) if m.device in erased}
             want |= {sm.members[j].device for j in codec.needed_members(sm, gone)}
-        devbuf = self._scratch_rows(g1 - g0)
-        if not self._load_verified(sorted(want), g0, g1 - g0, devbuf):
+            lo, nb = (seg.first - g0) * b, seg.n * b
+            views = [devbuf[m.device, lo : lo + nb] for m in sm.members]
+            for d, copies in enumerate(dmi):
+                a = seg.offset + d * nb
+                if offset <= a and a + nb <= end:
+                    views[copies[0]] = dst[a - offset : a + nb - offset]
+                elif a < end and a + nb > offset:
+                    lo_c, hi_c = max(a, offset), min(a + nb, end)
+                    cut.append((views[copies[0]], lo_c - a, hi_c - a, lo_c - offset))
+            for m, v in zip(sm.members, views, strict=True):
+                per_device.setdefault(m.device, []).append(v)
+            stripes.append((sm, views, gone))
+        loads = {dv: per_device[dv] for dv in sorted(want)}
+        if not self._load_verified(sorted(want), g0, g1 - g0, devbuf, loads):
             return None
         if erased:
-            for seg in segs:
-                sm, _ = self._shape(seg.stripe)
-                lo = (seg.first - g0) * b
-                views = [devbuf[m.device, lo : lo + seg.n * b] for m in sm.members]
-                gone = {j for j, m in enumerate(sm.members) if m.device in erased}
-                if codec.reconstruct(sm, views, gone):
+            for sm, views, gone in stripes:
+                if gone and codec.reconstruct(sm, views, gone):
                     return None
-        pieces: list[memoryview] = []
-        for seg in segs:
-            sm, dmi = self._shape(seg.stripe)
-            nb = seg.n * b
-            lo_row = (seg.first - g0) * b
-            # a mirror's first copy may be erased: the reconstruction filled it in
-            for d in range(k):
-                a = max(offset, seg.offset + d * nb)
-                z = min(end, seg.offset + (d + 1) * nb)
-                if a >= z:
-                    continue
-                dv = sm.members[dmi[d][0]].device
-                rel = lo_row + a - seg.offset - d * nb
-                pieces.append(devbuf[dv, rel : rel + (z - a)].data)
-        return b"".join(pieces)
+        for src, a, z, at in cut:
+            dst[at : at + z - a] = src[a:z]
+        del dst, outview
+        return out
 
     def _write_rows(self, first: int, rows: int, view: memoryview) -> None:
         k, b = self.layout.k, self._block
@@ -2184,13 +2307,22 @@ class Pool:
                     m.device.sync()
             self._commit_membership()
 
-    def _load_verified(self, devices: list[int], g0: int, n: int, devbuf: np.ndarray) -> bool:
-        """Read rows [g0, g0+n) of each of ``devices`` into its row of ``devbuf`` (in
-        parallel) and verify every block; False when a read fails or a block is bad.
+    def _load_verified(
+        self,
+        devices: list[int],
+        g0: int,
+        n: int,
+        devbuf: np.ndarray,
+        into: dict[int, list[np.ndarray]] | None = None,
+    ) -> bool:
+        """Read rows [g0, g0+n) of each of ``devices`` into its row of ``devbuf`` (or
+        into the buffers ``into[device]``, which cover those rows back to back), in
+        parallel, and verify every block; False when a read fails or a block is bad.
 
         Devices on plain files are read by batched system calls (one per fan-out
         thread, the GIL released once); the others through the device."""
         b = self._block
+        targets = into if into is not None else {dv: [devbuf[dv]] for dv in devices}
         table = self._geo.table_off + 4 * g0
         nbytes = n * b * len(devices)
         crcs = np.empty((len(devices), n), dtype="<u4")
@@ -2213,17 +2345,16 @@ class Pool:
             parts = [fast[j::shares] for j in range(shares)] if fast else []
 
             def batch(part: list[tuple[int, int]]) -> None:
-                reqs: list[tuple[int, int, list[Any]]] = []
+                reqs: list[tuple[Any, ...]] = []
                 for pos, fd in part:
                     sb = self._members[devices[pos]].sb
                     assert sb is not None
-                    reqs.append((fd, sb.data_offset + g0 * b, [devbuf[devices[pos]]]))
+                    # the table first: the rows are verified against it right after they
+                    # are read, while their bytes are in cache
                     reqs.append((fd, sb.data_offset + table, [crcs[pos]]))
+                    reqs.append((fd, sb.data_offset + g0 * b, targets[devices[pos]], crcs[pos], b))
                 if any(preadv_many(reqs)):
                     raise _BadBlocks  # read again through the devices, which report
-                for pos, _ in part:
-                    if len(verify_blocks(devbuf[devices[pos]], b, crcs[pos])):
-                        raise _BadBlocks
 
             results = self._fanout.run([functools.partial(batch, part) for part in parts], nbytes)
         finally:
@@ -2240,10 +2371,14 @@ class Pool:
             mem = self._members[devices[pos]]
             assert mem.device is not None and mem.sb is not None
             base = mem.sb.data_offset
-            mem.device.preadinto(base + g0 * b, devbuf[mem.index])
+            bufs = targets[mem.index]
+            mem.device.preadvinto(base + g0 * b, bufs)
             mem.device.preadinto(base + table, crcs[pos])
-            if len(verify_blocks(devbuf[mem.index], b, crcs[pos])):
-                raise _BadBlocks
+            at = 0
+            for buf in bufs:
+                if len(verify_blocks(buf, b, crcs[pos, at : at + len(buf) // b])):
+                    raise _BadBlocks
+                at += len(buf) // b
 
         results = self._fanout.run([functools.partial(load, pos) for pos in slow], nbytes)
         for exc in results:
