@@ -201,7 +201,7 @@ def test_read_segments_matches_the_model(tmp_path, seed) -> None:
 
 
 _ROW_LAYOUTS = [("0", 3), ("1", 2), ("5", 4), ("6", 5), ("10", 4), ("50", 6), ("1E", 3)]
-_ROW_LAYOUTS += [("MD10", 4), ("DECLUSTERED", 8), ("FR", 8)]
+_ROW_LAYOUTS += [("MD10", 4), ("DECLUSTERED", 8), ("FR", 8), ("Z1", 4), ("Z2", 5), ("Z3", 6)]
 
 
 @pytest.mark.parametrize(("level", "n"), _ROW_LAYOUTS)

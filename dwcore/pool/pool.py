@@ -1662,47 +1662,60 @@ class Pool:
             devmap = self._data_devmap()
             if devmap is None:
                 return None
-            plan: tuple[Any, ...] = (ext.first_row, ext.rows, self._rpc, b, k, devmap)
-            read: Callable[..., int] = read_flat
-            used: Iterable[int] = range(len(members))
-        else:
-            table = []
-            skip = -1  # extent bytes before the first segment the range needs
-            for seg in self._segments(ext.first_row, ext.rows):
-                if seg.offset + k * seg.n * b <= offset:
+            plan = (ext.first_row, ext.rows, self._rpc, b, k, devmap)
+            return self._native_read(range(len(members)), read_flat, outview, offset, end, *plan)
+        table = []
+        skip = -1  # extent bytes before the first segment the range needs
+        for seg in self._segments(ext.first_row, ext.rows):
+            if seg.offset + k * seg.n * b <= offset:
+                continue
+            if seg.offset >= end:
+                break
+            if skip < 0:
+                skip = seg.offset
+            if self._flat:  # member j's rows lie at device blocks seg.first..
+                dmi = self._shape(seg.stripe)[1]
+                places = [(dev, seg.first) for dev, _ in self._member_roles(seg.stripe)[0]]
+            else:  # at its own offset in the stripe
+                sm, dmi, whole = self._stripe_entry(seg.stripe)
+                if not whole:
+                    return None
+                places = [(m.device, m.device_offset // b + seg.row) for m in sm.members]
+            row = [seg.n]
+            g_end = seg.first + seg.n
+            for copies in dmi:
+                if healthy:
+                    row += places[copies[0]]
                     continue
-                if seg.offset >= end:
-                    break
-                if skip < 0:
-                    skip = seg.offset
-                if self._flat:  # member j's rows lie at device blocks seg.first..
-                    dmi = self._shape(seg.stripe)[1]
-                    places = [(dev, seg.first) for dev, _ in self._member_roles(seg.stripe)[0]]
-                else:  # at its own offset in the stripe
-                    sm, dmi, whole = self._stripe_entry(seg.stripe)
-                    if not whole:
-                        return None
-                    places = [(m.device, m.device_offset // b + seg.row) for m in sm.members]
-                row = [seg.n]
-                g_end = seg.first + seg.n
-                for copies in dmi:
-                    if healthy:
-                        row += places[copies[0]]
-                        continue
-                    for j in copies:
-                        if members[places[j][0]].readable(g_end):
-                            row += places[j]
-                            break
-                    else:
-                        return None  # no copy to read: the careful path reconstructs
-                table.append(row)
-            if not table:
-                return None
-            offset, end = offset - skip, end - skip
-            segments = np.array(table, dtype=np.int64)
-            plan = (segments, b, k)
-            read = read_segments
-            used = {int(dev) for dev in segments[:, 1::2].flat}
+                for j in copies:
+                    if members[places[j][0]].readable(g_end):
+                        row += places[j]
+                        break
+                else:
+                    return None  # no copy to read: the careful path reconstructs
+            table.append(row)
+        if not table:
+            return None
+        segments = np.array(table, dtype=np.int64)
+        return self._read_segments(outview, offset - skip, end - skip, segments, k)
+
+    def _read_segments(
+        self, outview: memoryview, offset: int, end: int, segments: np.ndarray, k: int
+    ) -> int | None:
+        """:func:`read_segments` of this pool's devices (``segments``: int64 rows of
+        ``[rows, device, block] * k``, block in the devices' data areas; ``offset`` and
+        ``end`` relative to the first); as :meth:`_native_read`.  Engines that place
+        blocks by their own maps (RAID-Z) read their healthy columns with it."""
+        used = {int(dev) for dev in segments[:, 1::2].flat}
+        return self._native_read(
+            used, read_segments, outview, offset, end, segments, self._block, k
+        )
+
+    def _native_read(self, used: Iterable[int], read: Callable[..., int], *args: Any) -> int | None:
+        """``read(*args, fds, bases, table offset)`` with the devices ``used`` entered
+        for raw reads (the others' descriptors -1): its result, or None (nothing read)
+        where one of them has no plain descriptor or no superblock."""
+        members = self._members
         fds = [-1] * len(members)
         bases = [0] * len(members)
         entered: list[Device] = []
@@ -1717,7 +1730,7 @@ class Pool:
                     return None
                 fds[dv] = fd
                 bases[dv] = mem.sb.data_offset
-            return read(outview, offset, end, *plan, fds, bases, self._geo.table_off)
+            return read(*args, fds, bases, self._geo.table_off)
         finally:
             for dev in entered:
                 dev.leave_raw(False)

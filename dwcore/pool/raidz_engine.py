@@ -67,8 +67,12 @@ def raidz_alloc_blocks(layout: Any, usable: int, block: int) -> int:
 class _Decoded:
     """One block's columns after decoding."""
 
-    def __init__(self, rm: RaidzMap, block: int) -> None:
-        self.bufs = np.zeros((len(rm.columns), rm.rows * block), dtype=np.uint8)
+    def __init__(self, rm: RaidzMap, block: int, bufs: np.ndarray | None = None) -> None:
+        #: (columns × rows·B): each column's sectors, zero past its end; ``bufs`` (any
+        #: content) is filled in place of a new zeroed array
+        if bufs is None:
+            bufs = np.zeros((len(rm.columns), rm.rows * block), dtype=np.uint8)
+        self.bufs = bufs
         #: column -> sector rows that could not be recovered
         self.lost: dict[int, set[int]] = {}
         self.bad: dict[int, set[int]] = {}
@@ -227,21 +231,34 @@ class RaidzEngine:
             )
 
     def _decode(
-        self, rm: RaidzMap, *, skip: frozenset[int] = frozenset(), repair: bool = True
+        self,
+        rm: RaidzMap,
+        *,
+        skip: frozenset[int] = frozenset(),
+        repair: bool = True,
+        scratch: np.ndarray | None = None,
     ) -> _Decoded:
+        """Read and verify every column of ``rm``, rebuild what the others allow and
+        (``repair``) rewrite bad sectors.  ``scratch``: a (columns × rows·B) buffer
+        to decode in, for a caller that is done with the result before reusing it."""
         b = self.b
-        out = _Decoded(rm, b)
+        out = _Decoded(rm, b, scratch)
         rows = rm.rows
         erased_at: list[set[int]] = [set() for _ in range(rows)]
         for c, col in enumerate(rm.columns):
-            got = None if col.device in skip else self._read(col.device, col.sector, col.size)
+            if scratch is not None:
+                out.bufs[c, col.size * b :] = 0  # a short column reads as zeros past its end
+            got = (
+                None
+                if col.device in skip
+                else self._read_into(col.device, col.sector, out.bufs[c, : col.size * b])
+            )
             if got is None:
                 out.erased.add(c)
                 for i in range(col.size):
                     erased_at[i].add(c)
                 continue
-            buf, bad = got
-            out.bufs[c, : col.size * b] = buf
+            bad = got
             if bad:
                 out.bad[c] = bad
                 for i in bad:
@@ -297,6 +314,12 @@ class RaidzEngine:
         None when any sector is unreadable or fails its checksum (then decode)."""
         b = self.b
         out, outview = new_bytes_to_fill(end - offset)
+        native = self._read_native(rm, pieces, offset, end, outview)
+        if native is not None:
+            if native:
+                return None
+            del outview
+            return out
         dst = np.frombuffer(outview, dtype=np.uint8)
         for c, s0, ns, at in pieces:
             col = rm.columns[c]
@@ -312,6 +335,30 @@ class RaidzEngine:
             dst[lo - offset : hi - offset] = r[0][lo - at : hi - at]
         del dst, outview
         return out
+
+    def _read_native(
+        self,
+        rm: RaidzMap,
+        pieces: list[tuple[int, int, int, int]],
+        offset: int,
+        end: int,
+        outview: memoryview,
+    ) -> int | None:
+        """The data columns of ``pieces`` read and verified in one native call (each
+        column a segment of one member); its result (0, or an errno: decode), or None
+        (nothing read) where a column's device is not fully online or not a plain file."""
+        rows = []
+        for c, s0, ns, _ in pieces:
+            col = rm.columns[c]
+            mem = self._member(col.device)
+            if mem.state is not DeviceState.ONLINE:
+                return None
+            rows.append((ns, col.device, col.sector + s0))
+        if not rows:
+            return None
+        skip = pieces[0][3]  # data position of the first sector read
+        segments = np.array(rows, dtype=np.int64)
+        return self.pool._read_segments(outview, offset - skip, end - skip, segments, 1)
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         b, p = self.b, self.p
@@ -329,9 +376,11 @@ class RaidzEngine:
         fast = self._read_direct(rm, pieces, offset, end)
         if fast is not None:
             return fast
-        out = bytearray(length)
-        outv = np.frombuffer(out, dtype=np.uint8)
-        dec = self._decode(rm)
+        out, outview = new_bytes_to_fill(length)
+        outv = np.frombuffer(outview, dtype=np.uint8)
+        ncols = len(rm.columns)
+        scratch = self.pool._scratch("raidz", ncols * rm.rows * b, "u1").reshape(ncols, -1)
+        dec = self._decode(rm, scratch=scratch)
         lost_at: list[tuple[int, int]] = []
         for c, s0, ns, at in pieces:
             rows = dec.lost.get(c, set())
@@ -354,7 +403,8 @@ class RaidzEngine:
             )
             err.lost_range = (lo, hi)  # type: ignore[attr-defined]
             raise err
-        return bytes(out)
+        del outv, outview
+        return out
 
     def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
         """Columns and skip sectors of ``ext``'s block as ``(device, offset, length)``."""
