@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from dwcore._native import read_flat, read_segments
 from dwcore.checksum import crc32c_blocks
 from dwcore.devices import read_superblock
 from dwcore.errors import InvalidArgumentError
-from dwcore.pool import Pool
+from dwcore.pool import Pool, PoolDegradedWarning
 
 
 class _Flat:
@@ -248,5 +249,16 @@ def test_pool_reads_of_plain_files_match_and_repair(tmp_path, monkeypatch, level
             assert pool.scrub(repair=True).unrepaired == 0
             assert pool.scrub(repair=False).clean
         assert repaired_by_read >= 1
+        # degraded as far as the level allows: every range still reads right
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PoolDegradedWarning)
+            for dev in range(pool.layout.fault_tolerance):
+                pool.fail_device(dev)
+        for blob, ext in zip(blobs, exts, strict=True):
+            assert pool.read(ext) == blob
+            for _ in range(5):
+                a = int(rng.integers(0, len(blob)))
+                z = int(rng.integers(a, len(blob) + 1))
+                assert pool.read(ext, a, z - a) == blob[a:z]
     finally:
         pool.close()

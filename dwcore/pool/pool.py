@@ -1103,10 +1103,9 @@ class Pool:
             mem = self._members[m.device]
             assert mem.device is not None
             off, coff = self._addr(mem, m, seg.row)
-            try:
-                mem.device.preadinto(off, buf[: zero_from * b])
-                crcs = np.frombuffer(mem.device.pread(coff, 4 * zero_from), dtype="<u4")
-            except DeviceError:
+            crcs = np.empty(zero_from, dtype="<u4")
+            # batched on a plain file; through the device (retries, reports) otherwise
+            if not self._read_run(mem, off, buf[: zero_from * b], coff, crcs):
                 ioerr.add(j)
                 erased.add(j)
                 return
@@ -1787,6 +1786,79 @@ class Pool:
         del dst, outview
         return out
 
+    def _read_stripes(self, ext: Extent, offset: int, end: int) -> bytes | None:
+        """A read of a row layout that is not flat, around missing members: per stripe
+        the members that rebuild the missing ones, read and verified in one batched
+        call (data chunks wholly inside the range straight into the result), then
+        rebuilt; None to take the careful path (a device that is not a plain file, a
+        read or checksum that fails, a stripe with odd members, too much missing)."""
+        k, b = self.layout.k, self._block
+        out, outview = new_bytes_to_fill(end - offset)
+        dst = np.frombuffer(outview, dtype=np.uint8)
+        stripes: list[tuple[raid.StripeMap, list[np.ndarray], set[int]]] = []
+        cut: list[tuple[np.ndarray, int, int, int]] = []  # as in _read_flat
+        reqs: list[tuple[Any, ...]] = []
+        fds: dict[int, int] = {}
+        entered: list[Device] = []
+        try:
+            for seg in self._segments(ext.first_row, ext.rows):
+                nb = seg.n * b
+                if seg.offset >= end or seg.offset + k * nb <= offset:
+                    continue
+                sm, dmi, whole = self._stripe_entry(seg.stripe)
+                if not whole:
+                    return None
+                g_end = seg.first + seg.n
+                gone = {
+                    j
+                    for j, m in enumerate(sm.members)
+                    if not self._members[m.device].readable(g_end)
+                    or self._members[m.device].sb is None
+                }
+                views = [np.empty(0, dtype=np.uint8)] * len(sm.members)
+                for d, copies in enumerate(dmi):
+                    a = seg.offset + d * nb
+                    if offset <= a and a + nb <= end:
+                        views[copies[0]] = dst[a - offset : a + nb - offset]
+                need = codec.needed_members(sm, gone)
+                for j in range(len(sm.members)):
+                    if len(views[j]) == 0 and (j in need or j in gone):
+                        views[j] = np.empty(nb, dtype=np.uint8)
+                for d, copies in enumerate(dmi):
+                    a = seg.offset + d * nb
+                    if not (offset <= a and a + nb <= end) and a < end and a + nb > offset:
+                        lo, hi = max(a, offset), min(a + nb, end)
+                        if len(views[copies[0]]) == 0:
+                            views[copies[0]] = np.empty(nb, dtype=np.uint8)
+                        cut.append((views[copies[0]], lo - a, hi - a, lo - offset))
+                for j in need:
+                    m = sm.members[j]
+                    mem = self._members[m.device]
+                    fd = fds.get(m.device)
+                    if fd is None:
+                        fd = _enter_raw(mem.device, False)
+                        if fd is None:
+                            return None
+                        entered.append(mem.device)  # type: ignore[arg-type]
+                        fds[m.device] = fd
+                    off, coff = self._addr(mem, m, seg.row)
+                    crcs = np.empty(seg.n, dtype="<u4")
+                    reqs.append((fd, coff, [crcs]))
+                    reqs.append((fd, off, [views[j]], crcs, b))
+                stripes.append((sm, views, gone))
+            if not stripes or any(preadv_many(reqs)):
+                return None
+        finally:
+            for dev in entered:
+                dev.leave_raw(False)
+        for sm, views, gone in stripes:
+            if gone and codec.reconstruct(sm, views, gone):
+                return None
+        for src, a, z, at in cut:
+            dst[at : at + z - a] = src[a:z]
+        del dst, outview, stripes, cut, reqs
+        return out
+
     def _write_rows(self, first: int, rows: int, view: memoryview) -> None:
         k, b = self.layout.k, self._block
         src = np.frombuffer(view, dtype=np.uint8)
@@ -1878,6 +1950,8 @@ class Pool:
                     fast = self._read_direct(ext, offset, offset + length)
                 if fast is None and self._flat and ext.rows > 1:
                     fast = self._read_flat(ext, offset, offset + length)
+                elif fast is None and not self._flat:
+                    fast = self._read_stripes(ext, offset, offset + length)
                 self._reap_dead()
             if fast is not None:
                 return fast
