@@ -292,24 +292,32 @@ def test_scrub_and_read_repair(tmp_path: Any) -> None:
     # a parity-class data chunk and a mirror copy, corrupted silently
     prb = next(rb for ext, _ in cold for rb in rbs_of(pool, ext))
     mrb = next(rb for ext, _ in hot for rb in rbs_of(pool, ext))
-    for rb in (prb, mrb):
-        peg = eng.pegs[eng.loc[rb][0]]
-        slot = eng.loc[rb][1]
-        if peg.kind == "mirror":
-            d, x = peg.members[0]
-            rel = slot * RB
-        else:
-            s, dix = divmod(slot, len(peg.members) - 1)
-            m = eng.stripe_map(peg, s).data_members(dix)[0]
-            d, x = m.device, dict(peg.members)[m.device]
-            rel = m.device_offset
-        off, _ = eng._off(d, x, rel)
-        rig.inners[d].pwrite(off + 11, b"\x42" * 33)
-    check_all(pool, cold)  # reads decode around the bad blocks
+
+    def corrupt() -> None:
+        for rb in (prb, mrb):
+            peg = eng.pegs[eng.loc[rb][0]]
+            slot = eng.loc[rb][1]
+            if peg.kind == "mirror":
+                d, x = peg.members[0]
+                rel = slot * RB
+            else:
+                s, dix = divmod(slot, len(peg.members) - 1)
+                m = eng.stripe_map(peg, s).data_members(dix)[0]
+                d, x = m.device, dict(peg.members)[m.device]
+                rel = m.device_offset
+            off, _ = eng._off(d, x, rel)
+            rig.inners[d].pwrite(off + 11, b"\x42" * 33)
+
+    corrupt()
+    check_all(pool, cold)  # reads decode around the bad blocks and rewrite them
     check_all(pool, hot)
+    assert pool.scrub(repair=False).mismatches == []
+    corrupt()  # not read this time: scrub finds and repairs both
     rep = pool.scrub(repair=True)
     assert len(rep.mismatches) == 2 and all(m.repaired for m in rep.mismatches)
     assert pool.scrub(repair=False).mismatches == []
+    check_all(pool, cold)
+    check_all(pool, hot)
     pool.close()
 
 

@@ -269,7 +269,9 @@ def test_scrub_and_read_repair(tmp_path: Any) -> None:
     mem = pool._members[m.device]
     off, _ = pool._addr(mem, m, seg.row)
     rig.inners[m.device].pwrite(off + 3, b"\x99" * 50)
-    assert pool.read(ext) == data  # found by the read, decoded around it
+    assert pool.read(ext) == data  # found by the read, decoded around it and rewritten
+    assert pool.scrub(repair=False).mismatches == []
+    rig.inners[m.device].pwrite(off + 3, b"\x99" * 50)  # not read this time: scrub repairs
     rep = pool.scrub(repair=True)
     assert [x.device for x in rep.mismatches] == [m.device] and rep.mismatches[0].repaired
     assert pool.scrub(repair=False).mismatches == []

@@ -203,6 +203,7 @@ def test_read_segments_matches_the_model(tmp_path, seed) -> None:
 
 _ROW_LAYOUTS = [("0", 3), ("1", 2), ("5", 4), ("6", 5), ("10", 4), ("50", 6), ("1E", 3)]
 _ROW_LAYOUTS += [("MD10", 4), ("DECLUSTERED", 8), ("FR", 8), ("Z1", 4), ("Z2", 5), ("Z3", 6)]
+_ROW_LAYOUTS += [("BEYOND", 4), ("ADAPTIVE", 4)]
 
 
 @pytest.mark.parametrize(("level", "n"), _ROW_LAYOUTS)
@@ -221,8 +222,8 @@ def test_pool_reads_of_plain_files_match_and_repair(tmp_path, monkeypatch, level
 
         monkeypatch.setattr(pool_module, name, counted)
     rng = np.random.default_rng(n)
-    opts = {"far": 2} if level == "MD10" else {}
-    pool = Pool.create(tmp_path / "p", level, n, 8 << 20, chunk_size=16 << 10, **opts)
+    opts = {"MD10": {"far": 2}, "BEYOND": {"zone_size": 1 << 20}}.get(level, {})
+    pool = Pool.create(tmp_path / "p", level, n, 16 << 20, chunk_size=16 << 10, **opts)
     try:
         blobs = [rng.bytes(int(rng.integers(1, 200_000))) for _ in range(12)]
         exts = [pool.write(b) for b in blobs]

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from dwcore._native import new_bytes_to_fill
 from dwcore.checksum import crc32c_blocks, verify_blocks
 from dwcore.devices import DeviceError
 from dwcore.devices.base import byte_view
@@ -223,6 +224,14 @@ class HeatEngine:
         return sb.data_offset + off, sb.data_offset + self.pool._geo.table_off + 4 * (off // self.b)
 
     def _read(self, d: int, pex: int, rel: int, n: int) -> np.ndarray | None:
+        """``n`` verified bytes; None where the device is unusable, fails or a block does
+        not match its checksum."""
+        got = self._read_raw(d, pex, rel, n)
+        return got[0] if got is not None and got[1] else None
+
+    def _read_raw(self, d: int, pex: int, rel: int, n: int) -> tuple[np.ndarray, bool] | None:
+        """``n`` bytes and whether every block matches its checksum; None where the device
+        is unusable or the read fails."""
         mem = self.pool._members[d]
         if mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE:
             return None
@@ -233,7 +242,7 @@ class HeatEngine:
             crcs = np.frombuffer(mem.device.pread(coff, 4 * (n // self.b)), dtype="<u4")
         except DeviceError:
             return None
-        return None if len(verify_blocks(buf, self.b, crcs)) else buf
+        return buf, not len(verify_blocks(buf, self.b, crcs))
 
     def _write(self, d: int, pex: int, rel: int, buf: np.ndarray) -> bool:
         mem = self.pool._members[d]
@@ -271,24 +280,36 @@ class HeatEngine:
         return sm, bufs, erased, lost
 
     def read_rb(self, rb: int) -> np.ndarray | None:
-        """The RB's bytes (verified, decoded around failures), None when lost."""
+        """The RB's bytes (verified, decoded around failures), None when lost.  A copy or
+        chunk that read back with a bad checksum is rewritten from the good bytes, as
+        a pool read repairs what it reads."""
         peg_id, slot = self.loc[rb]
         peg = self.pegs[peg_id]
         if peg.kind == "mirror":
+            bad: list[tuple[int, int]] = []
             for d, x in peg.members:
-                got = self._read(d, x, slot * self.rb, self.rb)
+                got = self._read_raw(d, x, slot * self.rb, self.rb)
+                if got is not None and got[1]:
+                    for bd, bx in bad:
+                        self._write(bd, bx, slot * self.rb, got[0])
+                    return got[0]
                 if got is not None:
-                    return got
+                    bad.append((d, x))
             return None
         s, dix = divmod(slot, len(peg.members) - 1)
         sm = self.stripe_map(peg, s)
         m = sm.data_members(dix)[0]
-        got = self._read(m.device, dict(peg.members)[m.device], m.device_offset, self.rb)
-        if got is not None:
-            return got
+        pex = dict(peg.members)[m.device]
+        got = self._read_raw(m.device, pex, m.device_offset, self.rb)
+        if got is not None and got[1]:
+            return got[0]
         sm, bufs, _erased, lost = self._stripe(peg, s)
         j = next(j for j, mm in enumerate(sm.members) if mm.role.data_index == dix)
-        return None if j in lost else bufs[j]
+        if j in lost:
+            return None
+        if got is not None:  # read, but corrupt: rewrite it
+            self._write(m.device, pex, m.device_offset, bufs[j])
+        return bufs[j]
 
     def _peg_devices(self, rb: int) -> list[int]:
         return [d for d, _ in self.pegs[self.loc[rb][0]].members]
@@ -362,10 +383,42 @@ class HeatEngine:
         peg_id, slot = self.loc.pop(rb)
         self.slot_rb[peg_id].pop(slot, None)
 
+    def _read_native(self, rb0: int, offset: int, end: int, outview: memoryview) -> int | None:
+        """Bytes ``offset:end`` of the extent at RB ``rb0``, each RB read from an online
+        copy (mirror class) or its data chunk (parity class) in one native call (a
+        segment per RB); its result (0, or an errno: take the checked path), or None
+        (nothing read) where an RB has no online place to read."""
+        rb, b, pex = self.rb, self.b, self.lay.pex_size
+        members = self.pool._members
+        first = offset // rb
+        rows: list[tuple[int, int, int]] = []
+        for i in range(first, -(-end // rb)):
+            peg_id, slot = self.loc[rb0 + i]
+            peg = self.pegs[peg_id]
+            if peg.kind == "mirror":
+                places = [(d, x * pex + slot * rb) for d, x in peg.members]
+            else:
+                s, dix = divmod(slot, len(peg.members) - 1)
+                m = self.stripe_map(peg, s).data_members(dix)[0]
+                places = [(m.device, dict(peg.members)[m.device] * pex + m.device_offset)]
+            at = next((p for p in places if members[p[0]].state is DeviceState.ONLINE), None)
+            if at is None:
+                return None
+            rows.append((rb // b, at[0], at[1] // b))
+        if not rows:
+            return None
+        segments = np.array(rows, dtype=np.int64)
+        return self.pool._read_segments(outview, offset - first * rb, end - first * rb, segments, 1)
+
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         rb0, _n, _len = self.extents[ext.first_row]
-        out = bytearray(length)
         end = offset + length
+        fast, outview = new_bytes_to_fill(length)
+        if self._read_native(rb0, offset, end, outview) == 0:
+            del outview
+            return fast
+        del outview, fast
+        out = bytearray(length)
         lost: set[int] = set()
         at = None
         for i in range(offset // self.rb, -(-end // self.rb)):
