@@ -318,7 +318,7 @@ cdef Py_ssize_t _plan_chunk(_Piece *pieces, Py_ssize_t n, Py_ssize_t *nedges, in
     cdef Py_ssize_t lo = offset if offset > start else start
     cdef Py_ssize_t hi = end if end < start + nb else start + nb
     cdef Py_ssize_t r_a, r_z, f_a, f_z, blo
-    if lo >= hi:
+    if lo >= hi or dev < 0:  # dev < 0: the caller fills these bytes itself
         return n
     r_a = (lo - start) // block
     r_z = (hi - start + block - 1) // block
@@ -565,7 +565,9 @@ def read_segments(dst, Py_ssize_t offset, Py_ssize_t end, segments, Py_ssize_t b
     ``1 + 2k`` entries per segment, in extent order) gives each segment's rows and,
     per data member ``d``, the device and the device block of its first row:
     ``[rows, dev_0, block_0, dev_1, block_1, ...]``.  A member's rows lie at
-    consecutive device blocks, each checked against the table entry of its block."""
+    consecutive device blocks, each checked against the table entry of its block.
+    A device of -1 leaves that member's bytes of ``dst`` untouched, for the caller
+    to fill (a chunk it must rebuild)."""
     cdef Py_buffer sv
     cdef const long long *seg
     cdef Py_ssize_t nseg, width = 1 + 2 * k, i, d, off = 0, total = 0, n
@@ -586,7 +588,7 @@ def read_segments(dst, Py_ssize_t offset, Py_ssize_t end, segments, Py_ssize_t b
                 raise InvalidArgumentError(f"segments[{i}]: rows must be >= 0")
             total += seg[i * width]
             for d in range(k):
-                if not 0 <= seg[i * width + 1 + 2 * d] < len(fds):
+                if not -1 <= seg[i * width + 1 + 2 * d] < len(fds):
                     raise InvalidArgumentError(f"segments[{i}]: device of member {d} out of range")
                 if seg[i * width + 2 + 2 * d] < 0:
                     raise InvalidArgumentError(f"segments[{i}]: block of member {d} < 0")

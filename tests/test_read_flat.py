@@ -191,6 +191,23 @@ def test_read_segments_matches_the_model(tmp_path, seed) -> None:
             rc = read_segments(dst, a, z, segs, block, k, flat.fds, flat.bases, flat.table_off)
             assert rc == 0
             assert bytes(dst) == bytes(want[a:z])
+            # members on device -1 are left as they were, for the caller to fill
+            holes = segs.copy()
+            hole = np.zeros((len(table), k), dtype=bool)
+            hole[rng.random(hole.shape) < 0.4] = True
+            holes[:, 1::2][hole] = -1
+            expect = bytearray(want)
+            at = 0
+            for i, row in enumerate(table):
+                for d in range(k):
+                    n = row[0] * block
+                    if hole[i, d]:
+                        expect[at : at + n] = b"\xa5" * n
+                    at += n
+            dst = bytearray(b"\xa5" * (z - a))
+            rc = read_segments(dst, a, z, holes, block, k, flat.fds, flat.bases, flat.table_off)
+            assert rc == 0
+            assert bytes(dst) == bytes(expect[a:z])
         with pytest.raises(InvalidArgumentError, match="int64 rows"):
             read_segments(bytearray(1), 0, 1, np.zeros((1, 3), np.int32), block, 1,
                           flat.fds, flat.bases, flat.table_off)  # fmt: skip

@@ -418,14 +418,19 @@ class ZoneEngine:
                 self._used[z][a : a + n] = False
         self.lengths.pop(ext_id, None)
 
-    def _read_native(self, ext: Extent, offset: int, end: int, outview: memoryview) -> int | None:
-        """Bytes ``offset:end`` of ``ext``, each data chunk from an online copy, in one
-        native call (a one-member segment per chunk: zones differ in width); its result
-        (0, or an errno: take the checked path), or None (nothing read) where a chunk
-        has no online copy."""
+    def _read_native(
+        self, ext: Extent, offset: int, end: int, outview: memoryview
+    ) -> set[int] | None:
+        """Bytes ``offset:end`` of ``ext`` into ``outview``: each data chunk with an online
+        copy read in one native call (a one-member segment per chunk: zones differ in
+        width).  Returns the extent offsets of the chunks it left for the caller (no
+        online copy); None where it read nothing usable (a bad block, a device that is
+        not a plain file): the caller reads every chunk."""
         b = self.b
         members = self.pool._members
+        online = DeviceState.ONLINE
         rows: list[tuple[int, int, int]] = []
+        holes: set[int] = set()
         skip = -1
         for seg in self.segments(ext.first_row):
             sm, nb = seg.sm, seg.n * b
@@ -437,25 +442,26 @@ class ZoneEngine:
                 a = seg.offset + d * nb
                 if a + nb <= offset or a >= end:
                     continue
-                online = DeviceState.ONLINE
-                m = next((m for m in sm.data_members(d) if members[m.device].state is online), None)
-                if m is None or m.device_offset % b:
-                    return None
                 skip = a if skip < 0 else skip
+                m = next((m for m in sm.data_members(d) if members[m.device].state is online), None)
+                if m is None:
+                    holes.add(a)
+                    rows.append((seg.n, -1, 0))
+                    continue
+                if m.device_offset % b:
+                    return None
                 rows.append((seg.n, m.device, m.device_offset // b + seg.row))
-        if not rows:
+        if len(holes) == len(rows):
             return None
         segments = np.array(rows, dtype=np.int64)
-        return self.pool._read_segments(outview, offset - skip, end - skip, segments, 1)
+        got = self.pool._read_segments(outview, offset - skip, end - skip, segments, 1)
+        return holes if got == 0 else None
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         end = offset + length
-        fast, outview = new_bytes_to_fill(length)
-        if self._read_native(ext, offset, end, outview) == 0:
-            del outview
-            return fast
-        del outview, fast
-        out = bytearray(length)
+        out, outview = new_bytes_to_fill(length)
+        dst = np.frombuffer(outview, dtype=np.uint8)
+        todo = self._read_native(ext, offset, end, outview)
         b = self.b
         lost_devices: set[int] = set()
         lost_at: list[int] = []
@@ -466,6 +472,8 @@ class ZoneEngine:
                 continue
             bufs: list[np.ndarray | None] | None = None
             for d in range(sm.k):
+                if todo is not None and lo_seg + d * nb not in todo:
+                    continue  # read already
                 a = max(offset, lo_seg + d * nb)
                 z = min(end, lo_seg + (d + 1) * nb, ext.length)
                 if a >= z:
@@ -493,7 +501,7 @@ class ZoneEngine:
                     if self._corrupt(m, seg.row, seg.n):
                         self._write(m, seg.row, got)
                 rel = a - lo_seg - d * nb
-                out[a - offset : z - offset] = got[rel : rel + z - a].tobytes()
+                dst[a - offset : z - offset] = got[rel : rel + z - a]
         if lost_at:
             failed = sorted(lost_devices)
             raise DataLossError(
@@ -501,7 +509,8 @@ class ZoneEngine:
                 f"devices {failed} are failed, missing or corrupt beyond what the zones tolerate",
                 failed=failed,
             )
-        return bytes(out)
+        del dst, outview
+        return out
 
     def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
         """``(device, data-area offset, length)`` of every block ``ext`` stores (its data,

@@ -383,15 +383,19 @@ class HeatEngine:
         peg_id, slot = self.loc.pop(rb)
         self.slot_rb[peg_id].pop(slot, None)
 
-    def _read_native(self, rb0: int, offset: int, end: int, outview: memoryview) -> int | None:
-        """Bytes ``offset:end`` of the extent at RB ``rb0``, each RB read from an online
-        copy (mirror class) or its data chunk (parity class) in one native call (a
-        segment per RB); its result (0, or an errno: take the checked path), or None
-        (nothing read) where an RB has no online place to read."""
+    def _read_native(
+        self, rb0: int, offset: int, end: int, outview: memoryview
+    ) -> list[int] | None:
+        """Bytes ``offset:end`` of the extent at RB ``rb0`` into ``outview``: each RB
+        with an online place (a mirror copy, or its data chunk) read in one native call
+        (a segment per RB).  Returns the RBs (indices in the extent) it left for the
+        caller, those with no online place; None where it read nothing usable (a bad
+        block, a device that is not a plain file): the caller reads every RB."""
         rb, b, pex = self.rb, self.b, self.lay.pex_size
         members = self.pool._members
         first = offset // rb
         rows: list[tuple[int, int, int]] = []
+        holes: list[int] = []
         for i in range(first, -(-end // rb)):
             peg_id, slot = self.loc[rb0 + i]
             peg = self.pegs[peg_id]
@@ -403,32 +407,32 @@ class HeatEngine:
                 places = [(m.device, dict(peg.members)[m.device] * pex + m.device_offset)]
             at = next((p for p in places if members[p[0]].state is DeviceState.ONLINE), None)
             if at is None:
-                return None
-            rows.append((rb // b, at[0], at[1] // b))
-        if not rows:
+                holes.append(i)
+                rows.append((rb // b, -1, 0))
+            else:
+                rows.append((rb // b, at[0], at[1] // b))
+        if len(holes) == len(rows):
             return None
         segments = np.array(rows, dtype=np.int64)
-        return self.pool._read_segments(outview, offset - first * rb, end - first * rb, segments, 1)
+        got = self.pool._read_segments(outview, offset - first * rb, end - first * rb, segments, 1)
+        return holes if got == 0 else None
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         rb0, _n, _len = self.extents[ext.first_row]
         end = offset + length
-        fast, outview = new_bytes_to_fill(length)
-        if self._read_native(rb0, offset, end, outview) == 0:
-            del outview
-            return fast
-        del outview, fast
-        out = bytearray(length)
+        out, outview = new_bytes_to_fill(length)
+        dst = np.frombuffer(outview, dtype=np.uint8)
+        todo = self._read_native(rb0, offset, end, outview)
         lost: set[int] = set()
         at = None
-        for i in range(offset // self.rb, -(-end // self.rb)):
+        for i in range(offset // self.rb, -(-end // self.rb)) if todo is None else todo:
             got = self.read_rb(rb0 + i)
             if got is None:
                 lost |= set(self._peg_devices(rb0 + i))
-                at = i * self.rb if at is None else at
+                at = i * self.rb if at is None else min(at, i * self.rb)
                 continue
             a, z = max(offset, i * self.rb), min(end, (i + 1) * self.rb)
-            out[a - offset : z - offset] = got[a - i * self.rb : z - i * self.rb].tobytes()
+            dst[a - offset : z - offset] = got[a - i * self.rb : z - i * self.rb]
         if at is not None:
             failed = sorted(
                 d for d in lost if self.pool._members[d].state is not DeviceState.ONLINE
@@ -438,7 +442,8 @@ class HeatEngine:
                 f"devices {failed} are failed or corrupt beyond what ADAPTIVE tolerates",
                 failed=failed,
             )
-        return bytes(out)
+        del dst, outview
+        return out
 
     def physical(self, ext: Extent) -> list[tuple[int, int, int]]:
         """``(device, data-area offset, length)`` of what ``ext`` stores: both copies of a

@@ -1703,9 +1703,10 @@ class Pool:
     ) -> int | None:
         """:func:`read_segments` of this pool's devices (``segments``: int64 rows of
         ``[rows, device, block] * k``, block in the devices' data areas; ``offset`` and
-        ``end`` relative to the first); as :meth:`_native_read`.  Engines that place
-        blocks by their own maps (RAID-Z) read their healthy columns with it."""
-        used = {int(dev) for dev in segments[:, 1::2].flat}
+        ``end`` relative to the first; device -1: bytes left for the caller to fill); as
+        :meth:`_native_read`.  Engines that place blocks by their own maps (RAID-Z,
+        Adaptive, Beyond) read their healthy chunks with it."""
+        used = {int(dev) for dev in segments[:, 1::2].flat if dev >= 0}
         return self._native_read(
             used, read_segments, outview, offset, end, segments, self._block, k
         )
