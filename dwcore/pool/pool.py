@@ -933,6 +933,46 @@ class Pool:
             table if self._read_run(mem, base + row * self._block, buf, at_table, table) else None
         )
 
+    def _read_blocks_many(
+        self, reads: Sequence[tuple[int, int, np.ndarray]]
+    ) -> list[np.ndarray | None]:
+        """:meth:`_read_blocks` for each ``(device, row, buffer)``: on plain files all in
+        one batched call, the others (and any that failed there) one by one through
+        their devices."""
+        b = self._block
+        out: list[np.ndarray | None] = [None] * len(reads)
+        tables = [np.empty(len(buf) // b, dtype="<u4") for _, _, buf in reads]
+        fds: dict[int, int | None] = {}
+        entered: list[Device] = []
+        reqs: list[tuple[Any, ...]] = []
+        batched: list[int] = []
+        try:
+            for i, (dev, row, buf) in enumerate(reads):
+                if dev not in fds:
+                    device = self._members[dev].device
+                    fds[dev] = _enter_raw(device, False)
+                    if fds[dev] is not None:
+                        entered.append(device)  # type: ignore[arg-type]
+                fd = fds[dev]
+                sb = self._members[dev].sb
+                if fd is None or sb is None:
+                    continue
+                base = sb.data_offset
+                reqs.append((fd, base + row * b, [buf]))
+                reqs.append((fd, base + self._geo.table_off + 4 * row, [tables[i]]))
+                batched.append(i)
+            errs = preadv_many(reqs) if reqs else []
+        finally:
+            for device in entered:
+                device.leave_raw(False)
+        for n, i in enumerate(batched):
+            if not (errs[2 * n] or errs[2 * n + 1]):
+                out[i] = tables[i]
+        for i, (dev, row, buf) in enumerate(reads):
+            if out[i] is None and self._members[dev].sb is not None:
+                out[i] = self._read_blocks(dev, row, buf)
+        return out
+
     def _read_checked(self, dev: int, offset: int, table_offset: int, n: int) -> np.ndarray | None:
         """``n`` blocks at byte ``offset`` of device ``dev`` (a fresh, 64-byte aligned
         buffer), verified against the checksum entries at ``table_offset``; None when

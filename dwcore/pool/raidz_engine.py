@@ -245,14 +245,26 @@ class RaidzEngine:
         out = _Decoded(rm, b, scratch)
         rows = rm.rows
         erased_at: list[set[int]] = [set() for _ in range(rows)]
+        # every readable column in one batched read; each verified after
+        reads: list[tuple[int, int, np.ndarray]] = []
+        at: dict[int, int] = {}  # column -> its place in reads
         for c, col in enumerate(rm.columns):
             if scratch is not None:
                 out.bufs[c, col.size * b :] = 0  # a short column reads as zeros past its end
-            got = (
-                None
-                if col.device in skip
-                else self._read_into(col.device, col.sector, out.bufs[c, : col.size * b])
-            )
+            mem = self._member(col.device)
+            if col.device in skip or mem.device is None or mem.sb is None:
+                continue
+            if not mem.readable(col.sector + col.size):
+                continue
+            at[c] = len(reads)
+            reads.append((col.device, col.sector, out.bufs[c, : col.size * b]))
+        tables = self.pool._read_blocks_many(reads)
+        for c, col in enumerate(rm.columns):
+            got: set[int] | None = None
+            if c in at:
+                table = tables[at[c]]
+                if table is not None:
+                    got = {int(i) for i in verify_blocks(reads[at[c]][2], b, table)}
             if got is None:
                 out.erased.add(c)
                 for i in range(col.size):
