@@ -1702,7 +1702,13 @@ class Pool:
             if devmap is None:
                 return None
             plan = (ext.first_row, ext.rows, self._rpc, b, k, devmap)
-            return self._native_read(range(len(members)), read_flat, outview, offset, end, *plan)
+            used: Iterable[int] = range(len(members))
+            s0 = ext.first_row // self._rpc
+            if s0 == (ext.first_row + ext.rows - 1) // self._rpc:
+                # one stripe: only the devices of the chunks in range
+                nb = ext.rows * b
+                used = set(devmap[s0 % len(devmap)][offset // nb : (end - 1) // nb + 1].tolist())
+            return self._native_read(used, read_flat, outview, offset, end, *plan)
         table = []
         skip = -1  # extent bytes before the first segment the range needs
         for seg in self._segments(ext.first_row, ext.rows):
