@@ -47,6 +47,7 @@ its write leaves its rows allocated (a leak that
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import threading
@@ -121,10 +122,21 @@ class Journal:
         """Append one record and fsync (the write is then acknowledged)."""
         self._seq += 1
         head = _REC.pack(_REC_MAGIC, self._seq, first_row, rows, len(data), crc32c(data))
-        rec = head + crc32c(head).to_bytes(4, "little") + data
-        os.pwrite(self._fd, rec, self._end)
+        head += crc32c(head).to_bytes(4, "little")
+        # gathered: the data is not copied into one record first
+        at, left = self._end, [memoryview(head), memoryview(data)]
+        while left:
+            done = os.pwritev(self._fd, left, at)
+            if done <= 0:
+                raise OSError(errno.EIO, "the RAID 7 journal write made no progress")
+            at += done
+            while left and done >= len(left[0]):
+                done -= len(left[0])
+                left.pop(0)
+            if left and done:
+                left[0] = left[0][done:]
         os.fdatasync(self._fd)
-        self._end += len(rec)
+        self._end = at
 
     def records(self) -> Iterator[tuple[int, int, bytes]]:
         """``(first_row, rows, data)`` of every complete record, in order; stops at the
