@@ -137,6 +137,9 @@ class ZoneEngine:
         self._used: dict[int, np.ndarray] = {}
         #: zones emptied by re-layout, released at the next sync
         self.pending_release: set[int] = set()
+        # (zone id, scheme, members, stripe) -> its map: keyed by everything it depends
+        # on, so a zone changed by re-layout never meets a stale map
+        self._maps: dict[tuple[int, str, tuple[tuple[int, int], ...], int], StripeMap] = {}
         self._load()
 
     # ------------------------------------------------------------------
@@ -204,7 +207,11 @@ class ZoneEngine:
         return out
 
     def stripe_map(self, zone: Zone, s: int) -> StripeMap:
-        """Zone stripe ``s`` with its members on the real devices and offsets."""
+        """Zone stripe ``s`` with its members on the real devices and offsets (cached)."""
+        key = (zone.id, zone.scheme, tuple(zone.members), s)
+        hit = self._maps.get(key)
+        if hit is not None:
+            return hit
         lay = zone_layout(zone.scheme, zone.width, self.pool.layout.chunk_size)
         sm = lay.stripe(s)
         zs = self.pool.layout.zone_size
@@ -217,7 +224,10 @@ class ZoneEngine:
             )
             for m in sm.members
         )
-        return StripeMap(s, sm.codec, sm.k, members)
+        if len(self._maps) >= 4096:
+            self._maps = {}
+        self._maps[key] = hit = StripeMap(s, sm.codec, sm.k, members)
+        return hit
 
     def segments(self, ext_id: int) -> Iterator[_Seg]:
         """The extent's rows cut at zone-stripe boundaries, with their byte offsets."""

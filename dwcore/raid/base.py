@@ -210,7 +210,13 @@ class StripeMap:
         """The members that carry data index ``d`` (one, or every mirror copy)."""
         if not 0 <= d < self.k:
             raise InvalidArgumentError(f"data index must be in 0..{self.k - 1}, got {d}")
-        return tuple(m for m in self.members if m.role.data_index == d)
+        index: tuple[tuple[Member, ...], ...] | None = self.__dict__.get("_data_index")
+        if index is None:  # built once per map (frozen: no __setattr__)
+            index = tuple(
+                tuple(m for m in self.members if m.role.data_index == i) for i in range(self.k)
+            )
+            self.__dict__["_data_index"] = index
+        return index[d]
 
     @property
     def parity_members(self) -> tuple[Member, ...]:
