@@ -218,6 +218,16 @@ def test_read_segments_matches_the_model(tmp_path, seed) -> None:
         flat.close()
 
 
+def _check_ranges(pool: Pool, blobs: list[bytes], exts: list, rng) -> None:
+    """Every extent whole and five random ranges of it read back right."""
+    for blob, ext in zip(blobs, exts, strict=True):
+        assert pool.read(ext) == blob
+        for _ in range(5):
+            a = int(rng.integers(0, len(blob)))
+            z = int(rng.integers(a, len(blob) + 1))
+            assert pool.read(ext, a, z - a) == blob[a:z]
+
+
 _ROW_LAYOUTS = [("0", 3), ("1", 2), ("5", 4), ("6", 5), ("10", 4), ("50", 6), ("1E", 3)]
 _ROW_LAYOUTS += [("MD10", 4), ("DECLUSTERED", 8), ("FR", 8), ("Z1", 4), ("Z2", 5), ("Z3", 6)]
 _ROW_LAYOUTS += [("BEYOND", 4), ("ADAPTIVE", 4)]
@@ -244,12 +254,7 @@ def test_pool_reads_of_plain_files_match_and_repair(tmp_path, monkeypatch, level
     try:
         blobs = [rng.bytes(int(rng.integers(1, 200_000))) for _ in range(12)]
         exts = [pool.write(b) for b in blobs]
-        for blob, ext in zip(blobs, exts, strict=True):
-            assert pool.read(ext) == blob
-            for _ in range(5):
-                a = int(rng.integers(0, len(blob)))
-                z = int(rng.integers(a, len(blob) + 1))
-                assert pool.read(ext, a, z - a) == blob[a:z]
+        _check_ranges(pool, blobs, exts, rng)
         assert calls[0] >= 6 * len(blobs)  # the healthy reads took the native path
         if level == "0":
             return  # nothing to repair from
@@ -272,11 +277,6 @@ def test_pool_reads_of_plain_files_match_and_repair(tmp_path, monkeypatch, level
             warnings.simplefilter("ignore", PoolDegradedWarning)
             for dev in range(pool.layout.fault_tolerance):
                 pool.fail_device(dev)
-        for blob, ext in zip(blobs, exts, strict=True):
-            assert pool.read(ext) == blob
-            for _ in range(5):
-                a = int(rng.integers(0, len(blob)))
-                z = int(rng.integers(a, len(blob) + 1))
-                assert pool.read(ext, a, z - a) == blob[a:z]
+        _check_ranges(pool, blobs, exts, rng)
     finally:
         pool.close()

@@ -1781,6 +1781,25 @@ class Pool:
             for dev in entered:
                 dev.leave_raw(False)
 
+    @staticmethod
+    def _chunk_places(
+        dmi: list[list[int]], start: int, nb: int, offset: int, end: int
+    ) -> tuple[dict[int, int], list[tuple[int, int, int, int]]]:
+        """Where one segment's data chunks (``nb`` bytes each from extent offset
+        ``start``) go in the result of a read of ``offset:end``: ``{first copy: its
+        offset in the result}`` for the chunks wholly inside, and ``(first copy, from,
+        to, offset in the result)`` for those the range cuts."""
+        whole: dict[int, int] = {}
+        cut: list[tuple[int, int, int, int]] = []
+        for d, copies in enumerate(dmi):
+            a = start + d * nb
+            if offset <= a and a + nb <= end:
+                whole[copies[0]] = a - offset
+            elif a < end and a + nb > offset:
+                lo, hi = max(a, offset), min(a + nb, end)
+                cut.append((copies[0], lo - a, hi - a, lo - offset))
+        return whole, cut
+
     def _read_flat(self, ext: Extent, offset: int, end: int) -> bytes | None:
         """A read of whole rows: one read per device, and with devices missing the
         reconstruction of their rows; None to take the careful path.
@@ -1811,13 +1830,10 @@ class Pool:
             want |= {sm.members[j].device for j in codec.needed_members(sm, gone)}
             lo, nb = (seg.first - g0) * b, seg.n * b
             views = [devbuf[m.device, lo : lo + nb] for m in sm.members]
-            for d, copies in enumerate(dmi):
-                a = seg.offset + d * nb
-                if offset <= a and a + nb <= end:
-                    views[copies[0]] = dst[a - offset : a + nb - offset]
-                elif a < end and a + nb > offset:
-                    lo_c, hi_c = max(a, offset), min(a + nb, end)
-                    cut.append((views[copies[0]], lo_c - a, hi_c - a, lo_c - offset))
+            whole, cuts = self._chunk_places(dmi, seg.offset, nb, offset, end)
+            for j, at in whole.items():
+                views[j] = dst[at : at + nb]
+            cut += [(views[j], a, z, at) for j, a, z, at in cuts]
             for m, v in zip(sm.members, views, strict=True):
                 per_device.setdefault(m.device, []).append(v)
             stripes.append((sm, views, gone))
@@ -1862,22 +1878,16 @@ class Pool:
                     if not self._members[m.device].readable(g_end)
                     or self._members[m.device].sb is None
                 }
-                views = [np.empty(0, dtype=np.uint8)] * len(sm.members)
-                for d, copies in enumerate(dmi):
-                    a = seg.offset + d * nb
-                    if offset <= a and a + nb <= end:
-                        views[copies[0]] = dst[a - offset : a + nb - offset]
+                whole, cuts = self._chunk_places(dmi, seg.offset, nb, offset, end)
                 need = codec.needed_members(sm, gone)
-                for j in range(len(sm.members)):
-                    if len(views[j]) == 0 and (j in need or j in gone):
-                        views[j] = np.empty(nb, dtype=np.uint8)
-                for d, copies in enumerate(dmi):
-                    a = seg.offset + d * nb
-                    if not (offset <= a and a + nb <= end) and a < end and a + nb > offset:
-                        lo, hi = max(a, offset), min(a + nb, end)
-                        if len(views[copies[0]]) == 0:
-                            views[copies[0]] = np.empty(nb, dtype=np.uint8)
-                        cut.append((views[copies[0]], lo - a, hi - a, lo - offset))
+                # the members read or rebuilt: straight into the result where they can
+                views = [
+                    dst[whole[j] : whole[j] + nb]
+                    if j in whole
+                    else np.empty(nb if j in need or j in gone else 0, dtype=np.uint8)
+                    for j in range(len(sm.members))
+                ]
+                cut += [(views[j], a, z, at) for j, a, z, at in cuts]
                 for j in need:
                     m = sm.members[j]
                     mem = self._members[m.device]
