@@ -87,6 +87,7 @@ class HeatEngine:
 
     def __init__(self, pool: AdaptivePool) -> None:
         self.pool = pool
+        self._maps: dict[tuple[tuple[int, ...], int], StripeMap] = {}  # see stripe_map
         lay: Adaptive = pool.layout
         self.lay = lay
         self.b = pool._block
@@ -258,12 +259,20 @@ class HeatEngine:
         return True
 
     def stripe_map(self, peg: Peg, s: int) -> StripeMap:
-        """Stripe ``s`` of a parity PEG on its real devices (offsets relative to a PEX)."""
+        """Stripe ``s`` of a parity PEG on its real devices (offsets relative to a PEX);
+        cached by the PEG's devices and ``s``, all the map depends on."""
+        key = (tuple(d for d, _ in peg.members), s)
+        hit = self._maps.get(key)
+        if hit is not None:
+            return hit
         sm = Raid5(len(peg.members), self.rb).stripe(s)
         members = tuple(
             Member(peg.members[m.device][0], m.device_offset, self.rb, m.role) for m in sm.members
         )
-        return StripeMap(s, sm.codec, sm.k, members)
+        if len(self._maps) >= 4096:
+            self._maps = {}
+        self._maps[key] = hit = StripeMap(s, sm.codec, sm.k, members)
+        return hit
 
     def _stripe(self, peg: Peg, s: int) -> tuple[StripeMap, list[np.ndarray], set[int], set[int]]:
         """Every chunk of a stripe, reconstructed: (map, buffers, erased, lost)."""
