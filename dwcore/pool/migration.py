@@ -277,14 +277,26 @@ class HeatEngine:
     def _stripe(self, peg: Peg, s: int) -> tuple[StripeMap, list[np.ndarray], set[int], set[int]]:
         """Every chunk of a stripe, reconstructed: (map, buffers, erased, lost)."""
         sm = self.stripe_map(peg, s)
-        bufs, erased = [], set()
         pex_of = dict(peg.members)
+        bufs = [np.zeros(self.rb, dtype=np.uint8) for _ in sm.members]
+        erased: set[int] = set()
+        # every online member in one batched read, each verified after
+        reads: list[tuple[int, int, np.ndarray]] = []
+        at: dict[int, int] = {}
         for j, m in enumerate(sm.members):
-            got = self._read(m.device, pex_of[m.device], m.device_offset, self.rb)
-            if got is None:
+            mem = self.pool._members[m.device]
+            if mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE:
                 erased.add(j)
-                got = np.zeros(self.rb, dtype=np.uint8)
-            bufs.append(got)
+                continue
+            at[j] = len(reads)
+            block = (pex_of[m.device] * self.lay.pex_size + m.device_offset) // self.b
+            reads.append((m.device, block, bufs[j]))
+        tables = self.pool._read_blocks_many(reads)
+        for j, i in at.items():
+            table = tables[i]
+            if table is None or len(verify_blocks(bufs[j], self.b, table)):
+                erased.add(j)
+                bufs[j][:] = 0
         lost = codec.reconstruct(sm, bufs, erased) if erased else set()
         return sm, bufs, erased, lost
 
