@@ -286,14 +286,26 @@ class ZoneEngine:
 
     def _decode(self, seg: _Seg) -> tuple[list[np.ndarray], set[int], set[int]]:
         """Every member of a segment, reconstructed: (buffers, erased, lost members)."""
-        bufs: list[np.ndarray] = []
+        b = self.b
+        bufs = [np.zeros(seg.n * b, dtype=np.uint8) for _ in seg.sm.members]
         erased: set[int] = set()
+        # every online member in one batched read, each verified after
+        reads: list[tuple[int, int, np.ndarray]] = []
+        at: dict[int, int] = {}
         for j, m in enumerate(seg.sm.members):
-            got = self._read(m, seg.row, seg.n)
-            if got is None:
+            mem = self.pool._members[m.device]
+            usable = mem.device is not None and mem.sb is not None
+            if not usable or mem.state is not DeviceState.ONLINE or m.device_offset % b:
                 erased.add(j)
-                got = np.zeros(seg.n * self.b, dtype=np.uint8)
-            bufs.append(got)
+                continue
+            at[j] = len(reads)
+            reads.append((m.device, m.device_offset // b + seg.row, bufs[j]))
+        tables = self.pool._read_blocks_many(reads)
+        for j, i in at.items():
+            table = tables[i]
+            if table is None or len(verify_blocks(bufs[j], b, table)):
+                erased.add(j)
+                bufs[j][:] = 0
         lost = codec.reconstruct(seg.sm, bufs, erased) if erased else set()
         return bufs, erased, lost
 
