@@ -289,9 +289,9 @@ class ZoneEngine:
         b = self.b
         bufs = [np.zeros(seg.n * b, dtype=np.uint8) for _ in seg.sm.members]
         erased: set[int] = set()
-        # every online member in one batched read, each verified after
+        # every online member in one batched, verified read
         reads: list[tuple[int, int, np.ndarray]] = []
-        at: dict[int, int] = {}
+        at: dict[int, int] = {}  # member -> its position in reads
         for j, m in enumerate(seg.sm.members):
             mem = self.pool._members[m.device]
             usable = mem.device is not None and mem.sb is not None
@@ -300,12 +300,8 @@ class ZoneEngine:
                 continue
             at[j] = len(reads)
             reads.append((m.device, m.device_offset // b + seg.row, bufs[j]))
-        tables = self.pool._read_blocks_many(reads)
-        for j, i in at.items():
-            table = tables[i]
-            if table is None or len(verify_blocks(bufs[j], b, table)):
-                erased.add(j)
-                bufs[j][:] = 0
+        failed = self.pool._read_verified_many(reads)
+        erased |= {j for j, i in at.items() if i in failed}
         lost = codec.reconstruct(seg.sm, bufs, erased) if erased else set()
         return bufs, erased, lost
 

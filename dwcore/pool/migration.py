@@ -280,9 +280,9 @@ class HeatEngine:
         pex_of = dict(peg.members)
         bufs = [np.zeros(self.rb, dtype=np.uint8) for _ in sm.members]
         erased: set[int] = set()
-        # every online member in one batched read, each verified after
+        # every online member in one batched, verified read
         reads: list[tuple[int, int, np.ndarray]] = []
-        at: dict[int, int] = {}
+        at: dict[int, int] = {}  # member -> its position in reads
         for j, m in enumerate(sm.members):
             mem = self.pool._members[m.device]
             if mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE:
@@ -291,12 +291,8 @@ class HeatEngine:
             at[j] = len(reads)
             block = (pex_of[m.device] * self.lay.pex_size + m.device_offset) // self.b
             reads.append((m.device, block, bufs[j]))
-        tables = self.pool._read_blocks_many(reads)
-        for j, i in at.items():
-            table = tables[i]
-            if table is None or len(verify_blocks(bufs[j], self.b, table)):
-                erased.add(j)
-                bufs[j][:] = 0
+        failed = self.pool._read_verified_many(reads)
+        erased |= {j for j, i in at.items() if i in failed}
         lost = codec.reconstruct(sm, bufs, erased) if erased else set()
         return sm, bufs, erased, lost
 

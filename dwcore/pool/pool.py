@@ -973,6 +973,18 @@ class Pool:
                 out[i] = self._read_blocks(dev, row, buf)
         return out
 
+    def _read_verified_many(self, reads: Sequence[tuple[int, int, np.ndarray]]) -> set[int]:
+        """:meth:`_read_blocks_many`, each buffer then verified; returns the positions in
+        ``reads`` that failed (the read, or a block's checksum), their buffers zeroed
+        (for engines that decode around them)."""
+        failed: set[int] = set()
+        for i, table in enumerate(self._read_blocks_many(reads)):
+            buf = reads[i][2]
+            if table is None or len(verify_blocks(buf, self._block, table)):
+                failed.add(i)
+                buf[:] = 0
+        return failed
+
     def _read_checked(self, dev: int, offset: int, table_offset: int, n: int) -> np.ndarray | None:
         """``n`` blocks at byte ``offset`` of device ``dev`` (a fresh, 64-byte aligned
         buffer), verified against the checksum entries at ``table_offset``; None when
