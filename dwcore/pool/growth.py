@@ -469,11 +469,7 @@ class ZoneEngine:
                 if m.device_offset % b:
                     return None
                 rows.append((seg.n, m.device, m.device_offset // b + seg.row))
-        if len(holes) == len(rows):
-            return None
-        segments = np.array(rows, dtype=np.int64)
-        got = self.pool._read_segments(outview, offset - skip, end - skip, segments, 1)
-        return holes if got == 0 else None
+        return self.pool._read_chunks(outview, offset - skip, end - skip, rows, holes)
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         end = offset + length
@@ -497,12 +493,12 @@ class ZoneEngine:
                 if a >= z:
                     continue
                 got = None
-                failed: list[Member] = []  # copies that did not read back right
+                unread: list[Member] = []  # copies that did not read back right
                 for m in sm.data_members(d):
                     got = self._read(m, seg.row, seg.n)
                     if got is not None:
                         break
-                    failed.append(m)
+                    unread.append(m)
                 if got is None:
                     if bufs is None:
                         full, erased, lost = self._decode(seg)
@@ -515,7 +511,7 @@ class ZoneEngine:
                     if got is None:
                         lost_at.append(a)
                         continue
-                for m in failed:  # rewrite what read back corrupt (not what failed to read)
+                for m in unread:  # rewrite what read back corrupt (not what failed to read)
                     if self._corrupt(m, seg.row, seg.n):
                         self._write(m, seg.row, got)
                 rel = a - lo_seg - d * nb

@@ -428,11 +428,7 @@ class HeatEngine:
                 rows.append((rb // b, -1, 0))
             else:
                 rows.append((rb // b, at[0], at[1] // b))
-        if len(holes) == len(rows):
-            return None
-        segments = np.array(rows, dtype=np.int64)
-        got = self.pool._read_segments(outview, offset - first * rb, end - first * rb, segments, 1)
-        return holes if got == 0 else None
+        return self.pool._read_chunks(outview, offset - first * rb, end - first * rb, rows, holes)
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         rb0, _n, _len = self.extents[ext.first_row]

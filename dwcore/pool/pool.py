@@ -105,10 +105,10 @@ import stat
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -164,6 +164,8 @@ CHECKPOINT_BYTES = 64 << 20
 #: Most rows one rebuild / scrub step handles (bounded by the stripe too).
 STEP_ROWS = 256
 _PROBE_HEAD = 128 << 10
+_Holes = TypeVar("_Holes", bound=Collection[Any])
+
 #: Most entries of a flat layout's table of data devices (:meth:`Pool._data_devmap`).
 _DEVMAP_MAX = 1 << 16
 
@@ -1574,17 +1576,19 @@ class Pool:
         return self._scratch("crcs", nd * rows, "<u4").reshape(nd, rows)
 
     def _read_direct(self, ext: Extent, offset: int, end: int) -> bytes | None:
-        """Healthy read of a flat layout straight into the result: per device one
-        scattered read per run of rows and one checksum-table read; None (nothing
-        returned) when a device is unusable or a block fails its checksum, for the
-        careful path to reconstruct and repair."""
+        """A read of each chunk from a readable copy, straight into the result: in one
+        native call where the devices allow (:meth:`_read_native`), else per device one
+        scattered read per run of rows and one checksum-table read through the
+        devices; None (nothing returned) when a chunk has no readable copy, a device
+        is unusable or a block fails its checksum, for the row or careful path to
+        reconstruct and repair."""
         k, b = self.layout.k, self._block
-        out, outview = new_bytes_to_fill(end - offset)
         members = self._members
         # every member online: each chunk reads from its first copy, no per-chunk checks
         healthy = all(m.state is DeviceState.ONLINE and m.device is not None for m in members)
         if not healthy and self._flat and ext.rows > 1 and self._single_copy():
             return None  # a member may be missing with no copy: the row read rebuilds it
+        out, outview = new_bytes_to_fill(end - offset)
         native = self._read_native(ext, offset, end, outview, healthy)
         if native is not None:
             if native:
@@ -1769,6 +1773,25 @@ class Pool:
             used, read_segments, outview, offset, end, segments, self._block, k
         )
 
+    def _read_chunks(
+        self,
+        outview: memoryview,
+        offset: int,
+        end: int,
+        rows: list[tuple[int, int, int]],
+        holes: _Holes,
+    ) -> _Holes | None:
+        """For engines that place chunks by their own maps (Adaptive, Beyond): the
+        chunks ``rows`` (one-member segments ``(rows, device, block)``; device -1
+        for the ``holes``, left for the caller) read natively into ``outview``
+        (``offset``/``end`` relative to the first chunk).  Returns ``holes`` when
+        that read succeeded, None where it read nothing usable (every chunk a hole,
+        a bad block, a device that is not a plain file)."""
+        if len(holes) == len(rows):
+            return None
+        segments = np.array(rows, dtype=np.int64)
+        return holes if self._read_segments(outview, offset, end, segments, 1) == 0 else None
+
     def _native_read(self, used: Iterable[int], read: Callable[..., int], *args: Any) -> int | None:
         """``read(*args, fds, bases, table offset)`` with the devices ``used`` entered
         for raw reads (the others' descriptors -1): its result, or None (nothing read)
@@ -1880,8 +1903,8 @@ class Pool:
                 nb = seg.n * b
                 if seg.offset >= end or seg.offset + k * nb <= offset:
                     continue
-                sm, dmi, whole = self._stripe_entry(seg.stripe)
-                if not whole:
+                sm, dmi, aligned = self._stripe_entry(seg.stripe)
+                if not aligned:
                     return None
                 g_end = seg.first + seg.n
                 gone = {
