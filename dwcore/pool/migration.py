@@ -103,6 +103,9 @@ class HeatEngine:
         self.next_peg = 0
         self.loc: dict[int, tuple[int, int]] = {}
         self.slot_rb: dict[int, dict[int, int]] = {}
+        #: mirror slots freed since the map was last saved: the saved map still names
+        #: them live, so they are not written again until the next sync saves it
+        self.freed: dict[int, set[int]] = {}
         self.extents: dict[int, tuple[int, int, int]] = {}
         self.next_id = 1
         self.used = np.zeros(self.cap, dtype=bool)
@@ -197,16 +200,20 @@ class HeatEngine:
     def mirror_slots(self) -> tuple[int, int]:
         """(free mirror slots, mirror slots in the budget)."""
         total = self.mirror_budget // 2 * self.per_pex
-        used = sum(len(self.slot_rb[p.id]) for p in self.pegs.values() if p.kind == "mirror")
+        used = sum(
+            len(self.slot_rb[p.id]) + len(self.freed.get(p.id, ()))
+            for p in self.pegs.values()
+            if p.kind == "mirror"
+        )
         return total - used, total
 
     def _mirror_slot(self) -> tuple[Peg, int] | None:
         for p in self.pegs.values():
             if p.kind != "mirror" or not all(self._online(d) for d, _ in p.members):
                 continue
-            taken = self.slot_rb[p.id]
-            if len(taken) < self.per_pex:
-                slot = next(i for i in range(self.per_pex) if i not in taken)
+            live, freed = self.slot_rb[p.id], self.freed.get(p.id, ())
+            if len(live) + len(freed) < self.per_pex:
+                slot = next(i for i in range(self.per_pex) if i not in live and i not in freed)
                 return p, slot
         mirrors = sum(1 for p in self.pegs.values() if p.kind == "mirror")
         if mirrors >= self.mirror_budget // 2:
@@ -489,7 +496,10 @@ class HeatEngine:
             return
         rb0, n, _ = self.extents.pop(ext.first_row)
         for rb in range(rb0, rb0 + n):
+            peg_id, slot = self.loc[rb]
             self._unmap(rb)
+            if self.pegs[peg_id].kind == "mirror":
+                self.freed.setdefault(peg_id, set()).add(slot)
         self.used[rb0 : rb0 + n] = False
 
     def check(self, used: list[tuple[int, int]]) -> tuple[int, int]:
@@ -510,6 +520,7 @@ class HeatEngine:
 
     def after_sync(self) -> None:
         self.save()
+        self.freed.clear()  # the saved map no longer names them
 
     def capacity(self) -> tuple[int, int]:
         return self.cap * self.rb, int(self.used.sum()) * self.rb
