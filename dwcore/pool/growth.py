@@ -137,6 +137,9 @@ class ZoneEngine:
         self._used: dict[int, np.ndarray] = {}
         #: zones emptied by re-layout, released at the next sync
         self.pending_release: set[int] = set()
+        #: rows of extents freed since the zone table was last saved: the saved table
+        #: still names those extents, so the rows stay taken until the next sync
+        self.freed: list[tuple[int, int, int]] = []
         # (zone id, scheme, members, stripe) -> its map: keyed by everything it depends
         # on, so a zone changed by re-layout never meets a stale map
         self._maps: dict[tuple[int, str, tuple[tuple[int, int], ...], int], StripeMap] = {}
@@ -431,9 +434,8 @@ class ZoneEngine:
                 )
 
     def _drop(self, ext_id: int) -> None:
-        for z, a, n in self.extents.pop(ext_id, []):
-            if z in self._used:
-                self._used[z][a : a + n] = False
+        """Forget an extent; its rows are written again only after the next sync."""
+        self.freed += self.extents.pop(ext_id, [])
         self.lengths.pop(ext_id, None)
 
     def _read_native(
@@ -560,6 +562,10 @@ class ZoneEngine:
     def after_sync(self) -> None:
         self._release_empty()
         self.save()
+        for z, a, n in self.freed:  # the saved table no longer names them
+            if z in self._used:
+                self._used[z][a : a + n] = False
+        self.freed.clear()
 
     def _release_empty(self) -> None:
         """Give the slots of zones no extent uses back (only emptied by re-layout)."""
