@@ -45,7 +45,7 @@ def _open_or_create(index: int, pool: PoolConfig, root: Path) -> Pool:
             mismatch.append(f"level is {layout.level}, configured {pool.level}")
         if layout.n_devices != pool.device_count:
             mismatch.append(f"{layout.n_devices} devices, configured {pool.device_count}")
-        if layout.chunk_size != pool.chunk_size:
+        if pool.chunk_size is not None and layout.chunk_size != pool.chunk_size:
             mismatch.append(f"chunk_size is {layout.chunk_size}, configured {pool.chunk_size}")
         if mismatch:
             opened.close()

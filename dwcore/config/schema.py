@@ -88,7 +88,9 @@ class PoolConfig(_Table):
         | Annotated[list[PathText], Field(min_length=1, max_length=MAX_DEVICES)]
     )
     device_size: Size
-    chunk_size: Size = raid.DEFAULT_CHUNK_SIZE
+    #: None: the level's own default (Declustered 16 MiB, FR 256 KiB, Adaptive 64 KiB,
+    #: else 512 KiB), as :meth:`~dwcore.pool.Pool.create` chooses it
+    chunk_size: Size | None = None
     block_size: Size = 4096
     options: dict[str, str | int] = Field(default_factory=dict, max_length=16)
     path: PathText | None = None
@@ -119,7 +121,9 @@ class PoolConfig(_Table):
 
     @field_validator("chunk_size")
     @classmethod
-    def _chunk_size(cls, v: int) -> int:
+    def _chunk_size(cls, v: int | None) -> int | None:
+        if v is None:
+            return v
         if v < MIN_CHUNK_SIZE or v > 1 << 30 or v & (v - 1):
             raise ValueError("chunk_size must be a power of two from 4 KiB to 1 GiB")
         return v
@@ -148,10 +152,6 @@ class PoolConfig(_Table):
 
     @model_validator(mode="after")
     def _layout(self) -> PoolConfig:
-        if self.block_size > self.chunk_size:
-            raise ValueError(
-                f"block_size ({self.block_size}) must not exceed chunk_size ({self.chunk_size})"
-            )
         allowed = raid.level_options(self.level)
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
@@ -160,9 +160,13 @@ class PoolConfig(_Table):
                 f"(options: {', '.join(allowed) or 'none'})"
             )
         try:
-            raid.layout(self.level, self.device_count, self.chunk_size, **self.options)
+            lay = raid.layout(self.level, self.device_count, self.chunk_size, **self.options)
         except DWError as exc:
             raise ValueError(str(exc)) from None
+        if self.block_size > lay.chunk_size:
+            raise ValueError(
+                f"block_size ({self.block_size}) must not exceed chunk_size ({lay.chunk_size})"
+            )
         return self
 
     @property

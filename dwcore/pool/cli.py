@@ -159,7 +159,10 @@ def create(
     device_size: Annotated[
         str, typer.Option("--device-size", "-s", help="Bytes used per device (64M, 1G...).")
     ] = "64M",
-    chunk_size: Annotated[str, typer.Option("--chunk-size", help="Stripe unit.")] = "512K",
+    chunk_size: Annotated[
+        str | None,
+        typer.Option("--chunk-size", help="Stripe unit (default: the level's, most 512K)."),
+    ] = None,
     copies: Annotated[
         int | None, typer.Option("--copies", help="RAID 10: devices per mirror group.")
     ] = None,
@@ -188,7 +191,7 @@ def create(
             level,
             spec,
             parse_size(device_size),
-            chunk_size=parse_size(chunk_size),
+            chunk_size=None if chunk_size is None else parse_size(chunk_size),
             force=force,
             **opts,
         )

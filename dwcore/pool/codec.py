@@ -16,11 +16,13 @@ be).  Every buffer of one call has the same length.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
 from dwcore.ec import (
+    ReedSolomon,
     pq_parity_into,
     pq_recover_into,
     pqr_parity_into,
@@ -65,6 +67,15 @@ def _rdp_apply(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[int
     for target, srcs in steps:
         xor_parity_into([bufs[x] for x in srcs], bufs[target])
     return set(unsolved)
+
+
+@functools.lru_cache(maxsize=32)
+def _rs(k: int, m: int) -> ReedSolomon:
+    return ReedSolomon(k, m)
+
+
+def _rs_of(sm: StripeMap) -> ReedSolomon:
+    return _rs(sm.k, len(sm.members) - sm.k)
 
 
 def _grouped(sm: StripeMap) -> bool:
@@ -122,6 +133,11 @@ def encode(sm: StripeMap, bufs: Sequence[np.ndarray]) -> None:
     elif sm.codec is Codec.PQR_ZFS:
         p, q, r = _parity_slots(sm)
         pqr_parity_into(list(bufs[: sm.k]), bufs[p], bufs[q], bufs[r], order="zfs")
+    elif sm.codec is Codec.PQR_MD:
+        p, q, r = _parity_slots(sm)
+        pqr_parity_into(list(bufs[: sm.k]), bufs[p], bufs[q], bufs[r], order="md")
+    elif sm.codec is Codec.RS_CAUCHY:
+        _rs_of(sm).encode_into(list(bufs[: sm.k]), [bufs[j] for j in _parity_slots(sm)])
 
 
 def sources(sm: StripeMap, erased: Collection[int], j: int) -> int | None:
@@ -147,7 +163,7 @@ def lost_members(sm: StripeMap, erased: Collection[int]) -> set[int]:
     if sm.codec is Codec.RDP:
         n, p = rdp_geometry(sm)
         return set(rdp_schedule(n, p, frozenset(erased))[1])
-    if sm.codec is Codec.NONE or len(erased) > sm.codec.parity_count:
+    if sm.codec is Codec.NONE or len(erased) > sm.parity_limit:
         return set(erased)
     return set()
 
@@ -205,6 +221,10 @@ def reconstruct(sm: StripeMap, bufs: Sequence[np.ndarray], erased: Collection[in
         pq_recover_into(list(bufs), order, order="zfs")
     elif sm.codec is Codec.PQR_ZFS:
         pqr_recover_into(list(bufs), order, order="zfs")
+    elif sm.codec is Codec.PQR_MD:
+        pqr_recover_into(list(bufs), order, order="md")
+    elif sm.codec is Codec.RS_CAUCHY:
+        _rs_of(sm).reconstruct_into(list(bufs), order)
     return set()
 
 
@@ -241,7 +261,7 @@ def mismatched_rows(sm: StripeMap, bufs: Sequence[np.ndarray], block: int) -> di
         encode(sm, scratch)
     elif sm.codec is Codec.XOR:
         xor_parity_into(list(bufs[: sm.k]), fresh[0])
-    elif sm.codec in (Codec.PQ_ZFS, Codec.PQR_ZFS):
+    elif sm.codec in (Codec.PQ_ZFS, Codec.PQR_ZFS, Codec.PQR_MD, Codec.RS_CAUCHY):
         encode(sm, list(bufs[: sm.k]) + fresh)
     else:
         pq_parity_into(list(bufs[: sm.k]), fresh[0], fresh[1], order="md")

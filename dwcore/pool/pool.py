@@ -480,8 +480,8 @@ class Pool:
         path: str | os.PathLike[str],
         level: str | int,
         devices: int | Sequence[DeviceSpec],
-        device_size: int,
-        chunk_size: int = raid.DEFAULT_CHUNK_SIZE,
+        device_size: int | None,
+        chunk_size: int | None = None,
         block_size: int = 4096,
         *,
         force: bool = False,
@@ -493,7 +493,8 @@ class Pool:
         ``path``), a list of paths (files created when absent, existing files
         and block devices opened) or a list of :class:`~dwcore.devices.Device`
         objects (the caller keeps ownership: the pool does not close them).
-        ``device_size`` is the bytes used on each device.  Everything is
+        ``device_size`` is the bytes used on each device (BEYOND also takes
+        ``None``: each device's own size, :mod:`dwcore.pool.growth`).  Everything is
         validated before anything is written; a device that holds a file
         system or a dwcore superblock is refused unless ``force``.  For the
         in-place parity levels (RAID S, Unraid) the data areas of block
@@ -519,7 +520,8 @@ class Pool:
         _check_size("block_size", block_size, 512, lay.chunk_size)
         if block_size & (block_size - 1):
             raise InvalidArgumentError(f"block_size must be a power of two, got {block_size}")
-        _check_size("device_size", device_size, MIN_DEVICE_SIZE, MAX_DEVICE_SIZE)
+        lay, dev_sizes = cls._class_for(lay)._device_sizes(lay, specs, device_size, block_size)
+        device_size = max(dev_sizes)
         geo = _Geometry(lay, block_size, device_size)
         if geo.stripes < 1:
             raise InvalidArgumentError(
@@ -547,7 +549,7 @@ class Pool:
             if key in seen:
                 raise InvalidArgumentError(f"device {i} ({spec}) is listed twice")
             seen.add(key)
-            cls._check_new_device(spec, device_size, force, i)
+            cls._check_new_device(spec, dev_sizes[i], force, i)
         # --- nothing modified above this line ---
         os.makedirs(root, exist_ok=True)
         pool_id = uuid.uuid4()
@@ -555,7 +557,7 @@ class Pool:
         try:
             for i, spec in enumerate(specs):
                 mem = _Member(i, "")
-                mem.device, mem.owned = cls._open_new_device(spec, device_size)
+                mem.device, mem.owned = cls._open_new_device(spec, dev_sizes[i])
                 mem.path = mem.device.path
                 mem.state = DeviceState.ONLINE
                 members.append(mem)
@@ -569,7 +571,7 @@ class Pool:
             for mem in members:
                 assert mem.device is not None
                 sb = Superblock.for_device(
-                    device_size,
+                    dev_sizes[mem.index],
                     pool_id=pool_id,
                     device_index=mem.index,
                     device_count=count,
@@ -610,6 +612,22 @@ class Pool:
 
             special = levels9_pool_class(layout)
         return special if special is not None and issubclass(special, cls) else cls
+
+    @classmethod
+    def _device_sizes(
+        cls,
+        layout: raid.Layout,
+        specs: Sequence[DeviceSpec],
+        device_size: int | None,
+        block_size: int,
+    ) -> tuple[raid.Layout, list[int]]:
+        """The layout and the bytes used on each of ``specs``: ``device_size`` on every
+        one (levels over mixed-size devices, :class:`~dwcore.pool.growth.BeyondPool`,
+        override this)."""
+        if device_size is None:
+            raise InvalidArgumentError(f"device_size is required for RAID {layout.level}")
+        _check_size("device_size", device_size, MIN_DEVICE_SIZE, MAX_DEVICE_SIZE)
+        return layout, [device_size] * len(specs)
 
     @staticmethod
     def _check_new_device(spec: DeviceSpec, device_size: int, force: bool, i: int) -> None:
@@ -867,7 +885,12 @@ class Pool:
         assert mem.sb is not None
         rel = member.device_offset + row * self._block
         base = mem.sb.data_offset
-        return base + rel, base + self._geo.table_off + 4 * (rel // self._block)
+        return base + rel, base + self._table_off(member.device) + 4 * (rel // self._block)
+
+    def _table_off(self, dev: int) -> int:
+        """Data-area offset of device ``dev``'s checksum table: the same on every member
+        (mixed-size BEYOND members each have their own, :mod:`dwcore.pool.growth`)."""
+        return self._geo.table_off
 
     def _rows_are_flat(self) -> bool:
         """True when row g lies at data-area offset g*B on every device (one member per
@@ -930,7 +953,7 @@ class Pool:
         assert mem.sb is not None
         base = mem.sb.data_offset
         table = np.empty(len(buf) // self._block, dtype="<u4")
-        at_table = base + self._geo.table_off + 4 * row
+        at_table = base + self._table_off(dev) + 4 * row
         return (
             table if self._read_run(mem, base + row * self._block, buf, at_table, table) else None
         )
@@ -961,7 +984,7 @@ class Pool:
                     continue
                 base = sb.data_offset
                 reqs.append((fd, base + row * b, [buf]))
-                reqs.append((fd, base + self._geo.table_off + 4 * row, [tables[i]]))
+                reqs.append((fd, base + self._table_off(dev) + 4 * row, [tables[i]]))
                 batched.append(i)
             errs = preadv_many(reqs) if reqs else []
         finally:
@@ -1800,6 +1823,7 @@ class Pool:
         fds = [-1] * len(members)
         bases = [0] * len(members)
         entered: list[Device] = []
+        table_off: int | None = None
         try:
             for dv in used:
                 mem = members[dv]
@@ -1809,9 +1833,13 @@ class Pool:
                 entered.append(mem.device)  # type: ignore[arg-type]
                 if mem.sb is None:
                     return None
+                at = self._table_off(dv)
+                if table_off is not None and at != table_off:
+                    return None  # one table offset per call (mixed-size BEYOND groups by it)
+                table_off = at
                 fds[dv] = fd
                 bases[dv] = mem.sb.data_offset
-            return read(*args, fds, bases, self._geo.table_off)
+            return read(*args, fds, bases, self._geo.table_off if table_off is None else table_off)
         finally:
             for dev in entered:
                 dev.leave_raw(False)
@@ -2362,7 +2390,6 @@ class Pool:
                 raise InvalidArgumentError(
                     f"device {i} is {mem.state.value}; fail it before replacing it"
                 )
-            size = self._manifest.device_size
             spec: DeviceSpec
             if path_or_device is None:
                 gen = 1
@@ -2373,6 +2400,7 @@ class Pool:
                     gen += 1
             else:
                 spec = path_or_device
+            size = self._replacement_size(i, spec)
             if not force and not self._own_member(spec):
                 self._check_new_device(spec, size, force, i)
             dev, owned = self._open_new_device(spec, size)
@@ -2398,6 +2426,10 @@ class Pool:
             mem.device, mem.owned, mem.path, mem.sb = dev, owned, dev.path, sb
             mem.state, mem.reason, mem.rebuilt_rows = DeviceState.REBUILDING, "replacement", 0
             self._commit_membership()
+
+    def _replacement_size(self, i: int, spec: DeviceSpec) -> int:
+        """Bytes a replacement for slot ``i`` must have (and a new file gets)."""
+        return self._manifest.device_size
 
     def add_device(self, path: DeviceSpec | None = None, size: int | None = None) -> int:
         """Grow the pool by one device; only levels with a zone table (BEYOND,

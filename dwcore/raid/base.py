@@ -125,6 +125,12 @@ class Codec(str, enum.Enum):
     PQ_ZFS = "pq-zfs"
     #: RAID-Z3: P+Q+R in ZFS order (R with generator 4).
     PQR_ZFS = "pqr-zfs"
+    #: P+Q+R in Linux md order (``R = sum 4^d D_d``; Declustered P = 3).
+    PQR_MD = "pqr-md"
+    #: Reed-Solomon with ISA-L's Cauchy matrix (:class:`dwcore.ec.ReedSolomon`): data,
+    #: then ``parity(0..m-1)``; MDS, tolerates as many lost members as it has parity
+    #: members (``parity_count`` is 0: see :meth:`StripeMap.parity_limit`).
+    RS_CAUCHY = "rs-cauchy"
 
     @property
     def parity_count(self) -> int:
@@ -136,6 +142,7 @@ class Codec(str, enum.Enum):
             Codec.RDP: 2,
             Codec.PQ_ZFS: 2,
             Codec.PQR_ZFS: 3,
+            Codec.PQR_MD: 3,
             Codec.XOR_GROUPS: 1,
             Codec.PQ_MD_GROUPS: 2,
         }.get(self, 0)
@@ -260,7 +267,14 @@ class StripeMap:
                 any(m.device not in bad for m in self.data_members(d)) for d in range(self.k)
             )
         lost = [m for m in self.members if m.device in bad and m.role.kind is not RoleKind.SPARE]
-        return len(lost) <= self.codec.parity_count
+        return len(lost) <= self.parity_limit
+
+    @property
+    def parity_limit(self) -> int:
+        """Lost members an MDS parity codec tolerates (Reed-Solomon: its parity members)."""
+        if self.codec is Codec.RS_CAUCHY:
+            return sum(1 for m in self.members if m.role.kind is RoleKind.PARITY)
+        return self.codec.parity_count
 
 
 class Location(NamedTuple):

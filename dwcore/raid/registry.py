@@ -136,12 +136,14 @@ def is_available(name: str | int) -> bool:
 
 
 def layout(
-    name: str | int, n_devices: int, chunk_size: int = DEFAULT_CHUNK_SIZE, **options: Any
+    name: str | int, n_devices: int, chunk_size: int | None = None, **options: Any
 ) -> Layout:
     """Build the layout of level ``name`` over ``n_devices`` devices.
 
-    ``chunk_size`` is the stripe unit in bytes (a power of two ≥ 4 KiB,
-    default 512 KiB as in md).  Level options:
+    ``chunk_size`` is the stripe unit in bytes (a power of two ≥ 4 KiB;
+    default: the level's ``DEFAULT_CHUNK`` where it has one — Declustered
+    16 MiB, FR 256 KiB, Adaptive 64 KiB — else 512 KiB as in md).  Level
+    options:
 
     * ``"5"``: ``algorithm`` — ``"left-symmetric"`` (default, md's default),
       ``"left-asymmetric"``, ``"right-symmetric"``, ``"right-asymmetric"``;
@@ -171,6 +173,8 @@ def layout(
         raise InvalidArgumentError(
             f"unknown option(s) for RAID {level}: {', '.join(unknown)} (allowed: {allowed})"
         )
+    if chunk_size is None:
+        chunk_size = getattr(cls, "DEFAULT_CHUNK", DEFAULT_CHUNK_SIZE)
     return cls(n_devices, chunk_size, **options)
 
 
