@@ -3,15 +3,21 @@
 Written from the spec text alone (not from :mod:`dwcore.raid.declustered`):
 SplitMix64, the chained Fisher–Yates base permutations, the slice/group
 geometry and the distributed spares.  Used as the golden reference for the
-layout and for the rebuild-spread metric over a full permutation period
-(vectorised with numpy).
+layout, the U-interleaved data mapping (:func:`locate`) and the
+rebuild-spread metric over a full permutation period (vectorised with
+numpy), and for the failure matrix's expectations (:func:`extent_lost`).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+
+SLOW = os.environ.get("DWCORE_SLOW_TESTS", "") not in ("", "0")
 
 M64 = (1 << 64) - 1
 
@@ -129,3 +135,91 @@ def rebuild_spread(children: int, width: int, spares: int, seed: int) -> dict[st
         "units_per_survivor": float(np.mean(per)),
         "units_lost": float(np.mean([co[f, f] for f in range(children)])),
     }
+
+
+def locate(
+    base: list[list[int]],
+    children: int,
+    data: int,
+    parity: int,
+    spares: int,
+    height: int,
+    unit: int,
+    address: int,
+) -> tuple[int, int]:
+    """``(device, device offset)`` of logical data address L (§6): ``γ = L div (D·H)``,
+    ``e = L mod (D·H)``, ``ui = e div U``, data column ``P + (ui mod D)``, offset inside the
+    column ``(ui div D)·U + e mod U``."""
+    gamma, e = divmod(address, data * height)
+    ui = e // unit
+    dev, off = group(base, children, data + parity, spares, height, gamma)[parity + ui % data]
+    return dev, off + (ui // data) * unit + e % unit
+
+
+def used_columns(
+    k: int, block: int, unit: int, rpc: int, ext: Any
+) -> Iterator[tuple[int, int, set[int]]]:
+    """``(stripe, row in chunk, data columns holding extent bytes)`` for every row of ``ext``
+    under the U-interleaved mapping: column d of an extent's row ρ holds data iff its first
+    unit (logical byte ``ρ·k·B + d·U``) is below the length."""
+    for i in range(ext.rows):
+        g = ext.first_row + i
+        yield g // rpc, g % rpc, {d for d in range(k) if i * k * block + d * unit < ext.length}
+
+
+def extent_lost(
+    layout: Any,
+    rpc: int,
+    block: int,
+    ext: Any,
+    failed: frozenset[int],
+    maps: dict[int, Any] | None = None,
+) -> bool:
+    """True when some row of ``ext`` has more than P erased columns among its parity and
+    used data columns (every Declustered code is MDS).  ``maps`` caches stripe maps."""
+    maps = {} if maps is None else maps
+    for s, _r, used in used_columns(layout.k, block, layout.unit, rpc, ext):
+        sm = maps.get(s)
+        if sm is None:
+            sm = maps[s] = layout.stripe(s)
+        erased = sum(
+            1
+            for m in sm.members
+            if m.device in failed and (m.role.data_index is None or m.role.data_index in used)
+        )
+        if erased > layout.parity:
+            return True
+    return False
+
+
+def check_set(b: Any, pool: Any, failed: frozenset[int], rng: np.random.Generator) -> list[str]:
+    """Read every extent of ``b`` with ``failed`` lost: byte-identical where decodable,
+    DataLossError naming a failed device where not; with a survivable F also 100 random
+    unaligned sub-reads (1 000 with DWCORE_SLOW_TESTS=1).  Returns the problems."""
+    from dwcore.errors import DataLossError
+
+    problems = []
+    maps = b.__dict__.setdefault("stripe_maps", {})
+    for ext, data in b.ref:
+        must = extent_lost(b.layout, b.rpc, pool.block_size, ext, failed, maps)
+        try:
+            got = pool.read(ext)
+        except DataLossError as exc:
+            if not must:
+                problems.append(f"F={sorted(failed)}: {ext!r} raised {exc}")
+            elif not set(exc.failed) & failed:
+                problems.append(f"F={sorted(failed)}: error names {exc.failed}")
+            continue
+        if must:
+            problems.append(f"F={sorted(failed)}: {ext!r} read although lost")
+        elif got != data:
+            problems.append(f"F={sorted(failed)}: {ext!r} WRONG BYTES")
+    if b.layout.survives(failed):
+        items = list(b.ref)
+        for _ in range(1000 if SLOW else 100):
+            ext, data = items[int(rng.integers(0, len(items)))]
+            off = int(rng.integers(0, len(data)))
+            n = int(rng.integers(0, len(data) - off + 1))
+            if pool.read(ext, off, n) != data[off : off + n]:
+                problems.append(f"F={sorted(failed)}: sub-read wrong")
+    return problems

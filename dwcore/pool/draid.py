@@ -1,9 +1,20 @@
 """Distributed spares for Declustered and RAID FR pools: rebuild into spare, copy-back.
 
 :class:`DeclusteredPool` is the :class:`~dwcore.pool.pool.Pool` of a
-:class:`~dwcore.raid.declustered.Declustered` layout (FR included).  Reads,
-writes and scrub are the row engine's (a group is a stripe).  What it adds is
-:meth:`DeclusteredPool.rebuild`:
+:class:`~dwcore.raid.declustered.Declustered` layout (FR included).  Parity,
+checksums, degraded reads, repair and scrub are the row engine's (a group is
+a stripe).  It adds:
+
+* **The U-interleaved data mapping** of §6.  The engine fills a segment's
+  rows data column by data column; here every row of B bytes holds D·B
+  consecutive bytes of the extent, unit ``ui`` (U bytes) of a row on data
+  column ``ui mod D`` at ``(ui div D)·U`` inside the row.  A write permutes
+  the extent into the engine's column order, a read asks the engine for the
+  rows (and only the columns) holding the wanted bytes and permutes them
+  back; the extent's zero padding stays known to the reader (a column of a
+  row holds data iff its first unit starts below the extent's length), so a
+  partly filled row reads from fewer columns.  Pools saved without ``unit``
+  (made before this mapping) open with ``unit = 0``: the engine's own order.
 
 * **Rebuild into spare space.**  With devices FAILED or MISSING and free
   spare slots, ``rebuild()`` moves the pool to a layout whose ``spared``
@@ -19,7 +30,11 @@ writes and scrub are the row engine's (a group is a stripe).  What it adds is
   vacated spare blocks and their checksum entries, so every device equals a
   never-failed twin's in its allocated blocks.  RAID FR starts the copy-back
   inside ``replace_device`` (mandatory); Declustered does it at the next
-  ``rebuild()``.
+  ``rebuild()``.  A copy-back resumed (after a crash, or onto a second
+  replacement when the first one failed during it) onto a device not known
+  to hold the groups below the boundary — its checkpoint is below it — goes
+  on from the boundary, and the device is then rebuilt in place from its
+  checkpoint by the row engine before it is ONLINE.
 * A plain replacement of a device that was never spared is rebuilt onto the
   replacement by the row engine, as for every other level.
 
@@ -39,19 +54,22 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from dwcore.alloc import BlockAllocator
 from dwcore.checksum import crc32c_blocks
 from dwcore.devices import DeviceError
 from dwcore.errors import DataLossError, InvalidArgumentError
 from dwcore.pool import codec
-from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Segment
+from dwcore.pool.extent import Extent
+from dwcore.pool.manifest import Manifest
+from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Member, _Segment
 from dwcore.pool.status import DeviceState
-from dwcore.raid import StripeMap
+from dwcore.raid import Layout, StripeMap
 from dwcore.raid.declustered import Declustered
 
 __all__ = ["BATCH_STRIPES", "DeclusteredPool"]
@@ -85,6 +103,193 @@ class DeclusteredPool(Pool):
     _SHARED_IO = False  # its own data path: every request holds the pool lock
 
     layout: Declustered
+
+    def __init__(
+        self,
+        path: str,
+        manifest: Manifest,
+        layout: Layout,
+        members: list[_Member],
+        alloc: BlockAllocator,
+    ) -> None:
+        assert isinstance(layout, Declustered)
+        if "unit" not in manifest.layout:
+            # saved before the U-interleaved mapping: the engine's column order (unit 0)
+            layout = type(layout)(
+                layout.n_devices, layout.chunk_size, **{**layout.options, "unit": 0}
+            )
+            manifest.layout = layout.params
+        unit = layout.unit
+        if unit and manifest.block_size % unit:
+            raise InvalidArgumentError(
+                f"RAID {layout.level}: block_size {manifest.block_size} is not a multiple of "
+                f"the mapping unit {unit}; use block_size >= unit or a smaller unit"
+            )
+        super().__init__(path, manifest, layout, members, alloc)
+
+    @classmethod
+    def _device_sizes(
+        cls,
+        layout: Layout,
+        specs: Sequence[DeviceSpec],
+        device_size: int | None,
+        block_size: int,
+    ) -> tuple[Layout, list[int]]:
+        # refused here, before Pool.create writes anything, not only when it opens
+        unit = getattr(layout, "unit", 0)
+        if unit and block_size % unit:
+            raise InvalidArgumentError(
+                f"RAID {layout.level}: block_size {block_size} is not a multiple of "
+                f"the mapping unit {unit}; use block_size >= unit or a smaller unit"
+            )
+        return super()._device_sizes(layout, specs, device_size, block_size)
+
+    # ------------------------------------------------------------------
+    # the U-interleaved data mapping
+    # ------------------------------------------------------------------
+
+    def _to_engine(self, view: memoryview, first: int, rows: int) -> memoryview:
+        """An extent's logical bytes in the engine's column-by-column order."""
+        u = self.layout.unit
+        if not u:
+            return view
+        k, b = self.layout.k, self._block
+        padded = np.zeros(rows * k * b, dtype=np.uint8)
+        padded[: view.nbytes] = np.frombuffer(view, dtype=np.uint8)
+        out = np.empty_like(padded)
+        for seg in self._segments(first, rows):
+            lo, hi = seg.offset, seg.offset + seg.n * k * b
+            # (row, unit of the column, column, byte) -> (column, row, unit, byte)
+            part = padded[lo:hi].reshape(seg.n, b // u, k, u).transpose(2, 0, 1, 3)
+            out[lo:hi].reshape(k, seg.n, b // u, u)[:] = part
+        return out.data
+
+    def _write_rows(self, first: int, rows: int, view: memoryview) -> None:
+        super()._write_rows(first, rows, self._to_engine(view, first, rows))
+
+    def _write_flat(self, first: int, rows: int, view: memoryview) -> None:
+        super()._write_flat(first, rows, self._to_engine(view, first, rows))
+
+    def read(self, ext: Extent, offset: int = 0, length: int | None = None) -> bytes:
+        """``length`` bytes of ``ext`` from ``offset`` (see :meth:`Pool.read`)."""
+        u = self.layout.unit
+        if not u:
+            return super().read(ext, offset, length)
+        self._check_extent(ext)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
+        if offset > ext.length:
+            raise InvalidArgumentError(f"offset {offset} is past the extent ({ext.length} bytes)")
+        if length is None:
+            length = ext.length - offset
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise InvalidArgumentError(f"length must be an int >= 0, got {length!r}")
+        if offset + length > ext.length:
+            raise InvalidArgumentError(
+                f"range {offset}+{length} is past the end of the extent ({ext.length} bytes)"
+            )
+        if length == 0:
+            return b""
+        end = offset + length
+        if self._direct:
+            with self._admitted(), self._lock:
+                self._check_open()
+                # degraded: the careful path (a failed column is in most rows' way)
+                fast = None
+                if all(m.state is DeviceState.ONLINE for m in self._members):
+                    fast = self._read_fast(ext, offset, end)
+                    self._reap_dead()
+            if fast is not None:
+                return fast
+        k, b = self.layout.k, self._block
+        rb, upr = k * b, b // u  # logical bytes per row, units per column per row
+        out = bytearray(length)
+        outv = np.frombuffer(out, dtype=np.uint8)
+        lost_ranges: list[tuple[int, int]] = []
+        lost_devices: set[int] = set()
+        with self._admitted(), self._lock:
+            self._check_open()
+            for seg in self._segments(ext.first_row, ext.rows):
+                r0 = max(0, (offset - seg.offset) // rb)
+                r1 = min(seg.n, -(-(end - seg.offset) // rb))
+                if r0 >= r1:
+                    continue
+                nr, base = r1 - r0, seg.offset + r0 * rb
+                lo, hi = max(offset, base), min(end, base + nr * rb)
+                units = range((lo - base) // u, -(-(hi - base) // u))
+                need = sorted({ui % k for ui in units[:k]})
+                cols = np.empty((k, nr * b), dtype=np.uint8)
+                # rows (from r0) where column d holds extent bytes; the rest is padding
+                pad = {d: min(max(-(-(ext.length - base - d * u) // rb), 0), nr) for d in range(k)}
+                sub = _Segment(seg.stripe, seg.row + r0, nr, seg.first + r0, base)
+                res = self._rows(sub, {d: cols[d] for d in need}, pad_from=pad)
+                dmi = self._stripe_entry(seg.stripe)[1]
+                for d in need:
+                    rows_lost: set[int] = set()
+                    for j in dmi[d]:
+                        rows_lost |= res.lost.get(j, set())
+                    for i in sorted(rows_lost):
+                        for q in range(upr):
+                            at = base + i * rb + (q * k + d) * u
+                            if at < hi and at + u > lo:
+                                lost_ranges.append((max(lo, at), min(hi, at + u)))
+                    if rows_lost:
+                        lost_devices |= res.bad_devices
+                logical = cols.reshape(k, nr, upr, u).transpose(1, 2, 0, 3).reshape(-1)
+                outv[lo - offset : hi - offset] = logical[lo - base : hi - base]
+            self._reap_dead()
+        if lost_ranges:
+            lo = min(a for a, _ in lost_ranges)
+            hi = max(z for _, z in lost_ranges)
+            failed = sorted(lost_devices)
+            err = DataLossError(
+                f"pool {self._path}: extent {ext!r}: bytes [{lo}, {hi}) are lost: devices "
+                f"{failed} are failed, missing or corrupt beyond what RAID {self.layout.level} "
+                f"tolerates",
+                failed=failed,
+            )
+            err.lost_range = (lo, hi)  # type: ignore[attr-defined]
+            raise err
+        return bytes(out)
+
+    def _read_fast(self, ext: Extent, offset: int, end: int) -> bytes | None:
+        """A healthy read of logical bytes ``[offset, end)`` of ``ext`` through the engine's
+        direct (native) path: the wanted rows of each data column, contiguous engine
+        ranges merged, then permuted back; None where the engine's careful path must read
+        (a device unusable, a block failing its checksum)."""
+        k, b, u = self.layout.k, self._block, self.layout.unit
+        rb, upr = k * b, b // u
+        whole = Extent(ext.pool_tag, ext.first_row, ext.rows, ext.rows * rb)  # engine order
+        ranges: list[list[int]] = []  # [start, stop) in the engine's order, merged
+        pieces: list[tuple[int, int, list[tuple[int, int]]]] = []  # base, rows, column places
+        for seg in self._segments(ext.first_row, ext.rows):
+            r0 = max(0, (offset - seg.offset) // rb)
+            r1 = min(seg.n, -(-(end - seg.offset) // rb))
+            if r0 >= r1:
+                continue
+            places = []
+            for d in range(k):
+                a = seg.offset + d * seg.n * b + r0 * b
+                if ranges and ranges[-1][1] == a:
+                    ranges[-1][1] = a + (r1 - r0) * b
+                else:
+                    ranges.append([a, a + (r1 - r0) * b])
+                places.append((len(ranges) - 1, a - ranges[-1][0]))
+            pieces.append((seg.offset + r0 * rb, r1 - r0, places))
+        got = []
+        for a, z in ranges:
+            raw = self._read_direct(whole, a, z)
+            if raw is None:
+                return None
+            got.append(np.frombuffer(raw, dtype=np.uint8))
+        out = bytearray(end - offset)
+        outv = np.frombuffer(out, dtype=np.uint8)
+        for base, nr, places in pieces:
+            cols = np.stack([got[i][at : at + nr * b] for i, at in places])
+            logical = cols.reshape(k, nr, upr, u).transpose(1, 2, 0, 3).reshape(-1)
+            lo, hi = max(offset, base), min(end, base + nr * rb)
+            outv[lo - offset : hi - offset] = logical[lo - base : hi - base]
+        return bytes(out)
 
     # ------------------------------------------------------------------
     # public
@@ -195,6 +400,12 @@ class DeclusteredPool(Pool):
                 and m.index in {f for f in lay.spared if f >= 0}
                 and m.index not in {f for f in lay.target if f >= 0}
             ]
+            # a copy-back resumed onto a device that does not hold the groups below the
+            # boundary (a fresh replacement of one that failed, or a checkpoint lost in a
+            # crash) is copied from the boundary on, then rebuilt in place from its
+            # checkpoint by the row engine (rebuild() does it next)
+            start_row = lay.moved * rpc
+            whole = [m for m in back if m.rebuilt_rows >= start_row]
         done = 0
         if progress is not None:
             progress(0, total)
@@ -232,7 +443,7 @@ class DeclusteredPool(Pool):
                     if first_pass:
                         nxt = lay.with_state(lay.spared, lay.target, 0, s1)
                     else:
-                        for m in back:
+                        for m in whole:
                             m.rebuilt_rows = s1 * rpc
                         nxt = lay.with_state(lay.spared, lay.target, s1, lay.critical)
                     self._replace_layout(nxt)
@@ -245,7 +456,7 @@ class DeclusteredPool(Pool):
             workers.shutdown(wait=True)
         with self._lock:
             if back:
-                for m in back:
+                for m in whole:
                     m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
                     if m.device is not None:
                         m.device.sync()

@@ -17,8 +17,21 @@
 * the spare j of slice t is device ``perm_t[C-1-j]`` over the slice's rows.
 
 A group is one stripe of the row engine: its members are the W columns in
-codec order (data 0..D-1, then P[, Q]), so every row of B bytes at the same
-offset of the W columns is one codeword (U = B, the pool's block size).
+codec order (data 0..D-1, then P[, Q[, R]] or the Reed–Solomon parities), so
+every row of B bytes (the pool's block size) at the same offset of the W
+columns is one codeword.
+
+**Data mapping** (§6): logical data address L → group ``γ = L div (D·H)``,
+``e = L mod (D·H)``, unit ``ui = e div U``, data column ``P + (ui mod D)``,
+offset inside the column ``(ui div D)·U + e mod U`` — U-interleaved rows, U
+(``unit``, default 4 KiB) dividing the pool's block size B.  An extent's
+rows are a run of this address space (byte x of an extent starting at row g
+is ``L = g·D·B + x``), so every row of B bytes holds D·B consecutive logical
+bytes; :class:`dwcore.pool.draid.DeclusteredPool` permutes them on the way in
+and out.  ``unit = 0`` is the column-contiguous mapping of pools made before
+this format (the engine's: a segment's bytes fill data column 0, then 1 ...),
+kept so that they still read: such a pool's saved parameters have no
+``unit`` and it opens with ``unit = 0``.
 
 **Distributed spares.**  ``spared`` lists, per spare slot j, the device that
 was rebuilt into that slot (-1 for a free slot).  In slice t every spared
@@ -38,8 +51,12 @@ same engine with IBM's parameters: ``raid="raid5"|"raid6"`` (P = 1 or 2),
 ``stripewidth`` W, ``rebuildareas`` Sp (1–4), N ≤ 128, and copy-back onto a
 replacement started by :meth:`~dwcore.pool.Pool.replace_device` itself.
 
-Parity: P = 1 (``xor``) or 2 (``pq-md``, Linux order).  P = 3 and the
-Reed–Solomon codes of §6 are not available in this version (a clear error).
+Parity: P = 1 (``xor``), 2 (``pq-md``: P+Q, Linux order) or 3 (``pqr-md``:
+P+Q+R, Linux order extended with generator 4), or ``code="rs"``: Reed–Solomon
+Cauchy D+P with P ≤ 3, D ≤ 8 (``rs-cauchy``, :class:`dwcore.ec.ReedSolomon`).
+
+Defaults (§6, §5): Declustered row height H = 16 MiB (``DEFAULT_HEIGHT``),
+RAID FR chunk 256 KiB (``FR_DEFAULT_CHUNK``), U = 4 KiB (``DEFAULT_UNIT``).
 """
 
 from __future__ import annotations
@@ -47,25 +64,28 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from dwcore.errors import InvalidArgumentError
 from dwcore.raid.base import (
-    DEFAULT_CHUNK_SIZE,
     Codec,
     Layout,
     Member,
     P,
     Q,
+    R,
     Role,
     StripeMap,
     check_int,
 )
 
 __all__ = [
+    "DEFAULT_HEIGHT",
     "DEFAULT_SEED",
+    "DEFAULT_UNIT",
+    "FR_DEFAULT_CHUNK",
     "Declustered",
     "Fr",
     "base_permutations",
@@ -77,6 +97,14 @@ DEFAULT_SEED = 0x6477636F72654452
 _MASK64 = (1 << 64) - 1
 #: dRAID's child limit (one byte on disk).
 MAX_CHILDREN = 255
+#: §6: row height H (the chunk of a group column) when none is given (dRAID's 16 MiB).
+DEFAULT_HEIGHT = 16 << 20
+#: §5: RAID FR's chunk (IBM ``-strip`` 256 KiB) when none is given.
+FR_DEFAULT_CHUNK = 256 << 10
+#: §6: the sector/chunk unit U of the data mapping.
+DEFAULT_UNIT = 4096
+#: Largest Reed–Solomon code of §6 (8+3).
+MAX_RS_DATA, MAX_RS_PARITY = 8, 3
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -128,33 +156,59 @@ class Declustered(Layout):
     """dRAID-style declustered parity groups with distributed spares (module docs)."""
 
     level = "DECLUSTERED"
-    OPTIONS = ("parity", "data", "spares", "seed", "spared", "target", "moved", "critical")
+    #: The chunk (row height H) :func:`dwcore.raid.layout` and ``Pool.create`` use when
+    #: none is given (§6: 16 MiB, as dRAID).
+    DEFAULT_CHUNK: ClassVar[int] = DEFAULT_HEIGHT
+    OPTIONS = (
+        "parity",
+        "data",
+        "spares",
+        "code",
+        "unit",
+        "seed",
+        "spared",
+        "target",
+        "moved",
+        "critical",
+    )
 
     def __init__(
         self,
         n_devices: int,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int = DEFAULT_HEIGHT,
         *,
         parity: int = 1,
         data: int | None = None,
         spares: int = 1,
+        code: str = "parity",
+        unit: int = DEFAULT_UNIT,
         seed: int = DEFAULT_SEED,
         spared: Sequence[int] = (),
         target: Sequence[int] | None = None,
         moved: int = 0,
         critical: int = 0,
     ) -> None:
-        self.parity = check_int("parity", parity, 1)
-        if self.parity > 2:
+        if code not in ("parity", "rs"):
             raise InvalidArgumentError(
-                f"parity must be 1 (xor) or 2 (P+Q); parity={parity} (P+Q+R, Reed-Solomon) "
-                "is not available in this version"
+                f"code must be 'parity' (P/Q/R, Linux order) or 'rs' (Reed-Solomon Cauchy), "
+                f"got {code!r}"
             )
+        self.code = code
+        self.parity = check_int("parity", parity, 1)
+        if self.parity > 3:
+            raise InvalidArgumentError(f"parity must be 1, 2 or 3, got {parity}")
         self.spares = check_int("spares", spares, 0)
         n = check_int("n_devices", n_devices, 1)
         if data is None:
             data = max(1, min(8, n - self.spares - self.parity))
         self.data = check_int("data", data, 1)
+        if code == "rs" and self.data > MAX_RS_DATA:
+            raise InvalidArgumentError(
+                f"Reed-Solomon codes go up to {MAX_RS_DATA}+{MAX_RS_PARITY}, got data={data}"
+            )
+        self.unit = check_int("unit", unit, 0)
+        if self.unit and (self.unit < 512 or self.unit & (self.unit - 1)):
+            raise InvalidArgumentError(f"unit must be a power of two >= 512 (or 0), got {unit}")
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MASK64:
             raise InvalidArgumentError(f"seed must be an integer in 0..2^64-1, got {seed!r}")
         self.seed = seed
@@ -171,6 +225,10 @@ class Declustered(Layout):
                 "moved and critical must be 0 when no transition (target) is pending"
             )
         super().__init__(n_devices, chunk_size)
+        if self.unit > self.chunk_size:
+            raise InvalidArgumentError(
+                f"unit {self.unit} is larger than the row height (chunk_size {self.chunk_size})"
+            )
         self.width = self.data + self.parity
         self.active = self.n_devices - self.spares
         lcm = math.lcm(self.width, self.active)
@@ -199,6 +257,8 @@ class Declustered(Layout):
             "parity": self.parity,
             "data": self.data,
             "spares": self.spares,
+            "code": self.code,
+            "unit": self.unit,
             "seed": self.seed,
             "spared": list(self.spared),
         }
@@ -218,7 +278,16 @@ class Declustered(Layout):
 
     @property
     def codec(self) -> Codec:
-        return Codec.XOR if self.parity == 1 else Codec.PQ_MD
+        if self.code == "rs":
+            return Codec.RS_CAUCHY
+        return (Codec.XOR, Codec.PQ_MD, Codec.PQR_MD)[self.parity - 1]
+
+    @property
+    def parity_roles(self) -> tuple[Role, ...]:
+        """Roles of the P parity columns: P[, Q[, R]], or RS ``parity(0..P-1)``."""
+        if self.code == "rs":
+            return tuple(Role.parity(j) for j in range(self.parity))
+        return (P, Q, R)[: self.parity]
 
     @property
     def k(self) -> int:
@@ -379,7 +448,7 @@ class Declustered(Layout):
             members.append(
                 Member(devs[w], (t * self.rows_per_slice + cols[w][1]) * h, h, Role.data(d))
             )
-        for w, role in zip(range(self.parity), (P, Q), strict=False):
+        for w, role in enumerate(self.parity_roles):
             members.append(Member(devs[w], (t * self.rows_per_slice + cols[w][1]) * h, h, role))
         return StripeMap(s, self.codec, self.data, tuple(members))
 
@@ -434,10 +503,13 @@ class Fr(Declustered):
     """RAID FR: IBM Distributed RAID parameters on the declustered engine (module docs)."""
 
     level = "FR"
+    #: §5: IBM's 256 KiB strip.
+    DEFAULT_CHUNK: ClassVar[int] = FR_DEFAULT_CHUNK
     OPTIONS = (
         "raid",
         "stripewidth",
         "rebuildareas",
+        "unit",
         "seed",
         "spared",
         "target",
@@ -450,11 +522,12 @@ class Fr(Declustered):
     def __init__(
         self,
         n_devices: int,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int = FR_DEFAULT_CHUNK,
         *,
         raid: str = "raid5",
         stripewidth: int | None = None,
         rebuildareas: int = 1,
+        unit: int = DEFAULT_UNIT,
         seed: int = DEFAULT_SEED,
         spared: Sequence[int] = (),
         target: Sequence[int] | None = None,
@@ -494,6 +567,7 @@ class Fr(Declustered):
             parity=p,
             data=width - p,
             spares=areas,
+            unit=unit,
             seed=seed,
             spared=spared,
             target=target,
@@ -504,7 +578,7 @@ class Fr(Declustered):
     @property
     def options(self) -> dict[str, Any]:
         out = super().options
-        for key in ("parity", "data", "spares"):
+        for key in ("parity", "data", "spares", "code"):
             out.pop(key)
         return {
             "raid": self.raid,
