@@ -22,7 +22,24 @@ acknowledged-and-synced extent points at is always on the devices.
 
 Allocation follows §6: free rows of existing zones first (zone order), then
 new zones by the layered rule (one slot on each of the ``min(w_max, devices
-with a free slot)`` writable devices with the most free slots).
+with a free slot)`` writable devices with the most free slots), and only
+when no zone can be built, zones with lost members within their tolerance
+(a degraded write; :meth:`ZoneEngine.rebuild` restores those rows too).
+
+Devices of mixed sizes
+----------------------
+``Pool.create(path, "beyond", devices, None, ...)`` (no ``device_size``)
+uses each device whole: its superblock copies sit at its own ends, its data
+area holds as many zone slots as fit with their checksum table, which
+follows the slots (so each member's table offset follows from the device
+size its superblock records), and the layout's ``sizes`` records what each
+contributes.  ``sizes=`` may ask for less; a device holding less than asked
+is refused, as is a replacement holding less than the device it replaces
+contributed, or a device given to :meth:`BeyondPool.add_device` holding
+less than ``size``.  New files (a count of devices, ``replace_device(i)``,
+``add_device(size=...)``) are created just large enough.  With
+``device_size`` every device uses that many bytes (as at the other levels)
+and ``sizes`` only lowers what each contributes.
 
 Growth and re-layout
 --------------------
@@ -32,9 +49,11 @@ would now build are *evacuated* one at a time — each live extent in them is
 copied into other rows (new, wider zones), the devices are synced, the map
 switches atomically (saved), the old rows are freed, and an emptied zone's
 slots return to the free pool — until the capacity reaches the bound or no
-free space is left to evacuate into.  Reads and writes go on meanwhile (the
-re-layout takes the pool lock per extent).  A power cut leaves either the
-old or the new copy referenced, never a mix.
+free space is left to evacuate into (a full pool whose only free slots lie on
+fewer devices than the narrowest zone needs stays at its old capacity).
+Reads and writes go on meanwhile: the re-layout takes the pool lock for one
+extent at a time, and no new extent goes into the zone being emptied.  A
+power cut leaves either the old or the new copy referenced, never a mix.
 
 Failures
 --------
@@ -53,7 +72,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,12 +84,28 @@ import numpy as np
 
 from dwcore._native import new_bytes_to_fill
 from dwcore.checksum import crc32c_blocks, verify_blocks
-from dwcore.devices import DeviceError, Superblock, write_superblock
+from dwcore.devices import (
+    METADATA_SIZE,
+    MIN_DEVICE_SIZE,
+    Device,
+    DeviceError,
+    Superblock,
+    write_superblock,
+)
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
-from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Member
+from dwcore.pool.pool import (
+    MAX_DEVICE_SIZE,
+    DeviceSpec,
+    Pool,
+    PoolDegradedWarning,
+    _check_size,
+    _Geometry,
+    _is_path,
+    _Member,
+)
 from dwcore.pool.statefile import read_state, write_state
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid import Member, StripeMap
@@ -81,10 +118,50 @@ from dwcore.raid.beyond import (
     zone_tolerance,
 )
 
-__all__ = ["STATE_NAME", "BeyondPool", "Zone", "ZoneEngine"]
+__all__ = ["STATE_NAME", "BeyondPool", "Zone", "ZoneEngine", "device_size_for", "member_usable"]
 
 STATE_NAME = "zones.json"
 _VERSION = 1
+
+
+def member_usable(layout: Beyond, block_size: int, device_size: int) -> int:
+    """Bytes of zone slots a member of ``device_size`` bytes holds (its checksum table
+    follows them in its data area)."""
+    return _Geometry(layout, block_size, device_size).usable
+
+
+def device_size_for(layout: Beyond, block_size: int, contribution: int) -> int:
+    """The smallest device size (whole MiB) whose data area holds ``contribution`` bytes
+    of zone slots: what a new file gets."""
+    want = contribution - contribution % layout.zone_size
+    table = -(-(want // block_size * 4) // block_size) * block_size
+    size = max(
+        MIN_DEVICE_SIZE, -(-(2 * METADATA_SIZE + want + table) // METADATA_SIZE) * (METADATA_SIZE)
+    )
+    while member_usable(layout, block_size, size) < want:
+        size += METADATA_SIZE
+    return size
+
+
+def _spec_size(spec: DeviceSpec, i: int) -> int | None:
+    """The size of an existing device (None for a path not created yet or an empty file)."""
+    if isinstance(spec, Device):
+        return spec.size
+    if not _is_path(spec):
+        raise InvalidArgumentError(
+            f"device {i} must be a path or a Device, got {type(spec).__name__}"
+        )
+    p = os.fspath(spec)
+    if not os.path.exists(p):
+        return None
+    st = os.stat(p)
+    if stat.S_ISBLK(st.st_mode):
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.lseek(fd, 0, os.SEEK_END)
+        finally:
+            os.close(fd)
+    return st.st_size or None
 
 
 @dataclass
@@ -137,6 +214,8 @@ class ZoneEngine:
         self._used: dict[int, np.ndarray] = {}
         #: zones emptied by re-layout, released at the next sync
         self.pending_release: set[int] = set()
+        #: zones the re-layout is emptying: no new extent goes there
+        self.draining: set[int] = set()
         #: rows of extents freed since the zone table was last saved: the saved table
         #: still names those extents, so the rows stay taken until the next sync
         self.freed: list[tuple[int, int, int]] = []
@@ -191,8 +270,12 @@ class ZoneEngine:
     # ------------------------------------------------------------------
 
     def slots(self) -> list[int]:
-        """Zone slots of each device."""
-        return self.pool.layout.slots(self.pool._geo.usable)
+        """Zone slots of each device: what ``sizes`` says it contributes (checked against
+        the device when it joined), else the pool's data area."""
+        lay = self.pool.layout
+        if lay.sizes is not None:
+            return [s // lay.zone_size for s in lay.sizes]
+        return lay.slots(self.pool._geo.usable)
 
     def free_slots(self, usable_only: bool = True) -> list[list[int]]:
         """Free slot numbers per device (none on devices that cannot be written)."""
@@ -287,15 +370,24 @@ class ZoneEngine:
             return False
         return True
 
-    def _decode(self, seg: _Seg) -> tuple[list[np.ndarray], set[int], set[int]]:
-        """Every member of a segment, reconstructed: (buffers, erased, lost members)."""
+    def _decode(
+        self, seg: _Seg, length: int | None = None
+    ) -> tuple[list[np.ndarray], set[int], set[int]]:
+        """Every member of a segment, reconstructed: (buffers, erased, lost members).
+
+        ``length`` (the extent's): data members wholly past it hold the zeros
+        :meth:`_store` padded with, known without reading them."""
         b = self.b
-        bufs = [np.zeros(seg.n * b, dtype=np.uint8) for _ in seg.sm.members]
+        nb = seg.n * b
+        bufs = [np.zeros(nb, dtype=np.uint8) for _ in seg.sm.members]
         erased: set[int] = set()
         # every online member in one batched, verified read
         reads: list[tuple[int, int, np.ndarray]] = []
         at: dict[int, int] = {}  # member -> its position in reads
         for j, m in enumerate(seg.sm.members):
+            d = m.role.data_index
+            if length is not None and d is not None and seg.offset + d * nb >= length:
+                continue  # padding: zeros
             mem = self.pool._members[m.device]
             usable = mem.device is not None and mem.sb is not None
             if not usable or mem.state is not DeviceState.ONLINE or m.device_offset % b:
@@ -330,11 +422,20 @@ class ZoneEngine:
         return zone
 
     def _allocate(self, length: int, avoid_zone: int | None = None) -> list[tuple[int, int, int]]:
-        """Free rows holding ``length`` bytes: pieces ``(zone, first row, rows)``."""
+        """Free rows holding ``length`` bytes: pieces ``(zone, first row, rows)``.
+
+        Zones whose members can all be written first, then new zones; when no zone
+        can be built, zones with lost members (no more than they tolerate: a
+        degraded write, restored by :meth:`rebuild`)."""
         pieces: list[tuple[int, int, int]] = []
         need = length
-        zones = [z for z in self.zones.values() if z.id != avoid_zone and z.id not in self.no_space]
+        zones = [
+            z
+            for z in self.zones.values()
+            if z.id != avoid_zone and z.id not in self.no_space and z.id not in self.draining
+        ]
         fresh: list[Zone] = []
+        degraded = False
         while need > 0:
             for zone in zones:
                 if need <= 0:
@@ -342,7 +443,7 @@ class ZoneEngine:
                 used = self._used[zone.id]
                 per = zone.k * self.b
                 free = np.flatnonzero(~used)
-                if not len(free) or not self._zone_writable(zone):
+                if not len(free) or not (degraded or self._zone_writable(zone)):
                     continue
                 # runs of free rows
                 breaks = np.flatnonzero(np.diff(free) != 1)
@@ -358,6 +459,17 @@ class ZoneEngine:
             if need <= 0:
                 break
             new = self._new_zone()
+            if new is None and not degraded:
+                degraded = True
+                zones = [
+                    z
+                    for z in self.zones.values()
+                    if z.id != avoid_zone
+                    and z.id not in self.draining
+                    and not self._zone_writable(z)
+                    and sum(not self.pool._members[d].writable for d, _ in z.members) <= z.tolerance
+                ]
+                continue
             if new is None:
                 for z, a, n in pieces:
                     self._used[z][a : a + n] = False
@@ -450,6 +562,7 @@ class ZoneEngine:
         members = self.pool._members
         online = DeviceState.ONLINE
         rows: list[tuple[int, int, int]] = []
+        starts: list[int] = []  # the extent offset of each chunk in rows
         holes: set[int] = set()
         skip = -1
         for seg in self.segments(ext.first_row):
@@ -464,6 +577,7 @@ class ZoneEngine:
                     continue
                 skip = a if skip < 0 else skip
                 m = next((m for m in sm.data_members(d) if members[m.device].state is online), None)
+                starts.append(a)
                 if m is None:
                     holes.add(a)
                     rows.append((seg.n, -1, 0))
@@ -471,7 +585,21 @@ class ZoneEngine:
                 if m.device_offset % b:
                     return None
                 rows.append((seg.n, m.device, m.device_offset // b + seg.row))
-        return self.pool._read_chunks(outview, offset - skip, end - skip, rows, holes)
+        # members of different sizes keep their checksum tables at different offsets: one
+        # native call per table offset, the other groups' chunks left out as holes
+        table_of = self.pool._table_off
+        groups: dict[int, set[int]] = {}
+        for _n, dev, _blk in rows:
+            if dev >= 0:
+                groups.setdefault(table_of(dev), set()).add(dev)
+        if len(groups) <= 1:
+            return self.pool._read_chunks(outview, offset - skip, end - skip, rows, holes)
+        for devs in groups.values():
+            part = [r if r[1] in devs else (r[0], -1, 0) for r in rows]
+            out = {a for a, r in zip(starts, part, strict=True) if r[1] < 0}
+            if self.pool._read_chunks(outview, offset - skip, end - skip, part, out) is None:
+                return None
+        return holes
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         end = offset + length
@@ -503,7 +631,7 @@ class ZoneEngine:
                     unread.append(m)
                 if got is None:
                     if bufs is None:
-                        full, erased, lost = self._decode(seg)
+                        full, erased, lost = self._decode(seg, ext.length)
                         bufs = list(full)
                         if lost:
                             lost_devices |= {sm.members[j].device for j in erased}
@@ -662,68 +790,95 @@ class ZoneEngine:
         self.no_space.discard(zone.id)
 
     def _reconstruct_member(self, zone: Zone, idx: int, target: tuple[int, int]) -> None:
-        """Write member ``idx`` of every used row of ``zone`` onto ``target``."""
+        """Write member ``idx`` of every used row of ``zone`` onto ``target`` (another
+        device's free slot, or the same slot of a replacement device)."""
         used = self._used[zone.id]
         moved = Zone(zone.id, zone.scheme, list(zone.members))
         moved.members[idx] = target
         rows = np.flatnonzero(used)
-        for s in sorted({int(r) // self.rpc for r in rows}):
-            seg = _Seg(zone, s, 0, self.rpc, 0, self.stripe_map(zone, s))
+        if not len(rows):
+            return
+        # runs of used rows, cut at zone-stripe boundaries (rows never written have no
+        # valid checksums: they are neither read nor rebuilt)
+        cuts = np.flatnonzero(
+            (np.diff(rows) != 1) | (rows[1:] // self.rpc != rows[:-1] // self.rpc)
+        )
+        starts = np.concatenate(([rows[0]], rows[cuts + 1]))
+        stops = np.concatenate((rows[cuts] + 1, [rows[-1] + 1]))
+        for a, z in zip(starts.tolist(), stops.tolist(), strict=True):
+            s, r = divmod(a, self.rpc)
+            seg = _Seg(zone, s, r, z - a, 0, self.stripe_map(zone, s))
             bufs, erased, lost = self._decode(seg)
             dst = self.stripe_map(moved, s)
             for j, m in enumerate(dst.members):
-                if m.device != seg.sm.members[j].device or m.device_offset != (
-                    seg.sm.members[j].device_offset
-                ):
-                    if j in lost:
-                        raise DataLossError(
-                            f"pool {self.pool._path}: zone {zone.id} cannot be rebuilt: "
-                            f"devices {sorted({seg.sm.members[i].device for i in erased})} lost",
-                            failed=sorted({seg.sm.members[i].device for i in erased}),
-                        )
-                    if not self._write(m, 0, bufs[j]):
-                        raise DataLossError(
-                            f"pool {self.pool._path}: cannot write device {m.device} "
-                            f"while rebuilding zone {zone.id}",
-                            failed=[m.device],
-                        )
+                if m.device != target[0]:
+                    continue
+                if j in lost:
+                    failed = sorted({seg.sm.members[i].device for i in erased})
+                    raise DataLossError(
+                        f"pool {self.pool._path}: zone {zone.id} cannot be rebuilt: "
+                        f"devices {failed} lost",
+                        failed=failed,
+                    )
+                if not self._write(m, r, bufs[j]):
+                    raise DataLossError(
+                        f"pool {self.pool._path}: cannot write device {m.device} "
+                        f"while rebuilding zone {zone.id}",
+                        failed=[m.device],
+                    )
+
+    def users(self, zone_id: int) -> list[int]:
+        """The extents with rows in zone ``zone_id``."""
+        return [i for i, pieces in self.extents.items() if any(z == zone_id for z, _, _ in pieces)]
+
+    def move_out(self, zone_id: int, ext_id: int) -> None:
+        """Copy extent ``ext_id`` into rows outside zone ``zone_id``, sync the devices and
+        switch its map (saved by that sync; the old rows are free after it).  Nothing
+        changes when the extent is gone or has no rows there any more; NoSpaceError or
+        DataLossError leave it where it was."""
+        pool = self.pool
+        old = self.extents.get(ext_id)
+        if old is None or not any(z == zone_id for z, _, _ in old):
+            return
+        data = pool.read(Extent(pool._tag, ext_id, 1, self.lengths[ext_id]))
+        pieces = self._allocate(len(data), avoid_zone=zone_id)
+        self.extents[ext_id] = pieces
+        try:
+            self._store(ext_id, np.frombuffer(data, dtype=np.uint8))
+        except BaseException:
+            for z, a, n in pieces:
+                self._used[z][a : a + n] = False
+            self.extents[ext_id] = old
+            raise
+        self.freed += old  # taken until the sync below saved the switched map
+        pool.sync()  # devices first, then the switched map
 
     def _evacuate(self, zone: Zone) -> bool:
         """Copy every extent with rows in ``zone`` elsewhere, switch the map, free the
-        zone; False (nothing changed) when there is no room."""
-        pool = self.pool
-        users = [i for i, pieces in self.extents.items() if any(z == zone.id for z, _, _ in pieces)]
+        zone; False when there is no room (the extents not moved stay there)."""
         try:
-            for ext_id in users:
-                data = pool.read(Extent(pool._tag, ext_id, 1, self.lengths[ext_id]))
-                old = self.extents[ext_id]
-                pieces = self._allocate(len(data), avoid_zone=zone.id)
-                self.extents[ext_id] = pieces
-                try:
-                    self._store(ext_id, np.frombuffer(data, dtype=np.uint8))
-                except BaseException:
-                    for z, a, n in pieces:
-                        self._used[z][a : a + n] = False
-                    self.extents[ext_id] = old
-                    raise
-                for z, a, n in old:
-                    self._used[z][a : a + n] = False
-                pool.sync()  # devices first, then the switched map
+            for ext_id in self.users(zone.id):
+                self.move_out(zone.id, ext_id)
         except (NoSpaceError, DataLossError):
             return False
         self.pending_release.add(zone.id)
-        pool.sync()
+        self.pool.sync()
         return True
 
-    def relayout_step(self) -> bool:
-        """Evacuate one zone narrower than the layered rule would build now; False when
-        none is left or no room remains."""
+    def relayout_candidate(self, skip: set[int] | frozenset[int] = frozenset()) -> Zone | None:
+        """The next zone the re-layout empties: one narrower than the layered rule would
+        build now whose slots, with the free ones, build wider zones; None when none is
+        left (``skip``: zones it could not empty)."""
         lay = self.pool.layout
         free = [len(f) for f in self.free_slots()]
         writable = sum(1 for m in self.pool._members if m.writable)
         best = min(lay.w_max, writable)
         cands = sorted(
-            (z for z in self.zones.values() if z.width < best and z.id not in self.no_space),
+            (
+                z
+                for z in self.zones.values()
+                if z.width < best and z.id not in self.no_space and z.id not in skip
+            ),
             key=lambda z: (z.width, z.id),
         )
         for zone in cands:
@@ -732,11 +887,9 @@ class ZoneEngine:
             for d, _ in zone.members:
                 trial[d] += 1
             widths = zone_plan(trial, lay.mode, lay.w_max)
-            if not widths or max(widths) <= zone.width:
-                continue
-            if self._evacuate(zone):
-                return True
-        return False
+            if widths and max(widths) > zone.width:
+                return zone
+        return None
 
     def scrub(self, repair: bool, progress: Callable[[int, int], Any] | None) -> ScrubReport:
         pool = self.pool
@@ -790,6 +943,7 @@ class BeyondPool(Pool):
     layout: Beyond
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._tables: dict[int, int] = {}  # member device size -> its checksum table offset
         super().__init__(*args, **kwargs)
         self._zones = ZoneEngine(self)
         self._engine = self._zones  # type: ignore[assignment]
@@ -800,6 +954,90 @@ class BeyondPool(Pool):
     def zones(self) -> ZoneEngine:
         """The zone table and extent map (read-only use)."""
         return self._zones
+
+    # ------------------------------------------------------------------
+    # devices of mixed sizes
+    # ------------------------------------------------------------------
+
+    @classmethod
+    def _device_sizes(
+        cls,
+        layout: Any,
+        specs: Any,
+        device_size: int | None,
+        block_size: int,
+    ) -> tuple[Any, list[int]]:
+        """Bytes used on each device: ``device_size`` on every one, or (``None``) each
+        device's own size (a path not created yet: what its ``sizes`` entry needs).
+        Without ``device_size`` the devices contribute what their data areas hold
+        unless ``sizes`` says less; a device smaller than its ``sizes`` entry is
+        refused."""
+        assert isinstance(layout, Beyond)
+        if device_size is not None:
+            _check_size("device_size", device_size, MIN_DEVICE_SIZE, MAX_DEVICE_SIZE)
+            dev_sizes = [device_size] * len(specs)
+        else:
+            dev_sizes = []
+            for i, spec in enumerate(specs):
+                real = _spec_size(spec, i)
+                if real is None:
+                    if layout.sizes is None:
+                        raise InvalidArgumentError(
+                            f"device {i} ({spec}) does not exist yet: give device_size, or "
+                            f"sizes= for the bytes each device contributes"
+                        )
+                    real = device_size_for(layout, block_size, layout.sizes[i])
+                if not MIN_DEVICE_SIZE <= real <= MAX_DEVICE_SIZE:
+                    raise InvalidArgumentError(
+                        f"device {i} ({spec}) has {real} bytes; a member has "
+                        f"{MIN_DEVICE_SIZE}..{MAX_DEVICE_SIZE}"
+                    )
+                dev_sizes.append(real)
+        usable = [member_usable(layout, block_size, d) for d in dev_sizes]
+        if layout.sizes is None:
+            if device_size is None:
+                layout = layout.with_sizes(usable)
+            return layout, dev_sizes
+        z = layout.zone_size
+        for i, (want, have) in enumerate(zip(layout.sizes, usable, strict=True)):
+            if want - want % z > have:
+                raise InvalidArgumentError(
+                    f"device {i} ({specs[i]}) holds {have} bytes of zones ({dev_sizes[i]}-byte "
+                    f"device), less than the {want} bytes sizes= asks it to contribute"
+                )
+        return layout, dev_sizes
+
+    def _table_off(self, dev: int) -> int:
+        """Each member's checksum table follows its own zone slots (members differ in size)."""
+        sb = self._members[dev].sb
+        if sb is None or sb.device_size == self._manifest.device_size:
+            return self._geo.table_off
+        at = self._tables.get(sb.device_size)
+        if at is None:
+            at = _Geometry(self.layout, self._block, sb.device_size).table_off
+            self._tables[sb.device_size] = at
+        return at
+
+    def _contribution(self, i: int) -> int:
+        """Bytes of zone slots device ``i`` contributes."""
+        return self._zones.slots()[i] * self.layout.zone_size
+
+    def _replacement_size(self, i: int, spec: DeviceSpec) -> int:
+        """A replacement holds at least what device ``i`` contributed; a new file gets
+        just that (or the pool's device size in a pool of equal devices)."""
+        want = self._contribution(i)
+        real = _spec_size(spec, i)
+        if real is None:
+            if self.layout.sizes is None:
+                return self._manifest.device_size
+            return device_size_for(self.layout, self._block, want)
+        have = member_usable(self.layout, self._block, real) if real >= MIN_DEVICE_SIZE else 0
+        if have < want:
+            raise InvalidArgumentError(
+                f"device {i}: the replacement ({spec}) holds {have} bytes of zones, less than "
+                f"the {want} bytes device {i} contributes"
+            )
+        return real
 
     def free(self, ext: Extent) -> None:
         """Release ``ext`` (its space is reused once the next :meth:`sync` saved the map)."""
@@ -829,31 +1067,21 @@ class BeyondPool(Pool):
         wait: bool = False,
         force: bool = False,
     ) -> int:
-        """Add a device contributing ``size`` bytes (default: the pool's device size);
-        its slots join the free pool and the background re-layout widens narrower zones
-        (``wait=True`` waits for it).  Returns the new device's index."""
-        dsize = self._manifest.device_size
-        if size is None:
-            size = dsize
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        """Add a device contributing ``size`` bytes (rounded down to whole zones); its
+        slots join the free pool and the background re-layout moves narrower zones
+        until the capacity reaches the new bound (``wait=True`` waits for it).
+
+        ``path=None`` creates a sparse file in the pool directory holding ``size``
+        (default: the pool's device size).  An existing device contributes all of
+        its data area unless ``size`` says less; one smaller than ``size`` is
+        refused.  Returns the new device's index."""
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
             raise InvalidArgumentError(f"size must be a positive number of bytes, got {size!r}")
         self.wait_relayout()
         with self._lock:
             self._check_open()
             lay = self.layout
             i = lay.n_devices
-            sized = lay
-            if sized.sizes is None:
-                base = [self._geo.usable] * lay.n_devices
-                sized = Beyond(
-                    lay.n_devices,
-                    lay.chunk_size,
-                    mode=lay.mode,
-                    zone_size=lay.zone_size,
-                    w_max=lay.w_max,
-                    sizes=base,
-                )
-            new = sized.with_device(min(size, dsize))
             spec: DeviceSpec
             if path is None:
                 spec = os.path.join(self._path, f"dev-{i:02d}")
@@ -863,6 +1091,29 @@ class BeyondPool(Pool):
                     gen += 1
             else:
                 spec = path
+            real = _spec_size(spec, i)
+            if real is not None:
+                dsize = real
+            elif size is None:
+                dsize = self._manifest.device_size
+            else:
+                dsize = device_size_for(lay, self._block, size)
+            if not MIN_DEVICE_SIZE <= dsize <= MAX_DEVICE_SIZE:
+                raise InvalidArgumentError(
+                    f"device {i} ({spec}) has {dsize} bytes; a member has "
+                    f"{MIN_DEVICE_SIZE}..{MAX_DEVICE_SIZE}"
+                )
+            have = member_usable(lay, self._block, dsize)
+            give = have if size is None else size
+            if give - give % lay.zone_size > have:
+                raise InvalidArgumentError(
+                    f"device {i} ({spec}) holds {have} bytes of zones ({dsize}-byte device), "
+                    f"less than the {give} bytes it is asked to contribute"
+                )
+            sized = lay
+            if sized.sizes is None:  # a pool of equal devices: make their share explicit
+                sized = lay.with_sizes([self._geo.usable] * lay.n_devices)
+            new = sized.with_device(give)
             self._check_new_device(spec, dsize, force, i)
             dev, owned = self._open_new_device(spec, dsize)
             sb = Superblock.for_device(
@@ -875,7 +1126,12 @@ class BeyondPool(Pool):
                 chunk_size=new.chunk_size,
                 generation=self._generation,
             )
-            write_superblock(dev, sb)
+            try:
+                write_superblock(dev, sb)
+            except DeviceError:
+                if owned:
+                    dev.close()
+                raise
             mem = _Member(i, dev.path)
             mem.device, mem.owned, mem.sb, mem.state = dev, owned, sb, DeviceState.ONLINE
             self._members.append(mem)
@@ -900,18 +1156,47 @@ class BeyondPool(Pool):
             self.wait_relayout()
 
     def _relayout_loop(self) -> None:
-        while not self._relayout_stop.is_set():
-            with self._lock:
-                if self._closed:
-                    return
-                try:
-                    if not self._zones.relayout_step():
+        """Empty narrow zones one extent per hold of the pool lock (reads and writes go
+        on between; new extents avoid the zone being emptied), then release them."""
+        eng = self._zones
+        skip: set[int] = set()  # zones it could not empty
+        try:
+            while True:
+                with self._lock:
+                    if self._closed or self._relayout_stop.is_set():
                         return
-                except Exception as exc:  # the pool stays valid; report and stop
-                    warnings.warn(
-                        f"pool {self._path}: re-layout stopped: {exc}", RuntimeWarning, stacklevel=1
-                    )
-                    return
+                    zone = eng.relayout_candidate(skip)
+                    if zone is None:
+                        return
+                    eng.draining.add(zone.id)
+                    users = eng.users(zone.id)
+                try:
+                    for ext_id in users:
+                        with self._lock:
+                            if self._closed or self._relayout_stop.is_set():
+                                return
+                            eng.move_out(zone.id, ext_id)
+                        time.sleep(0)  # let waiting requests take the lock
+                    with self._lock:
+                        if self._closed:
+                            return
+                        # twice at most: rows freed meanwhile are free after one sync
+                        for _ in range(2):
+                            if zone.id not in eng.zones or eng.users(zone.id):
+                                break
+                            eng.pending_release.add(zone.id)
+                            self.sync()
+                        if zone.id in eng.zones:
+                            skip.add(zone.id)
+                except (NoSpaceError, DataLossError):
+                    skip.add(zone.id)
+                finally:
+                    with self._lock:
+                        eng.draining.discard(zone.id)
+        except Exception as exc:  # the pool stays valid; report and stop
+            warnings.warn(
+                f"pool {self._path}: re-layout stopped: {exc}", RuntimeWarning, stacklevel=1
+            )
 
     def wait_relayout(self) -> None:
         """Wait until the background re-layout has finished."""

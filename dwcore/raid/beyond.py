@@ -14,9 +14,12 @@ allocated by the *layered* rule: the next zone takes one slot on each of the
 Capacity (no width cap hit) is then the optimum: single ``Σc − max c``, dual
 ``Σc − two largest`` (:func:`zone_plan`, :meth:`Beyond.bound`).
 
-Device sizes: ``sizes`` lists the bytes each device contributes (default:
-the pool's ``device_size`` for all); each is rounded down to whole zones and
-capped by the device's data area.  The zone table, the extents' placement
+Device sizes: ``sizes`` lists the bytes each device contributes, rounded
+down to whole zones.  A pool created without ``device_size`` fills it in from
+the real devices (each contributes what its own data area holds); without
+``sizes`` every device contributes the pool's data area.  A pool refuses a
+device whose data area is smaller than what it is asked to contribute
+(:mod:`dwcore.pool.growth`).  The zone table, the extents' placement
 and the data path live in :mod:`dwcore.pool.growth`; this class carries the
 parameters, the capacity rule and a reference stripe shape (stripe s of a
 zone of the widest scheme on devices 0..w-1), since no fixed placement
@@ -193,6 +196,17 @@ class Beyond(Layout):
             zone_size=self.zone_size,
             w_max=self.w_max,
             sizes=[*self.sizes, size],
+        )
+
+    def with_sizes(self, sizes: Sequence[int]) -> Beyond:
+        """This layout with the devices contributing ``sizes`` bytes."""
+        return Beyond(
+            self.n_devices,
+            self.chunk_size,
+            mode=self.mode,
+            zone_size=self.zone_size,
+            w_max=self.w_max,
+            sizes=sizes,
         )
 
     def slots(self, usable: int) -> list[int]:
