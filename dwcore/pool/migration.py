@@ -11,9 +11,11 @@ chunk).  An extent owns a run of logical RBs (first-fit); every live RB has a
 location ``(PEG, slot)``: slot i of a mirror PEG is RB i of both its PEXes;
 slot ``s·(w-1)+d`` of a parity PEG is data chunk d of RAID 5 left-symmetric
 stripe s over its w PEXes.  Every block keeps its CRC-32C in the device's
-checksum table.  The PEGs, the map, the extents and the heat are saved
-atomically (``adaptive.json``: checksummed, temporary file, fsync, rename)
-by ``sync`` after the devices synced.
+checksum table.  The PEGs, the map, the extents and the heat (of live RBs,
+and of freed addresses still warmer than ``_HEAT_FLOOR``) are saved
+atomically (``adaptive.json``, format 2; format 1, which kept no heat for
+freed addresses, is read as well: them cold) — checksummed, temporary file,
+fsync, rename — by ``sync`` after the devices synced.
 
 Policy
 ------
@@ -22,6 +24,17 @@ Policy
   freeing an extent whose RBs are in the parity class leaves holes.
 * Heat of an RB: exponentially decayed write count (half-life
   ``heat_half_life`` seconds of the pool's clock), ties by last write.
+  Extents are immutable, so a pool never writes the same *extent* twice; what
+  is written again is a logical RB *address*: first-fit allocation hands a
+  freed run of logical RBs to the next write that fits, so a client that
+  overwrites (frees and rewrites) a region writes the same addresses again,
+  as an AutoRAID host rewrites an LBA.  Heat is therefore kept per logical RB
+  address, across frees: every write adds 1 to the address's decayed heat
+  (``h ← h·2^(−Δt/heat_half_life) + 1``) and stamps it.  An RB written 5 times
+  two half-lives ago (heat 1.25) is hotter than one written once half a
+  half-life ago (0.71); a pure recency policy would order them the other way.
+  An unrelated extent that lands on a hot freed address inherits its heat;
+  that only delays its demotion until the heat decays.  Reads do not count.
 * Demotion: when free mirror slots fall below ``low_watermark`` of the mirror
   budget (checked on every write), or at an idle :meth:`HeatEngine.tick`
   (every RB colder than ½ — written once, more than a half-life ago), the
@@ -38,15 +51,22 @@ still in its stripe), after it the new one; redundancy is never lowered
 while moving (the old copy stays intact until the new one is durable).
 
 Rebuild: every PEG with a PEX on a lost device gets that PEX reconstructed
-(live slots / written stripes) into a free PEX (the reserve included) on a
-device not already in the PEG.
+(live slots / written stripes).  When the lost device's slot holds a blank
+replacement (``replace_device``) the PEX is rebuilt in place, so every RB is
+again where a pool that never failed keeps it; otherwise into a free PEX (the
+reserve included) on a device not already in the PEG.  A parity PEG that spans
+every device (w = N, the default for N ≤ 8) has no such device: its live RBs
+are re-appended to a narrower PEG instead, which takes more room than the
+reserve holds once the pool is nearly full; that rebuild raises NoSpaceError
+(nothing is lost, the pool stays degraded) until a replacement is given.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +74,19 @@ import numpy as np
 
 from dwcore._native import new_bytes_to_fill
 from dwcore.checksum import crc32c_blocks, verify_blocks
-from dwcore.devices import DeviceError
+from dwcore.devices import Device, DeviceError
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
-from dwcore.pool.pool import CHECKPOINT_BYTES, Pool
+from dwcore.pool.pool import (
+    CHECKPOINT_BYTES,
+    MAX_DEVICE_SIZE,
+    MIN_DEVICE_SIZE,
+    DeviceSpec,
+    Pool,
+    _Geometry,
+)
 from dwcore.pool.statefile import read_state, write_state
 from dwcore.pool.status import DeviceState, Mismatch, ScrubReport
 from dwcore.raid import Member, StripeMap
@@ -69,7 +96,10 @@ from dwcore.raid.parity import Raid5
 __all__ = ["STATE_NAME", "AdaptivePool", "HeatEngine", "Peg"]
 
 STATE_NAME = "adaptive.json"
-_VERSION = 1
+#: 2: heat of freed logical RB addresses saved too ("heat"); 1 is still read
+_VERSION = 2
+#: freed addresses whose decayed heat fell below this are saved as cold
+_HEAT_FLOOR = 1e-6
 
 
 @dataclass
@@ -93,7 +123,7 @@ class HeatEngine:
         self.b = pool._block
         self.rb = lay.chunk_size
         self.per_pex = lay.pex_size // self.rb
-        self.pexes = [pool._geo.usable // lay.pex_size] * lay.n_devices
+        self.pexes = lay.pexes(pool._geo.usable)  # per device: mixed sizes differ
         self.raw, self.spare, self.mirror_budget = lay.budget(self.pexes)
         self.cap = lay.capacity_rbs(self.pexes)
         self.w = lay.width
@@ -112,6 +142,8 @@ class HeatEngine:
         self.heat = np.zeros(self.cap, dtype=np.float64)
         self.stamp = np.zeros(self.cap, dtype=np.float64)
         self.moves = 0
+        #: moves abandoned (nothing committed) because a device failed under them
+        self.aborts = 0
         #: a rebuild may use the reserve
         self._rebuilding = False
         self._load()
@@ -137,8 +169,13 @@ class HeatEngine:
             self.extents[int(key)] = (rb0, n, length)
             self.used[rb0 : rb0 + n] = True
         for rb, peg, slot, heat, stamp in st["loc"]:
+            if not self.used[rb]:
+                continue  # an RB of a write in progress (saved by format 1): never acknowledged
             self.loc[rb] = (peg, slot)
             self.slot_rb[peg][slot] = rb
+            self.heat[rb] = heat
+            self.stamp[rb] = stamp
+        for rb, heat, stamp in st.get("heat", []):  # format 2: freed addresses
             self.heat[rb] = heat
             self.stamp[rb] = stamp
 
@@ -153,11 +190,16 @@ class HeatEngine:
                 for p in self.pegs.values()
             ],
             "extents": {str(i): list(v) for i, v in self.extents.items()},
+            # RBs of a write in progress (a demotion in the middle of it syncs) are not
+            # saved: the write is not acknowledged, so after a crash their slots are free
             "loc": [
                 [rb, peg, slot, float(self.heat[rb]), float(self.stamp[rb])]
                 for rb, (peg, slot) in self.loc.items()
+                if self.used[rb]
             ],
         }
+        warm = np.flatnonzero((self.decayed() >= _HEAT_FLOOR) & ~self.used)
+        st["heat"] = [[int(rb), float(self.heat[rb]), float(self.stamp[rb])] for rb in warm]
         write_state(self.path, st)
 
     # ------------------------------------------------------------------
@@ -229,7 +271,8 @@ class HeatEngine:
         sb = self.pool._members[d].sb
         assert sb is not None
         off = pex * self.lay.pex_size + rel
-        return sb.data_offset + off, sb.data_offset + self.pool._geo.table_off + 4 * (off // self.b)
+        table = self.pool._table_off(d)
+        return sb.data_offset + off, sb.data_offset + table + 4 * (off // self.b)
 
     def _read(self, d: int, pex: int, rel: int, n: int) -> np.ndarray | None:
         """``n`` verified bytes; None where the device is unusable, fails or a block does
@@ -368,6 +411,7 @@ class HeatEngine:
         if free - n < self.lay.low_watermark * total:
             self.demote(max(n, int(2 * self.lay.low_watermark * total) - free + n))
         now = self.clock()
+        heat0 = self.heat[rb0 : rb0 + n].copy(), self.stamp[rb0 : rb0 + n].copy()
         done: list[int] = []
         try:
             for i in range(n):
@@ -391,11 +435,13 @@ class HeatEngine:
                 rb = rb0 + i
                 self.loc[rb] = (peg.id, slot)
                 self.slot_rb[peg.id][slot] = rb
-                self.heat[rb], self.stamp[rb] = 1.0, now
+                self.heat[rb] = self._decay(rb, now) + 1.0  # one more write to the address
+                self.stamp[rb] = now
                 done.append(rb)
         except BaseException:
             for rb in done:
                 self._unmap(rb)
+            self.heat[rb0 : rb0 + n], self.stamp[rb0 : rb0 + n] = heat0
             raise
         self.used[rb0 : rb0 + n] = True
         ext_id = self.next_id
@@ -435,7 +481,21 @@ class HeatEngine:
                 rows.append((rb // b, -1, 0))
             else:
                 rows.append((rb // b, at[0], at[1] // b))
-        return self.pool._read_chunks(outview, offset - first * rb, end - first * rb, rows, holes)
+        a, z = offset - first * rb, end - first * rb
+        # devices of different sizes keep their checksum tables at different offsets: one
+        # native read per table offset, the other devices' RBs left out as holes
+        groups: dict[int, set[int]] = {}
+        for _n, dev, _blk in rows:
+            if dev >= 0:
+                groups.setdefault(self.pool._table_off(dev), set()).add(dev)
+        if len(groups) <= 1:
+            return self.pool._read_chunks(outview, a, z, rows, holes)
+        for devs in groups.values():
+            part = [r if r[1] in devs else (r[0], -1, 0) for r in rows]
+            out = [i for i, r in enumerate(part, first) if r[1] < 0]
+            if self.pool._read_chunks(outview, a, z, part, out) is None:
+                return None
+        return holes
 
     def read(self, ext: Extent, offset: int, length: int) -> bytes:
         rb0, _n, _len = self.extents[ext.first_row]
@@ -536,8 +596,15 @@ class HeatEngine:
     # ------------------------------------------------------------------
 
     def decayed(self, now: float | None = None) -> np.ndarray:
+        """Every logical RB address's heat at ``now`` (default: the clock): its write
+        count, each write weighted ``2^(−age/heat_half_life)`` (module docs)."""
         now = self.clock() if now is None else now
-        return self.heat * np.exp2(-(now - self.stamp) / self.lay.heat_half_life)
+        age = np.maximum(now - self.stamp, 0.0)  # a clock set back does not heat
+        return self.heat * np.exp2(-age / self.lay.heat_half_life)
+
+    def _decay(self, rb: int, now: float) -> float:
+        age = max(now - float(self.stamp[rb]), 0.0)
+        return float(self.heat[rb]) * 2.0 ** (-age / self.lay.heat_half_life)
 
     def classes(self) -> dict[int, str]:
         """Logical RB → ``mirror`` or ``parity`` for every live RB."""
@@ -610,6 +677,7 @@ class HeatEngine:
             for pid, f in filled.items():
                 if pid in self.pegs:
                     self.pegs[pid].filled = f
+            self.aborts += 1
             return 0
         if not moves:
             return 0
@@ -636,12 +704,15 @@ class HeatEngine:
 
     def tick(self, idle: bool = True) -> dict[str, int]:
         """One policy step: demote below the watermark (and, ``idle``, every RB colder than
-        ½), clean parity PEGs under half live, release empty PEGs."""
+        ½), clean parity PEGs under half live, release empty PEGs.  A move that a device
+        failure abandoned ends the step (``aborted``: 1): nothing of it is committed and
+        no further move is tried on a pool that just lost a device."""
+        did = {"demoted": 0, "cleaned": 0, "released": 0, "aborted": 0}
+        aborts = self.aborts
         free, total = self.mirror_slots()
-        moved = 0
         if free < self.lay.low_watermark * total:
-            moved += self.demote(int(2 * self.lay.low_watermark * total) - free)
-        if idle:
+            did["demoted"] += self.demote(int(2 * self.lay.low_watermark * total) - free)
+        if idle and self.aborts == aborts:
             heat = self.decayed()
             cold = [
                 rb
@@ -649,23 +720,27 @@ class HeatEngine:
                 if self.pegs[p].kind == "mirror" and heat[rb] < 0.5
             ]
             cold.sort(key=lambda rb: (heat[rb], self.stamp[rb]))
-            moved += self._append(cold)
-        cleaned = 0
+            did["demoted"] += self._append(cold)
         for p in list(self.pegs.values()):
+            if self.aborts != aborts:
+                did["aborted"] = 1
+                return did
             if p.kind != "parity" or p.filled < self.per_pex:
                 continue
             live = list(self.slot_rb[p.id].values())
             if len(live) < 0.5 * p.filled * (len(p.members) - 1):
-                cleaned += self._append(sorted(live))
-        released = 0
+                did["cleaned"] += self._append(sorted(live))
+        if self.aborts != aborts:
+            did["aborted"] = 1
+            return did
         for p in list(self.pegs.values()):
             if not self.slot_rb[p.id] and (p.kind == "mirror" or p.filled == self.per_pex):
                 del self.pegs[p.id]
                 del self.slot_rb[p.id]
-                released += 1
-        if released:
+                did["released"] += 1
+        if did["released"]:
             self.pool.sync()
-        return {"demoted": moved, "cleaned": cleaned, "released": released}
+        return did
 
     # ------------------------------------------------------------------
     # failures
@@ -712,25 +787,40 @@ class HeatEngine:
             pool._commit_membership()
 
     def _rebuild_member(self, peg: Peg, idx: int, gone: set[int]) -> None:
-        free = self.free_pexes()
+        lost_dev, lost_pex = peg.members[idx]
         inside = {d for d, _ in peg.members}
-        cands = [d for d, f in enumerate(free) if f and d not in inside and d not in gone]
-        if not cands and peg.kind == "parity":
-            # no device outside a full-width PEG: re-append its live RBs to a narrower one
-            live = sorted(self.slot_rb[peg.id].values())
-            if self._append(live) < len(live):
-                raise NoSpaceError(
-                    f"pool {self.pool._path}: no room to move PEG {peg.id} off a lost device"
-                )
-            del self.pegs[peg.id]
-            del self.slot_rb[peg.id]
+        # a blank replacement in the slot: the PEX is rebuilt where it was, so the
+        # layout is the one a pool that never failed has (no reserve used)
+        if self.pool._members[lost_dev].state is DeviceState.REBUILDING and self._rebuild_into(
+            peg, idx, (lost_dev, lost_pex), gone
+        ):
             return
-        if not cands:
-            raise NoSpaceError(
-                f"pool {self.pool._path}: no free PEX outside PEG {peg.id} to rebuild into"
-            )
-        e = max(cands, key=lambda d: (len(free[d]), -d))
-        target = (e, free[e][0])
+        while True:  # a target whose write fails is marked failed: try the next one
+            free = self.free_pexes()
+            cands = [d for d, f in enumerate(free) if f and d not in inside and d not in gone]
+            if not cands and peg.kind == "parity":
+                # no device outside a full-width PEG: re-append its live RBs to a narrower one
+                live = sorted(self.slot_rb[peg.id].values())
+                if self._append(live) < len(live):
+                    raise NoSpaceError(
+                        f"pool {self.pool._path}: no room to move PEG {peg.id} off a lost device"
+                    )
+                del self.pegs[peg.id]
+                del self.slot_rb[peg.id]
+                return
+            if not cands:
+                raise NoSpaceError(
+                    f"pool {self.pool._path}: no free PEX outside PEG {peg.id} to rebuild into"
+                )
+            e = max(cands, key=lambda d: (len(free[d]), -d))
+            if self._rebuild_into(peg, idx, (e, free[e][0]), gone):
+                return
+
+    def _rebuild_into(self, peg: Peg, idx: int, target: tuple[int, int], gone: set[int]) -> bool:
+        """Reconstruct member ``idx`` of ``peg`` into PEX ``target`` and make it the member;
+        False (the PEG unchanged) when a write to the target failed."""
+        inside = {d for d, _ in peg.members}
+        ok = True
         if peg.kind == "mirror":
             for slot in sorted(self.slot_rb[peg.id]):
                 got = self.read_rb(self.slot_rb[peg.id][slot])
@@ -739,7 +829,7 @@ class HeatEngine:
                         f"pool {self.pool._path}: mirror PEG {peg.id} lost both copies",
                         failed=sorted(gone & inside),
                     )
-                self._write(target[0], target[1], slot * self.rb, got)
+                ok = ok and self._write(target[0], target[1], slot * self.rb, got)
         else:
             lost_dev = peg.members[idx][0]
             for s in range(peg.filled):
@@ -750,12 +840,18 @@ class HeatEngine:
                         f"pool {self.pool._path}: parity PEG {peg.id} stripe {s} is lost",
                         failed=sorted(gone & inside),
                     )
-                self._write(target[0], target[1], sm.members[j].device_offset, bufs[j])
-        peg.members[idx] = target
+                ok = ok and self._write(target[0], target[1], sm.members[j].device_offset, bufs[j])
+        if ok:
+            peg.members[idx] = target
+        return ok
 
     def scrub(self, repair: bool, progress: Callable[[int, int], Any] | None) -> ScrubReport:
+        """Check every live mirror slot (both copies) and every written parity stripe;
+        a mismatch names the PEG (as ``stripe``), the device, and in ``how`` the slots
+        or stripes inside the PEG."""
         report = ScrubReport()
-        found: dict[tuple[int, int, str], list[tuple[bool, str]]] = {}
+        # (PEG, device, kind) -> (repaired, how, slot or stripe inside the PEG) per block
+        found: dict[tuple[int, int, str], list[tuple[bool, str, str]]] = {}
         with self.pool._lock:
             pegs = list(self.pegs.values())
             for n, peg in enumerate(pegs):
@@ -769,7 +865,9 @@ class HeatEngine:
                             if c is None and good is not None:
                                 ok = repair and self._write(d, x, slot * self.rb, good)
                                 how = "rewrote copy" if ok else "not repaired"
-                                found.setdefault((peg.id, d, "checksum"), []).append((ok, how))
+                                found.setdefault((peg.id, d, "checksum"), []).append(
+                                    (ok, how, f"slot {slot}")
+                                )
                 else:
                     pex_of = dict(peg.members)
                     for s in range(peg.filled):
@@ -786,7 +884,9 @@ class HeatEngine:
                                 )
                             )
                             how = "rewrote block from redundancy" if ok else "not repaired"
-                            found.setdefault((peg.id, m.device, "checksum"), []).append((ok, how))
+                            found.setdefault((peg.id, m.device, "checksum"), []).append(
+                                (ok, how, f"stripe {s}")
+                            )
                         if not erased:
                             for j in codec.mismatched_rows(sm, bufs, self.b):
                                 m = sm.members[j]
@@ -796,17 +896,40 @@ class HeatEngine:
                                     m.device, pex_of[m.device], m.device_offset, fresh[j]
                                 )
                                 found.setdefault((peg.id, m.device, "parity"), []).append(
-                                    (bool(ok), "rewrote parity" if ok else "not repaired")
+                                    (
+                                        bool(ok),
+                                        "rewrote parity" if ok else "not repaired",
+                                        f"stripe {s}",
+                                    )
                                 )
                 if progress is not None:
                     progress(n + 1, len(pegs))
         report.stripes_checked = len(pegs)
-        for (s, dev, kind), outcomes in sorted(found.items()):
-            ok = all(o for o, _ in outcomes)
-            report.mismatches.append(
-                Mismatch(s, dev, kind, ok, "; ".join(sorted({h for _, h in outcomes})))
-            )
+        # one Mismatch per (PEG, device, kind): ``stripe`` is the PEG id, ``how`` ends with
+        # the slots (mirror) or stripes (parity) inside the PEG
+        for (peg_id, dev, kind), outcomes in sorted(found.items()):
+            ok = all(o for o, _, _ in outcomes)
+            how = "; ".join(sorted({h for _, h, _ in outcomes}))
+            where = ", ".join(w for _, _, w in outcomes)
+            report.mismatches.append(Mismatch(peg_id, dev, kind, ok, f"{how} at {where}"))
         return report
+
+
+def _existing_size(spec: DeviceSpec) -> int | None:
+    """The bytes of an existing device (None: a path not created yet, or an empty file)."""
+    if isinstance(spec, Device):
+        return spec.size
+    path = os.fspath(spec)
+    if not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    if stat.S_ISBLK(st.st_mode):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.lseek(fd, 0, os.SEEK_END)
+        finally:
+            os.close(fd)
+    return st.st_size or None
 
 
 class AdaptivePool(Pool):
@@ -817,9 +940,52 @@ class AdaptivePool(Pool):
     layout: Adaptive
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._tables: dict[int, int] = {}  # device size -> its checksum table offset
         super().__init__(*args, **kwargs)
         self._heat = HeatEngine(self)
         self._engine = self._heat  # type: ignore[assignment]
+
+    @classmethod
+    def _device_sizes(
+        cls,
+        layout: Any,
+        specs: Sequence[DeviceSpec],
+        device_size: int | None,
+        block_size: int,
+    ) -> tuple[Any, list[int]]:
+        """``device_size`` on every device, or (``None``) each existing device's own size:
+        the layout then lists every device's data area (``sizes``), cut into its own
+        number of PEXes."""
+        if device_size is not None:
+            return super()._device_sizes(layout, specs, device_size, block_size)
+        assert isinstance(layout, Adaptive)
+        sizes: list[int] = []
+        for i, spec in enumerate(specs):
+            size = _existing_size(spec)
+            if size is None:
+                raise InvalidArgumentError(
+                    f"device {i} ({spec}) does not exist yet: give device_size, or devices "
+                    f"that exist (their own sizes are used)"
+                )
+            if not MIN_DEVICE_SIZE <= size <= MAX_DEVICE_SIZE:
+                raise InvalidArgumentError(
+                    f"device {i} ({spec}) has {size} bytes; a member has "
+                    f"{MIN_DEVICE_SIZE}..{MAX_DEVICE_SIZE}"
+                )
+            sizes.append(size)
+        usable = [_Geometry(layout, block_size, size).usable for size in sizes]
+        return layout.with_sizes(usable), sizes
+
+    def _table_off(self, dev: int) -> int:
+        """Each device's checksum table follows its own data area (mixed sizes)."""
+        sb = self._members[dev].sb
+        if sb is None or sb.device_size == self._manifest.device_size:
+            return self._geo.table_off
+        at = self._tables.get(sb.device_size)
+        if at is None:
+            at = _Geometry(self.layout, self._block, sb.device_size).table_off
+            self._tables[sb.device_size] = at
+        return at
 
     @property
     def heat(self) -> HeatEngine:

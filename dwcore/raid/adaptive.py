@@ -2,7 +2,9 @@
 
 Devices are cut into physical extents (PEX, ``pex_size`` bytes, default
 1 MiB).  The unit of mapping and migration is the relocation block (RB): the
-layout's ``chunk_size``.  A mirror PEG is 2 PEXes on 2 devices (an RB slot
+layout's ``chunk_size``, default 64 KiB (:data:`RB_SIZE`, also the
+``DEFAULT_CHUNK`` that ``dwcore.raid.layout`` and ``Pool.create`` use when no
+``chunk_size`` is given).  A mirror PEG is 2 PEXes on 2 devices (an RB slot
 holds the RB on both); a parity PEG is ``width`` PEXes (default
 ``min(N, 8)``) on distinct devices holding RAID 5 left-symmetric stripes with
 chunk = RB, filled by full-stripe appends.  Capacity is fixed at creation:
@@ -10,7 +12,13 @@ chunk = RB, filled by full-stripe appends.  Capacity is fixed at creation:
 ``spare`` one largest device's worth (the rebuild reserve), M the mirror
 budget (``mirror_fraction`` of R, default 10%).  Tolerance: one device
 concurrently (every PEG spans distinct devices), two sequentially when the
-reserve absorbed the first rebuild.
+reserve absorbed the first rebuild (or a replacement did: with ``width`` = N a
+nearly full pool cannot re-protect into the reserve, see
+:mod:`dwcore.pool.migration`).
+
+Mixed sizes: ``sizes`` lists the data-area bytes of each device (a pool made
+with ``device_size=None`` sets it from each device's own size), and each
+device is cut into its own number of PEXes; the spare is the largest device's.
 
 The map, the heat policy and the data path are in
 :mod:`dwcore.pool.migration`; this class carries the parameters, the
@@ -21,33 +29,41 @@ devices 0..w-1), since placement is decided per RB at run time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dwcore.errors import InvalidArgumentError
-from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Codec, Layout, StripeMap, check_int
+from dwcore.raid.base import Codec, Layout, StripeMap, check_int
 from dwcore.raid.parity import Raid5
 
-__all__ = ["Adaptive"]
+__all__ = ["PEX_SIZE", "RB_SIZE", "Adaptive"]
+
+#: Default relocation block (the layout's chunk): 64 KiB (raid-levels.md, Adaptive).
+RB_SIZE = 64 * 1024
+#: Default physical extent: 1 MiB.
+PEX_SIZE = 1 << 20
 
 
 class Adaptive(Layout):
     """AutoRAID-style adaptive mirror/parity placement (module documentation)."""
 
     level = "ADAPTIVE"
-    OPTIONS = ("pex_size", "width", "mirror_fraction", "heat_half_life", "low_watermark")
+    OPTIONS = ("pex_size", "width", "mirror_fraction", "heat_half_life", "low_watermark", "sizes")
     #: The pool maps every RB itself (dwcore.pool.migration).
     adaptive = True
+    #: The chunk (RB) ``dwcore.raid.layout`` and ``Pool.create`` use when given none.
+    DEFAULT_CHUNK: ClassVar[int] = RB_SIZE
 
     def __init__(
         self,
         n_devices: int,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int = RB_SIZE,
         *,
-        pex_size: int = 1 << 20,
+        pex_size: int = PEX_SIZE,
         width: int | None = None,
         mirror_fraction: float = 0.1,
         heat_half_life: float = 3600.0,
         low_watermark: float = 0.1,
+        sizes: Sequence[int] | None = None,
     ) -> None:
         n = check_int("n_devices", n_devices, 1)
         if n < 3:
@@ -70,6 +86,14 @@ class Adaptive(Layout):
             or heat_half_life <= 0
         ):
             raise InvalidArgumentError(f"heat_half_life must be > 0, got {heat_half_life!r}")
+        if sizes is None:
+            self.sizes: tuple[int, ...] | None = None
+        else:
+            if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+                raise InvalidArgumentError(f"sizes must be a list of byte counts, got {sizes!r}")
+            if len(sizes) != n:
+                raise InvalidArgumentError(f"sizes lists {len(sizes)} sizes for {n} devices")
+            self.sizes = tuple(check_int("sizes", v, 0) for v in sizes)
         self.mirror_fraction = float(mirror_fraction)
         self.low_watermark = float(low_watermark)
         self.heat_half_life = float(heat_half_life)
@@ -88,7 +112,19 @@ class Adaptive(Layout):
             "mirror_fraction": self.mirror_fraction,
             "heat_half_life": self.heat_half_life,
             "low_watermark": self.low_watermark,
+            "sizes": None if self.sizes is None else list(self.sizes),
         }
+
+    def with_sizes(self, sizes: Sequence[int]) -> Adaptive:
+        """This layout over devices whose data areas hold ``sizes`` bytes each."""
+        opts = {**self.options, "sizes": list(sizes)}
+        return Adaptive(self.n_devices, self.chunk_size, **opts)
+
+    def pexes(self, usable: int) -> list[int]:
+        """PEXes of each device: its ``sizes`` entry (at most ``usable``, the largest
+        data area) or, without ``sizes``, ``usable`` on every device."""
+        sizes = self.sizes if self.sizes is not None else (usable,) * self.n_devices
+        return [min(v, usable) // self.pex_size for v in sizes]
 
     @property
     def min_devices(self) -> int:
@@ -140,8 +176,7 @@ class Adaptive(Layout):
 
     def capacity(self, device_size: int | Sequence[int]) -> int:
         usable = self.usable_device_size(device_size)
-        pexes = [usable // self.pex_size] * self.n_devices
-        return self.capacity_rbs(pexes) * self.chunk_size
+        return self.capacity_rbs(self.pexes(usable)) * self.chunk_size
 
     def _survives(self, failed: frozenset[int]) -> bool:
         return len(failed) <= 1
