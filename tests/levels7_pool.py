@@ -158,13 +158,16 @@ class Built:
         count: int | None = None,
         chunk: int | None = None,
         name: str = "pool",
+        pool_class: Any = Pool,
+        create_kw: dict[str, Any] | None = None,
     ) -> None:
+        # pool_class / create_kw: a Pool subclass whose create takes more (RAID 7's journal=)
         self.level, self.n, self.opts = level, n, opts
         self.chunk = chunk or (4 * KiB, 8 * KiB, 16 * KiB)[n % 3]
         self.path = str(tmp_path / name)
         os.makedirs(self.path, exist_ok=True)
         self.rig = Rig.ram(self.path, n, DEV_SIZE)
-        self.pool = Pool.create(
+        self.pool = pool_class.create(
             self.path,
             level,
             self.rig.wrappers,
@@ -172,6 +175,7 @@ class Built:
             chunk_size=self.chunk,
             block_size=BLOCK,
             **opts,
+            **(create_kw or {}),
         )
         self.layout = self.pool.layout
         self.rpc = self.chunk // BLOCK

@@ -4,32 +4,58 @@ Layout: RAID 4's placement, the failure predicate against the codec oracle,
 options.  Pool (§0.5 template after ``flush()``, RAM devices behind
 FaultyDevice): every failure set for N = 3..5 (N ≤ 8 with
 DWCORE_SLOW_TESTS=1), degraded writes, rebuild equal to a never-failed twin,
-scrub and read repair; then the cache: a power cut with a dirty cache keeps
-every acknowledged write (journal replay), also with a device failed before
-or after the cut; a torn journal tail is ignored; ``volatile`` mode is
-opt-in, warns, reports itself and loses at most the dirty set; destaging
-issues no device reads (full-stripe writes, no pre-reads), continues
-degraded after a device failure with a dirty cache, honours ``cache_bytes``
-and ``max_dirty_s``.
+scrub (exact stripes, a data and a parity block) and read repair; then the
+cache: a power cut with a dirty cache keeps every acknowledged write (journal
+replay), also with a device failed before or after the cut — and with the
+journal on a fault-injecting device, a cut that drops every unsynced write
+of the members and of the journal; a torn journal tail is ignored; a full
+journal checkpoints or writes through; the journal device is checked; a
+version 1 journal is replayed; ``volatile`` mode is opt-in, warns, reports
+itself (also in ``status()``) and loses at most the dirty set; destaging
+runs on one I/O worker per device, lets writes into the cache while a device
+is slow, and ``flush`` drains and syncs every queue; destaging issues no
+device reads (full-stripe writes, no pre-reads), continues degraded after a
+device failure with a dirty cache, honours ``cache_bytes`` and
+``max_dirty_s``; scrub destages the cached rows it reaches, and scrub and
+rebuild run correctly while writers overwrite extents.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import struct
+import threading
 import time
 from typing import Any
 
 import numpy as np
 import pytest
-from levels7_pool import SLOW, Built, data_area_bytes, failure_sets, overwrite_some, seed_of
+from levels7_pool import (
+    BLOCK,
+    DATA_OFFSET,
+    SLOW,
+    Built,
+    data_area_bytes,
+    failure_sets,
+    member_stripes,
+    overwrite_some,
+    seed_of,
+)
 from levels9_pool import check_set, crash
 from pool_helpers import Image, KiB, MiB, Ref, check_all, fill, quiet_close
 
 from dwcore import raid
-from dwcore.errors import DataLossError, InvalidArgumentError
-from dwcore.pool import Pool
-from dwcore.pool.writeback import JOURNAL_NAME, Raid7Pool, VolatileCacheWarning
+from dwcore.checksum import crc32c
+from dwcore.devices import DeviceIOError, FaultyDevice, RamDevice
+from dwcore.errors import DataLossError, InvalidArgumentError, UnsupportedFormatError
+from dwcore.pool import Pool, PoolStatus
+from dwcore.pool.writeback import (
+    JOURNAL_NAME,
+    Raid7Pool,
+    Raid7Status,
+    VolatileCacheWarning,
+)
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::dwcore.pool.PoolDegradedWarning", "ignore::dwcore.pool.writeback.VolatileCacheWarning"
@@ -38,9 +64,39 @@ pytestmark = pytest.mark.filterwarnings(
 CHUNK = 8 * KiB
 
 
-def build(tmp_path: Any, n: int, name: str = "pool", **opts: Any) -> Built:
+def build(
+    tmp_path: Any, n: int, name: str = "pool", journal: FaultyDevice | None = None, **opts: Any
+) -> Built:
+    """A filled, flushed RAID 7 pool; ``journal``: its journal on that device."""
     opts.setdefault("max_dirty_s", 600)
-    return Built(tmp_path, "7", n, opts, count=36, chunk=CHUNK, name=name)
+    kw = {} if journal is None else {"journal": journal}
+    return Built(
+        tmp_path, "7", n, opts, count=36, chunk=CHUNK, name=name, pool_class=Raid7Pool, create_kw=kw
+    )
+
+
+def journal_device(size: int = 4 * MiB) -> FaultyDevice:
+    """A fault-injecting journal device over RAM (its bytes outlive the wrapper)."""
+    return FaultyDevice(RamDevice(size, name="r7-journal"), close_inner=False)
+
+
+def reopen(b: Built, jw: FaultyDevice | None = None) -> Raid7Pool:
+    """Open ``b`` again over fresh member wrappers (and its healed journal device)."""
+    if jw is not None:
+        jw.heal()
+    b.pool = Raid7Pool.open(b.path, devices=b.rig.rewrap(), journal=jw)
+    return r7(b.pool)
+
+
+def cut_power(b: Built, jw: FaultyDevice, keep: Any = "none", seed: int = 0) -> None:
+    """Freeze the members and the journal device, cut power on all of them (``keep``:
+    which unsynced writes survive), drop the pool as a crash would."""
+    every = [*b.rig.wrappers, jw]
+    for w in every:
+        w.fail_now("any")
+    for i, w in enumerate(every):
+        w.power_cut(seed=seed_of("r7cut-all", seed, i), keep=keep)
+    b.pool.close(sync=False)
 
 
 def r7(pool: Pool) -> Raid7Pool:
@@ -108,41 +164,69 @@ def test_failure_matrix(tmp_path: Any, n: int) -> None:
 
 def test_degraded_write_rebuild_twin_and_scrub(tmp_path: Any) -> None:
     a = build(tmp_path / "a", 5)
-    twin = build(tmp_path / "t", 5)
+    twin = build(tmp_path / "t", 5)  # the same writes, never failed
     rng = np.random.default_rng(3)
     a.rig.fail([1])
     a.pool.fail_device(1)
+    # §0.5 item 3: overwrite ~10% while device 1 is failed (the twin does the same)
+    overwrite_some(a.pool, a.ref, np.random.default_rng(31))
+    overwrite_some(twin.pool, twin.ref, np.random.default_rng(31))
+    assert [(e.first_row, e.rows) for e, _ in a.ref] == [(e.first_row, e.rows) for e, _ in twin.ref]
     extra = rng.bytes(70 * KiB)
     e1 = a.pool.write(extra)
     e2 = twin.pool.write(extra)
     assert (e1.first_row, e1.rows) == (e2.first_row, e2.rows)
     a.ref.add(e1, extra)
+    check_all(a.pool, a.ref, rng, 20)  # from the cache
     r7(a.pool).flush()
     r7(twin.pool).flush()
-    check_all(a.pool, a.ref, rng, 50)
+    assert a.pool.status().failed == (1,)
+    check_all(a.pool, a.ref, rng, 50)  # degraded reads of what was written degraded
+    # §0.5 item 4: rebuild onto a blank device
     a.pool.replace_device(1, a.rig.replace_inner(1))
     a.pool.rebuild()
     check_all(a.pool, a.ref)
     assert a.pool.scrub(repair=False).mismatches == []
+    # freed rows keep stale bytes on the twin and are blank on the replacement: compare the
+    # rows of live extents (RAID 4 is flat: row g at g·B) and their checksum entries
+    live = sorted({r for e, _ in a.ref for r in range(e.first_row, e.first_row + e.rows)})
     for i, (x, y) in enumerate(zip(a.rig.images(), twin.rig.images(), strict=True)):
-        assert data_area_bytes(x, a.pool) == data_area_bytes(y, twin.pool), f"device {i}"
+        dx, dy = data_area_bytes(x, a.pool), data_area_bytes(y, twin.pool)
+        table = a.pool.checksum_table_offset
+        for r in live:
+            blk = slice(r * BLOCK, (r + 1) * BLOCK)
+            crc = slice(table + 4 * r, table + 4 * r + 4)
+            assert dx[blk] == dy[blk] and dx[crc] == dy[crc], f"device {i} row {r}"
     a.rig.fail([4])  # the dedicated parity device, a different failure
     check_all(a.pool, a.ref, rng, 50)
     a.rig.heal()
     overwrite_some(a.pool, a.ref, rng)
     r7(a.pool).flush()
-    # silent corruption on a data device and on the parity device: scrub finds and repairs
+    # §0.5 item 5: silent corruption of a data block and, in another stripe, of a parity
+    # block, in one scrub run: exactly those stripes and devices, both repaired
+    lay = a.layout
+    pd = lay.n_devices - 1
     ext, data = max(a.ref, key=lambda x: len(x[1]))
     _d, where = next(iter(a.blocks(ext)))
     dev, off = where[0]
+    s_data = member_stripes(lay, dev, [off])
+    p_off = next(
+        w[0][1]
+        for e, _ in a.ref
+        for _d2, w in a.blocks(e)
+        if member_stripes(lay, pd, [w[0][1]]).isdisjoint(s_data)
+    )
+    s_parity = member_stripes(lay, pd, [p_off])
+    assert len(s_data) == len(s_parity) == 1 and dev != pd
+    assert lay.member_at(pd, p_off - DATA_OFFSET)[1].role.data_index is None  # parity
     a.rig.inners[dev].pwrite(off + 9, b"\xa5" * 40)
+    a.rig.inners[pd].pwrite(p_off + 9, b"\x5a" * 40)
     rep = a.pool.scrub(repair=True)
-    assert [m.device for m in rep.mismatches] == [dev] and rep.mismatches[0].repaired
-    lay = a.layout
-    pd = lay.n_devices - 1
-    a.rig.inners[pd].pwrite(off + 9, b"\x5a" * 40)
-    rep = a.pool.scrub(repair=True)
-    assert [m.device for m in rep.mismatches] == [pd] and rep.mismatches[0].repaired
+    found = sorted((m.stripe, m.device) for m in rep.mismatches)
+    assert found == sorted([(*s_data, dev), (*s_parity, pd)]), rep.mismatches
+    assert all(m.repaired and m.kind == "checksum" for m in rep.mismatches)
+    assert a.pool.scrub(repair=False).mismatches == []
+    check_all(a.pool, a.ref)
     a.rig.inners[dev].pwrite(off + 1, b"\x01" * 8)
     assert a.pool.read(ext) == data  # found by read, repaired
     assert a.pool.scrub(repair=False).mismatches == []
@@ -190,20 +274,155 @@ def test_power_cut_with_dirty_cache_keeps_acknowledged_writes(
     quiet_close(pool)
 
 
-def test_torn_journal_tail_is_ignored(tmp_path: Any) -> None:
-    b = build(tmp_path, 3)
-    rng = np.random.default_rng(5)
-    acked = fill(b.pool, rng, [3000, 20000, 9000])
-    crash(b, 1)
-    jpath = os.path.join(b.path, JOURNAL_NAME)
-    size = os.path.getsize(jpath)
-    with open(jpath, "ab") as f:  # a record whose fsync never returned: cut short
-        f.write(b"J7RC" + bytes(20))
-    pool = b.reopen()
-    assert r7(pool).cache_status()["replayed_extents"] == 3
+@pytest.mark.parametrize("fail_before", [None, 3])
+def test_power_cut_drops_unsynced_journal_and_member_writes(
+    tmp_path: Any, fail_before: int | None
+) -> None:
+    """The journal on a fault-injecting device: a power cut that drops every write not
+    yet synced, on every member and on the journal, loses no acknowledged write (the
+    journal must be synced before ``write`` returns)."""
+    jw = journal_device()
+    b = build(tmp_path, 4, journal=jw)
+    rng = np.random.default_rng(seed_of("r7cut-all", fail_before))
+    if fail_before is not None:
+        b.rig.fail([fail_before])
+        b.pool.fail_device(fail_before)
+    acked = Ref()
+    for size in [int(x) for x in rng.integers(1, 60 * KiB, 20)]:
+        data = rng.bytes(size)
+        acked.add(b.pool.write(data), data)
+        assert jw.unsynced_writes == 0, "write acknowledged before its journal record was synced"
+    st = r7(b.pool).cache_status()
+    assert st["journal"] == jw.path and st["journal_bytes"] > st["dirty_bytes"]
+    r7(b.pool)._destage_until(st["dirty_bytes"] // 2)  # some on the members, not synced
+    assert 0 < r7(b.pool).cache_status()["dirty_extents"] < 20
+    assert any(w.unsynced_writes for w in b.rig.wrappers)
+    cut_power(b, jw, keep="none")
+    pool = reopen(b, jw)
+    assert pool.cache_status()["replayed_extents"] == 20
     check_all(pool, acked)
     check_all(pool, b.ref)
-    assert os.path.getsize(jpath) < size  # emptied after the replay
+    assert pool.scrub(repair=False).mismatches == []
+    other = 1 if fail_before is None else fail_before
+    b.rig.fail([other])
+    check_all(pool, acked)
+    b.rig.heal()
+    quiet_close(pool)
+
+
+def test_torn_journal_tail_is_ignored(tmp_path: Any) -> None:
+    """An append cut short by a power cut (never acknowledged) is ignored at replay; the
+    next append after a failed one takes its place."""
+    jw = journal_device()
+    b = build(tmp_path, 3, journal=jw)
+    rng = np.random.default_rng(5)
+    acked = fill(b.pool, rng, [3000, 20000, 9000])
+    jw.fail_after(1, "write")  # the record's header lands, its data does not
+    with pytest.raises(DeviceIOError):
+        b.pool.write(rng.bytes(12000))
+    assert jw.unsynced_writes == 1
+    cut_power(b, jw, keep="all")  # the torn record stays on the journal device
+    pool = reopen(b, jw)
+    assert pool.cache_status()["replayed_extents"] == 3
+    check_all(pool, acked)
+    check_all(pool, b.ref)
+    # a failed append, then a good one in its place: replayed, and nothing else
+    jw.fail_after(1, "write")
+    with pytest.raises(DeviceIOError):
+        pool.write(rng.bytes(7000))
+    jw.heal()
+    last = fill(pool, rng, [5000])
+    assert pool.cache_status()["journal_appends"] == 1
+    cut_power(b, jw, keep="none")
+    pool = reopen(b, jw)
+    assert pool.cache_status()["replayed_extents"] == 1
+    check_all(pool, last)
+    check_all(pool, acked)
+    quiet_close(pool)
+
+
+def test_full_journal_checkpoints_and_writes_through(tmp_path: Any) -> None:
+    """A journal device too small for the writes: a full journal is emptied by a flush
+    first, a write larger than the whole journal is destaged and synced before it is
+    acknowledged; nothing acknowledged is lost by a power cut."""
+    jw = journal_device(64 * KiB)
+    b = build(tmp_path, 3, journal=jw)  # the build's writes already overflow it
+    st = r7(b.pool).cache_status()
+    assert st["write_through"] > 0 and st["journal_appends"] > 0
+    rng = np.random.default_rng(23)
+    acked = Ref()
+    for size in [3000, 20000, 30000, 100 * KiB, 9000, 25000]:
+        data = rng.bytes(size)
+        acked.add(b.pool.write(data), data)
+        assert jw.unsynced_writes == 0
+        assert all(w.unsynced_writes == 0 for w in b.rig.wrappers) or size < 60 * KiB
+    assert r7(b.pool).cache_status()["journal_bytes"] <= 64 * KiB
+    cut_power(b, jw, keep="none")
+    pool = reopen(b, jw)
+    check_all(pool, acked)
+    check_all(pool, b.ref)
+    quiet_close(pool)
+
+
+def test_journal_device_is_checked(tmp_path: Any) -> None:
+    jw = journal_device(1 * MiB)
+    b = build(tmp_path, 3, journal=jw)
+    b.pool.close()
+    with pytest.raises(InvalidArgumentError, match="journal="):
+        Pool.open(b.path, devices=b.rig.rewrap())  # its journal is elsewhere
+    with pytest.raises(InvalidArgumentError, match="not the RAID 7 journal"):
+        Raid7Pool.open(b.path, devices=b.rig.rewrap(), journal=journal_device(1 * MiB))
+    pool = reopen(b, jw)
+    assert pool.cache_status()["journal"] == jw.path
+    pool.close()
+    other = build(tmp_path, 3, name="other")  # journal in its directory
+    other.pool.close()
+    with pytest.raises(InvalidArgumentError, match="without journal="):
+        Raid7Pool.open(other.path, devices=other.rig.rewrap(), journal=journal_device())
+    cases: list[tuple[FaultyDevice, dict[str, Any], str]] = [
+        (jw, {}, "another pool"),  # holds b's journal
+        (journal_device(4096), {}, "too small"),
+        (journal_device(), {"cache_mode": "volatile"}, "volatile"),
+    ]
+    for bad, kw, msg in cases:
+        path = tmp_path / f"new-{msg.replace(' ', '-')}"
+        with pytest.raises(InvalidArgumentError, match=msg):
+            Raid7Pool.create(path, "7", 3, 8 * MiB, chunk_size=CHUNK, journal=bad, **kw)
+        assert not os.path.exists(path)  # refused before anything was written
+    with pytest.raises(InvalidArgumentError, match="RAID 7"):
+        Raid7Pool.create(tmp_path / "r5", "5", 3, 8 * MiB, chunk_size=CHUNK)
+
+
+def test_version_1_journal_is_replayed_and_replaced(tmp_path: Any) -> None:
+    b = build(tmp_path, 3)
+    rng = np.random.default_rng(29)
+    data = rng.bytes(30000)
+    ext = b.pool.write(data)
+    crash(b, 4)  # the members lose it; only the journal has it
+    # the same write as dwcore's version 1 journal file held it
+    jpath = os.path.join(b.path, JOURNAL_NAME)
+    head = struct.pack("<4sQQQII", b"J7RC", 1, ext.first_row, ext.rows, len(data), crc32c(data))
+    with open(jpath, "wb") as f:
+        f.write(b"DWRAID7J" + struct.pack("<I", 1) + head + crc32c(head).to_bytes(4, "little"))
+        f.write(data)
+    pool = r7(b.reopen())
+    assert pool.cache_status()["replayed_extents"] == 1
+    assert pool.read(ext) == data
+    check_all(pool, b.ref)
+    with open(jpath, "rb") as f:
+        assert struct.unpack("<8sI", f.read(12)) == (b"DWRAID7J", 2)
+    pool.close()
+    with open(jpath, "r+b") as f:  # a newer version is refused, not misread
+        f.write(b"DWRAID7J" + struct.pack("<I", 9))
+        f.seek(4096)
+        f.write(b"DWRAID7J" + struct.pack("<I", 9))
+    with pytest.raises(UnsupportedFormatError, match="version 9"):
+        b.reopen()
+    with open(jpath, "wb"):  # created, but the power went before its header was written
+        pass
+    pool = r7(b.reopen())
+    check_all(pool, b.ref)
+    assert pool.cache_status()["journal_bytes"] == 0 and os.path.getsize(jpath) > 0
     quiet_close(pool)
 
 
@@ -212,6 +431,9 @@ def test_volatile_mode_is_opt_in_warns_and_loses_at_most_the_dirty_set(tmp_path:
         b = build(tmp_path, 4, cache_mode="volatile")
     st = r7(b.pool).cache_status()
     assert st["volatile"] and st["cache_mode"] == "volatile"
+    pst = b.pool.status()
+    assert isinstance(pst, PoolStatus) and isinstance(pst, Raid7Status)
+    assert pst.cache_mode == "volatile" and pst.volatile
     assert not os.path.exists(os.path.join(b.path, JOURNAL_NAME))
     rng = np.random.default_rng(9)
     dirty = fill(b.pool, rng, [int(x) for x in rng.integers(1, 40 * KiB, 12)])
@@ -274,4 +496,170 @@ def test_cache_bytes_and_max_dirty_age(tmp_path: Any) -> None:
     st = r7(b.pool).cache_status()
     assert st["dirty_extents"] == 0 and st["destaged_extents"] >= 10
     check_all(b.pool, ref)
+    check_all(b.pool, b.ref)
+
+
+# -- one I/O worker per device ------------------------------------------------------------------
+
+
+class ThreadLog(FaultyDevice):
+    """A member that records which thread wrote its data area."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner, close_inner=False)
+        self.threads: set[str] = set()
+
+    def _write(self, offset: int, view: memoryview) -> None:
+        if offset >= DATA_OFFSET:
+            self.threads.add(threading.current_thread().name)
+        super()._write(offset, view)
+
+
+def pool_threads(pool: Pool) -> list[str]:
+    tag = pool.pool_id.hex[:8]
+    return sorted(t.name for t in threading.enumerate() if tag in t.name)
+
+
+def test_destage_runs_on_one_worker_per_device_and_close_ends_them(tmp_path: Any) -> None:
+    b = build(tmp_path, 4)
+    b.pool.close()
+    logs = [ThreadLog(d) for d in b.rig.inners]
+    pool = r7(Pool.open(b.path, devices=logs))
+    names = pool.cache_status()["io_threads"]
+    assert len(set(names)) == 4 and all(n.endswith(f"-dev{i}") for i, n in enumerate(names))
+    assert set(names) < set(pool_threads(pool))  # the workers and the destager
+    rng = np.random.default_rng(41)
+    more = fill(pool, rng, [int(x) for x in rng.integers(1, 80 * KiB, 12)])
+    assert all(not log.threads for log in logs)  # acknowledged from the cache
+    pool.flush()
+    for i, log in enumerate(logs):
+        assert log.threads == {names[i]}, f"device {i} written by {log.threads}"
+    check_all(pool, more)
+    check_all(pool, b.ref)
+    st = pool.cache_status()
+    assert st["io_queued"] == [0] * 4 and st["destage_requests"] == 12 * 4
+    pool.close()
+    assert pool_threads(pool) == []  # no thread outlives the pool
+    # a power cut (close without sync) ends them too, dropping what was queued
+    pool = r7(Pool.open(b.path, devices=b.rig.rewrap()))
+    fill(pool, rng, [50 * KiB] * 4)
+    pool.close(sync=False)
+    assert pool_threads(pool) == []
+
+
+def test_slow_device_does_not_block_cached_writes_and_flush_drains(tmp_path: Any) -> None:
+    b = build(tmp_path, 4, max_dirty_s=0.05)
+    pool = r7(b.pool)
+    slow = b.rig.wrappers[1]
+    slow.latency = 0.4  # per request: each destage costs this device >= 0.8 s
+    rng = np.random.default_rng(43)
+    acked = fill(pool, rng, [20 * KiB])
+    deadline = time.monotonic() + 5
+    while not pool.cache_status()["destaging_extents"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.cache_status()["destaging_extents"] == 1
+    worst = 0.0
+    for _ in range(10):
+        data = rng.bytes(int(rng.integers(1, 30 * KiB)))
+        t0 = time.monotonic()
+        acked.add(pool.write(data), data)
+        worst = max(worst, time.monotonic() - t0)
+    assert worst < 0.3, f"a cached write waited {worst:.2f} s for a slow device"
+    st = pool.cache_status()
+    assert st["destaging_extents"] >= 1 and st["dirty_extents"] == 11  # still in flight
+    assert st["io_queued"][1] >= 1
+    check_all(pool, acked)  # served from the cache meanwhile
+    slow.latency = 0.0
+    pool.flush()
+    st = pool.cache_status()
+    assert st["dirty_extents"] == st["destaging_extents"] == 0
+    assert st["io_queued"] == [0] * 4, "flush returned before every queue drained"
+    assert all(w.unsynced_writes == 0 for w in b.rig.wrappers), "a device was not synced"
+    assert st["journal_bytes"] == 0
+    check_all(pool, acked)
+    check_all(pool, b.ref)
+
+
+def test_status_reports_the_cache_mode(tmp_path: Any) -> None:
+    b = build(tmp_path, 3)
+    rng = np.random.default_rng(47)
+    fill(b.pool, rng, [10000, 3000])
+    st = b.pool.status()
+    assert isinstance(st, Raid7Status) and isinstance(st, PoolStatus)
+    assert (st.cache_mode, st.volatile, st.dirty_extents) == ("journaled", False, 2)
+    assert st.dirty_bytes == 13000 and st.level == "7" and not st.degraded
+    r7(b.pool).flush()
+    assert b.pool.status().dirty_bytes == 0
+
+
+def test_scrub_and_rebuild_while_writers_overwrite(tmp_path: Any) -> None:
+    """Scrub and rebuild take the pool lock step by step while writers overwrite extents
+    (freed rows are written again) and destages run on the workers: no mismatch is
+    reported or "repaired" from rows half written, and every extent reads back."""
+    # a small journal: it fills often, and each checkpoint's sync lets freed rows be
+    # written again while a scrub or rebuild that listed them is under way
+    b = build(tmp_path, 4, journal=journal_device(48 * KiB), cache_bytes=96 * KiB)
+    pool = r7(b.pool)
+    for w in b.rig.wrappers:
+        w.latency = 0.001
+    live = Ref()
+    for ext, data in b.ref:
+        live.add(ext, data)
+    guard = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            while not stop.is_set():
+                with guard:
+                    items = list(live)
+                    old, _ = items[int(rng.integers(0, len(items)))]
+                    live.remove(old)
+                data = rng.bytes(int(rng.integers(1, 40 * KiB)))
+                ext = pool.write(data)
+                pool.free(old)
+                with guard:
+                    live.add(ext, data)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    try:
+        reports = [pool.scrub(repair=True)]
+        b.rig.fail([2])
+        pool.fail_device(2)
+        pool.replace_device(2, b.rig.replace_inner(2))
+        b.rig.wrappers[2].latency = 0.001
+        pool.rebuild()
+        reports.append(pool.scrub(repair=True))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert all(r.mismatches == [] for r in reports), [r.mismatches for r in reports]
+    pool.flush()
+    assert pool.status().failed == () and not pool.status().degraded
+    check_all(pool, live)
+    assert pool.scrub(repair=False).mismatches == []
+
+
+def test_scrub_checks_cached_extents_without_a_flush(tmp_path: Any) -> None:
+    """Rows whose extent is still in the cache are destaged by the scrub step that reaches
+    them (their destage I/O waited for), never read half written or not at all."""
+    b = build(tmp_path, 4)
+    rng = np.random.default_rng(53)
+    for w in b.rig.wrappers:
+        w.latency = 0.001  # destages stay in flight a while
+    dirty = fill(b.pool, rng, [int(x) for x in rng.integers(1, 60 * KiB, 15)])
+    assert r7(b.pool).cache_status()["dirty_extents"] == 15
+    rep = b.pool.scrub(repair=False)
+    assert rep.mismatches == [], rep.mismatches
+    assert rep.rows_checked >= sum(e.rows for e, _ in dirty) + sum(e.rows for e, _ in b.ref)
+    assert r7(b.pool).cache_status()["dirty_extents"] == 0
+    check_all(b.pool, dirty)
     check_all(b.pool, b.ref)

@@ -6,73 +6,138 @@
 
 Write path
 ----------
-``write(data)`` allocates the extent's rows, then — in ``journaled`` mode —
-appends one record (header with the rows, the length and a CRC-32C of the
-data, then the data) to ``cache.journal`` in the pool directory and fsyncs
-it, puts the data in the cache (dirty) and returns the :class:`Extent`: the
-write is acknowledged and durable before any device was touched.  In
+``write(data)`` waits, if the cache is full, until destaging made room;
+allocates the extent's rows; in ``journaled`` mode appends one record (rows,
+length, CRC-32C of the data, then the data) to the journal and syncs it; puts
+the data in the cache (dirty) and returns the :class:`Extent`: the write is
+acknowledged and durable before any member device was touched.  In
 ``volatile`` mode nothing is journaled; the pool warns with
-:class:`VolatileCacheWarning` when it is built, and :meth:`Raid7Pool.cache_status`
-reports the mode: an acknowledged write still in the cache is lost by a
-power cut (the loss is bounded by the dirty set; such an extent then raises
-:class:`~dwcore.errors.DataLossError` — its rows were never written — unless
-its rows held an older extent, which is why a caller commits an extent only
-after :meth:`~Raid7Pool.sync`, as for every pool).
+:class:`VolatileCacheWarning` when it is built, and both
+:meth:`Raid7Pool.status` (:class:`Raid7Status`) and
+:meth:`Raid7Pool.cache_status` report the mode: an acknowledged write still in
+the cache is lost by a power cut (the loss is bounded by the dirty set; such
+an extent then raises :class:`~dwcore.errors.DataLossError` — its rows were
+never written — unless its rows held an older extent, which is why a caller
+commits an extent only after :meth:`~Raid7Pool.sync`, as for every pool).
+
+The journal
+-----------
+A write-ahead log on its own device (:class:`Journal`): by default the file
+``cache.journal`` in the pool directory, or any
+:class:`~dwcore.devices.Device` given as ``journal=`` to
+:meth:`Raid7Pool.create` and :meth:`Raid7Pool.open` (a separate log device;
+the pool directory then keeps a small stub naming the journal, and opening
+the pool without that device is refused).  Two header slots (written
+alternately, so a torn header write leaves the other) hold the epoch; each
+record carries the epoch and a sequence number and starts on a 4 KiB
+boundary, so appending never rewrites a page that holds an acknowledged
+record.  Emptying the journal bumps the epoch (older records no longer
+count) and, for the file, truncates it.  A record that does not fit the
+journal device even when it is empty is written through: destaged and
+synced before the write returns.
 
 Destaging
 ---------
-Dirty extents go to the devices oldest first: by the background destager
-once they are ``max_dirty_s`` old, by a writer that finds more than
-``cache_bytes`` dirty (it destages down to half before returning), and by
-:meth:`Raid7Pool.flush` / ``sync`` / ``close``.  Every extent is written as
-whole rows — parity computed in the cache from the cached data, one request
-per device fanned out over the engine's I/O helpers — so a destage never
-reads anything from the devices (no read-modify-write, no pre-reads; the
-partial-stripe RMW of §5 never arises because rows are never shared).
-Devices that are FAILED are skipped: destaging continues degraded with no
-loss up to the level's tolerance.  After a flush has synced the devices and
-the allocator, the journal is emptied.
-
-Reads hit the cache first, then the devices (degraded decode as usual).
+Each member device has its own I/O worker thread with a bounded queue
+(``dwcore-raid7-io-<pool>-dev<i>``).  Destaging an extent computes its whole
+rows in the cache — parity from the cached data, so nothing is read from the
+devices (no read-modify-write, no pre-reads; the partial-stripe RMW of §5
+never arises because rows are never shared) — and queues one gathered
+request per device on that device's worker; the extent stays in the cache
+(reads hit it) until every device finished.  Completions are settled under
+the pool lock: a device whose write failed is failed out (the pool's usual
+failure handling); with the failures within RAID 7's tolerance the extent
+leaves the cache (destaged degraded, no loss), beyond it the extent stays
+dirty and :meth:`~Raid7Pool.flush` raises.  Devices that are FAILED get no
+request.  Destaging starts for the oldest extents once they are
+``max_dirty_s`` old (background destager), once more than half the cache is
+dirty (without waiting), and when a writer finds the cache full (it waits
+for room); :meth:`Raid7Pool.flush` / ``sync`` / ``close`` queue everything,
+wait until every queue is drained, sync every device on its worker, sync the
+allocator and empty the journal.  When the cache has drained on its own the
+background destager does the same (a checkpoint), so the journal stays
+short.  Scrub and rebuild read rows themselves, step by step under the pool
+lock: before each step the cached extents among its rows are destaged and
+the destages touching them waited for (rebuild flushes the whole cache
+first, scrub does not need to).
 
 Recovery
 --------
-On open, every complete journal record (a torn last record is an
-unacknowledged write) is replayed in order: its rows are marked allocated
-and written through the row engine; then the devices and the allocator are
-synced and the journal emptied.  Replaying an extent that was freed after
+On open, every complete record of the current epoch (a torn last record is
+an unacknowledged write) is put back in the cache in order — its rows marked
+allocated — and flushed as above.  Replaying an extent that was freed after
 its write leaves its rows allocated (a leak that
-:meth:`~dwcore.pool.pool.Pool.reconcile` frees).
+:meth:`~dwcore.pool.pool.Pool.reconcile` frees).  A version 1 journal (an
+appended file, dwcore before the journal device) is replayed the same way and
+replaced by a version 2 one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import functools
 import os
+import queue
 import struct
 import threading
 import time
+import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dwcore.checksum import crc32c
-from dwcore.devices.base import byte_view
-from dwcore.errors import CorruptionError, InvalidArgumentError, UnsupportedFormatError
-from dwcore.pool.extent import Extent
-from dwcore.pool.pool import Pool
-from dwcore.pool.status import ScrubReport
+import numpy as np
 
-__all__ = ["JOURNAL_NAME", "CacheStats", "Journal", "Raid7Pool", "VolatileCacheWarning"]
+from dwcore import raid
+from dwcore.alloc import BlockAllocator
+from dwcore.checksum import crc32c, crc32c_blocks
+from dwcore.devices import Device, DeviceError
+from dwcore.devices.base import byte_view
+from dwcore.errors import (
+    CorruptionError,
+    DataLossError,
+    InvalidArgumentError,
+    UnsupportedFormatError,
+)
+from dwcore.memory import CACHES
+from dwcore.pool import codec
+from dwcore.pool.extent import Extent
+from dwcore.pool.manifest import Manifest
+from dwcore.pool.pool import DeviceSpec, Pool
+from dwcore.pool.status import PoolStatus, ScrubReport
+
+__all__ = [
+    "JOURNAL_NAME",
+    "CacheStats",
+    "Journal",
+    "Raid7Pool",
+    "Raid7Status",
+    "VolatileCacheWarning",
+]
 
 JOURNAL_NAME = "cache.journal"
-_HEAD = struct.Struct("<8sI")
 _MAGIC = b"DWRAID7J"
-_VERSION = 1
-_REC = struct.Struct("<4sQQQII")  # magic, sequence, first row, rows, length, data crc
-_REC_MAGIC = b"J7RC"
+_VERSION = 2
+_PREFIX = struct.Struct("<8sI")  # magic, version: the same in every version
+# magic, version, flags, epoch, pool id, journal id, capacity (0: a growing file)
+_HEADER = struct.Struct("<8sIIQ16s16sQ")
+_SLOT = 4096  # two header slots, then the records
+_RECORDS_AT = 2 * _SLOT
+_ALIGN = 4096  # every record starts on a page of its own
+_REC = struct.Struct("<4sQQQQQI")  # magic, epoch, sequence, first row, rows, length, data crc
+_REC_MAGIC = b"J7R2"
+_EXTERNAL = 1  # header flag: a stub, the journal lives on a separate device
+_V1_REC = struct.Struct("<4sQQQII")  # version 1: magic, sequence, first row, rows, length, crc
+_V1_REC_MAGIC = b"J7RC"
+#: Requests queued per device before a submitter waits (the queues are bounded).
+QUEUE_DEPTH = 32
+
+#: The journal device :meth:`Raid7Pool.create` / :meth:`Raid7Pool.open` pass to __init__.
+_JOURNAL_ARG: ContextVar[Device | None] = ContextVar("dwcore_raid7_journal", default=None)
 
 
 class VolatileCacheWarning(UserWarning):
@@ -86,170 +151,691 @@ class CacheStats:
 
     writes: int = 0
     journal_appends: int = 0
+    write_through: int = 0
     read_hits: int = 0
     destaged_extents: int = 0
     destaged_bytes: int = 0
+    #: Gathered write requests queued on the device workers (one per device per extent).
+    destage_requests: int = 0
     replayed_extents: int = 0
+    checkpoints: int = 0
 
 
-class Journal:
-    """The write-ahead journal of a RAID 7 cache (module documentation); not thread-safe
-    (the pool lock serialises it)."""
+@dataclass(frozen=True)
+class Raid7Status(PoolStatus):
+    """:class:`~dwcore.pool.status.PoolStatus` plus the write-back cache's state.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        if not os.path.exists(path):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            os.write(fd, _HEAD.pack(_MAGIC, _VERSION))
-            os.fsync(fd)
-        else:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-            raw = os.pread(fd, _HEAD.size, 0)
-            magic, version = _HEAD.unpack(raw) if len(raw) == _HEAD.size else (b"", 0)
-            if magic != _MAGIC:
-                os.close(fd)
-                raise CorruptionError(f"{path}: not a dwcore RAID 7 journal")
-            if version > _VERSION:
-                os.close(fd)
-                raise UnsupportedFormatError(
-                    f"{path}: RAID 7 journal version {version} is newer than this dwcore"
-                )
-        self._fd = fd
-        self._end = os.fstat(fd).st_size
-        self._seq = 0
+    ``cache_mode`` is ``"journaled"`` or ``"volatile"``; ``volatile`` says that
+    acknowledged writes not yet destaged (``dirty_bytes``) are lost on a power cut.
+    """
 
-    def append(self, first_row: int, rows: int, data: bytes) -> None:
-        """Append one record and fsync (the write is then acknowledged)."""
-        self._seq += 1
-        head = _REC.pack(_REC_MAGIC, self._seq, first_row, rows, len(data), crc32c(data))
-        head += crc32c(head).to_bytes(4, "little")
-        # gathered: the data is not copied into one record first
-        at, left = self._end, [memoryview(head), memoryview(data)]
+    cache_mode: str = "journaled"
+    volatile: bool = False
+    dirty_bytes: int = 0
+    dirty_extents: int = 0
+
+
+def _align(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+# ----------------------------------------------------------------------
+# the journal
+# ----------------------------------------------------------------------
+
+
+class _FileStore:
+    """The journal as a file of the pool directory: grows as needed, truncated when
+    emptied."""
+
+    capacity: int | None = None
+
+    def __init__(self, path: str, create: bool) -> None:
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else 0)
+        self.name = path
+        self._fd = os.open(path, flags, 0o644)
+        if create:  # the file's name must survive a power cut too
+            dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def write(self, offset: int, buffers: Sequence[Any]) -> None:
+        left = [memoryview(b).cast("B") for b in buffers]
         while left:
-            done = os.pwritev(self._fd, left, at)
+            done = os.pwritev(self._fd, left, offset)
             if done <= 0:
-                raise OSError(errno.EIO, "the RAID 7 journal write made no progress")
-            at += done
+                raise OSError(errno.EIO, f"{self.name}: journal write made no progress")
+            offset += done
             while left and done >= len(left[0]):
                 done -= len(left[0])
                 left.pop(0)
             if left and done:
                 left[0] = left[0][done:]
+
+    def sync(self) -> None:
         os.fdatasync(self._fd)
-        self._end = at
 
-    def records(self) -> Iterator[tuple[int, int, bytes]]:
-        """``(first_row, rows, data)`` of every complete record, in order; stops at the
-        first torn or corrupt one."""
-        pos = _HEAD.size
-        size = os.fstat(self._fd).st_size
-        while pos + _REC.size + 4 <= size:
-            head = os.pread(self._fd, _REC.size, pos)
-            hcrc = int.from_bytes(os.pread(self._fd, 4, pos + _REC.size), "little")
-            if crc32c(head) != hcrc:
-                return
-            magic, seq, first, rows, length, dcrc = _REC.unpack(head)
-            if magic != _REC_MAGIC:
-                return
-            data = os.pread(self._fd, length, pos + _REC.size + 4)
-            if len(data) != length or crc32c(data) != dcrc:
-                return
-            self._seq = max(self._seq, seq)
-            yield first, rows, data
-            pos += _REC.size + 4 + length
-
-    def clear(self) -> None:
-        """Empty the journal durably (after the devices hold everything it held)."""
-        if self._end == _HEAD.size:
-            return
-        os.ftruncate(self._fd, _HEAD.size)
+    def trim(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
         os.fsync(self._fd)
-        self._end = _HEAD.size
-
-    @property
-    def size(self) -> int:
-        """Bytes of records in the journal."""
-        return self._end - _HEAD.size
 
     def close(self) -> None:
-        """Close the file (its records stay for the next open)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
 
+class _DeviceStore:
+    """The journal on a separate :class:`~dwcore.devices.Device` (the caller owns it)."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.name = device.path
+        self.capacity: int | None = device.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        length = max(0, min(length, self.device.size - offset))
+        return self.device.pread(offset, length) if length else b""
+
+    def write(self, offset: int, buffers: Sequence[Any]) -> None:
+        self.device.pwritev(offset, buffers)
+
+    def sync(self) -> None:
+        self.device.sync()
+
+    def trim(self, size: int) -> None:
+        """Nothing to give back on a device (old records are told apart by their epoch)."""
+
+    def close(self) -> None:
+        """The caller closes its device."""
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _pack_header(flags: int, epoch: int, pool_id: uuid.UUID, jid: uuid.UUID, cap: int) -> bytes:
+    head = _HEADER.pack(_MAGIC, _VERSION, flags, epoch, pool_id.bytes, jid.bytes, cap)
+    return head + crc32c(head).to_bytes(4, "little")
+
+
+def _read_header(store: _FileStore | _DeviceStore) -> tuple[int, int, uuid.UUID, uuid.UUID] | None:
+    """``(flags, epoch, pool id, journal id)`` of the newest valid header slot; None when
+    neither slot holds one (a blank device).  Raises for another format or version."""
+    best: tuple[int, int, uuid.UUID, uuid.UUID] | None = None
+    for slot in range(2):
+        raw = store.read(slot * _SLOT, _HEADER.size + 4)
+        if len(raw) < _PREFIX.size:
+            continue
+        magic, version = _PREFIX.unpack_from(raw)
+        if magic != _MAGIC:
+            continue
+        if version > _VERSION:
+            raise UnsupportedFormatError(
+                f"{store.name}: RAID 7 journal version {version} is newer than this dwcore"
+            )
+        if len(raw) < _HEADER.size + 4 or version != _VERSION:
+            continue
+        head = raw[: _HEADER.size]
+        if crc32c(head) != int.from_bytes(raw[_HEADER.size :], "little"):
+            continue  # a torn header write: the other slot holds the previous epoch
+        _m, _v, flags, epoch, pid, jid, _cap = _HEADER.unpack(head)
+        if best is None or epoch > best[1]:
+            best = (flags, epoch, uuid.UUID(bytes=pid), uuid.UUID(bytes=jid))
+    return best
+
+
+class Journal:
+    """The write-ahead journal of a RAID 7 cache (module documentation); not thread-safe
+    (the pool lock serialises it).  Build one with :meth:`open_for`."""
+
+    def __init__(self, store: _FileStore | _DeviceStore, pool_id: uuid.UUID) -> None:
+        self._store = store
+        self.pool_id = pool_id
+        self.journal_id = uuid.uuid4()
+        self.epoch = 0
+        self._end = _RECORDS_AT
+        self._seq = 0
+        self._touched = False  # bytes may lie past the records (a failed append)
+
+    # -- opening ----------------------------------------------------------
+
+    @classmethod
+    def open_for(cls, directory: str, pool_id: uuid.UUID, device: Device | None) -> Journal:
+        """The journal of the pool in ``directory``: the file ``cache.journal`` there, or
+        ``device`` when the pool keeps its journal on a separate device (the file is
+        then a stub naming it).  A new pool gets a new journal.  A version 1 file
+        raises UnsupportedFormatError: the pool replays it (:func:`read_v1_records`),
+        removes it and asks again."""
+        path = os.path.join(directory, JOURNAL_NAME)
+        if not os.path.exists(path):
+            return cls._new(path, pool_id, device)
+        if os.path.getsize(path) <= _RECORDS_AT and _MAGIC not in _read_file(path):
+            # created, but its header never reached the disk: no record can be there
+            os.unlink(path)
+            return cls._new(path, pool_id, device)
+        stub = _FileStore(path, create=False)
+        try:
+            head = _read_header(stub)
+            if head is None:
+                raw = stub.read(0, _PREFIX.size)
+                if len(raw) == _PREFIX.size and _PREFIX.unpack(raw) == (_MAGIC, 1):
+                    raise UnsupportedFormatError(f"{path}: a version 1 RAID 7 journal")
+                raise CorruptionError(f"{path}: not a dwcore RAID 7 journal")
+            flags, epoch, pid, jid = head
+            if pid != pool_id:
+                raise CorruptionError(f"{path}: the RAID 7 journal of another pool ({pid})")
+            if not flags & _EXTERNAL:
+                if device is not None:
+                    raise InvalidArgumentError(
+                        f"pool {directory} keeps its RAID 7 journal in {path}; open it "
+                        f"without journal="
+                    )
+                journal = cls(stub, pool_id)
+                journal.journal_id, journal.epoch = jid, epoch
+                return journal
+        except BaseException:
+            stub.close()
+            raise
+        stub.close()
+        if device is None:
+            raise InvalidArgumentError(
+                f"pool {directory} keeps its RAID 7 journal on a separate device (journal "
+                f"{jid}); pass that device as journal= to Raid7Pool.open"
+            )
+        store = _DeviceStore(device)
+        head = _read_header(store)
+        if head is None or head[2] != pool_id or head[3] != jid:
+            raise InvalidArgumentError(
+                f"{device.path} is not the RAID 7 journal {jid} of pool {directory}"
+            )
+        journal = cls(store, pool_id)
+        journal.journal_id, journal.epoch = jid, head[1]
+        return journal
+
+    @staticmethod
+    def check_blank(device: Device) -> None:
+        """Refuse ``device`` as a new pool's journal device: too small, or it holds a
+        RAID 7 journal already."""
+        if device.size < _RECORDS_AT + _ALIGN:
+            raise InvalidArgumentError(
+                f"journal device {device.path} is too small ({device.size} bytes; at least "
+                f"{_RECORDS_AT + _ALIGN})"
+            )
+        head = _read_header(_DeviceStore(device))
+        if head is not None:
+            raise InvalidArgumentError(
+                f"journal device {device.path} holds the RAID 7 journal of another pool "
+                f"({head[2]}); give a blank device"
+            )
+
+    @classmethod
+    def _new(cls, path: str, pool_id: uuid.UUID, device: Device | None) -> Journal:
+        if device is None:
+            journal = cls(_FileStore(path, create=True), pool_id)
+            journal._format(0)
+            return journal
+        head = _read_header(_DeviceStore(device))
+        if head is None or head[2] != pool_id:
+            cls.check_blank(device)  # too small, or another pool's journal
+        journal = cls(_DeviceStore(device), pool_id)
+        if head is None:
+            journal._format(device.size)
+        else:  # this pool's journal whose stub was lost: keep its records
+            journal.journal_id, journal.epoch = head[3], head[1]
+        stub = _FileStore(path, create=True)
+        try:
+            for slot in range(2):
+                stub.write(
+                    slot * _SLOT, [_pack_header(_EXTERNAL, slot, pool_id, journal.journal_id, 0)]
+                )
+            stub.sync()
+        finally:
+            stub.close()
+        return journal
+
+    def _format(self, capacity: int) -> None:
+        """Write both header slots (epochs 0 and 1: the journal starts empty at epoch 1)."""
+        for slot in range(2):
+            self._store.write(
+                slot * _SLOT, [_pack_header(0, slot, self.pool_id, self.journal_id, capacity)]
+            )
+        self._store.sync()
+        self.epoch = 1
+
+    # -- records ----------------------------------------------------------
+
+    @property
+    def capacity(self) -> int | None:
+        """Bytes the journal can hold (None: a file, which grows)."""
+        return self._store.capacity
+
+    def fits(self, length: int, empty: bool = False) -> bool:
+        """True when a record of ``length`` data bytes fits now (``empty``: in an empty
+        journal)."""
+        cap = self._store.capacity
+        at = _RECORDS_AT if empty else self._end
+        return cap is None or at + _REC.size + 4 + length <= cap
+
+    def append(self, first_row: int, rows: int, data: bytes) -> None:
+        """Append one record and sync the journal device (the write is then acknowledged)."""
+        seq = self._seq + 1
+        head = _REC.pack(_REC_MAGIC, self.epoch, seq, first_row, rows, len(data), crc32c(data))
+        head += crc32c(head).to_bytes(4, "little")
+        # gathered: the data is not copied into one record first
+        self._touched = True
+        self._store.write(self._end, [head, data])
+        self._store.sync()
+        # advanced only once durable: a failed append is overwritten by the next one
+        self._seq = seq
+        self._end = _align(self._end + len(head) + len(data))
+
+    def records(self) -> Iterator[tuple[int, int, bytes]]:
+        """``(first_row, rows, data)`` of every complete record of the current epoch, in
+        order; stops at the first torn, stale or corrupt one (appends continue there)."""
+        pos, seq = _RECORDS_AT, 0
+        self._end, self._seq = pos, seq
+        while True:
+            raw = self._store.read(pos, _REC.size + 4)
+            if len(raw) < _REC.size + 4:
+                return
+            head = raw[: _REC.size]
+            if crc32c(head) != int.from_bytes(raw[_REC.size :], "little"):
+                return
+            magic, epoch, rseq, first, rows, length, dcrc = _REC.unpack(head)
+            if magic != _REC_MAGIC or epoch != self.epoch or rseq != seq + 1:
+                return
+            data = self._store.read(pos + _REC.size + 4, length)
+            if len(data) != length or crc32c(data) != dcrc:
+                return
+            seq = rseq
+            pos = _align(pos + _REC.size + 4 + length)
+            self._end, self._seq = pos, seq
+            yield first, rows, data
+
+    def clear(self) -> None:
+        """Empty the journal durably (after the devices hold everything it held): the
+        next epoch goes to the other header slot."""
+        if self._end == _RECORDS_AT and self._seq == 0 and not self._touched:
+            return
+        epoch = self.epoch + 1
+        self._store.write(
+            (epoch % 2) * _SLOT,
+            [_pack_header(0, epoch, self.pool_id, self.journal_id, self._store.capacity or 0)],
+        )
+        self._store.sync()
+        self.epoch, self._end, self._seq, self._touched = epoch, _RECORDS_AT, 0, False
+        self._store.trim(_RECORDS_AT)
+
+    @property
+    def size(self) -> int:
+        """Bytes of records in the journal."""
+        return self._end - _RECORDS_AT
+
+    @property
+    def name(self) -> str:
+        """Where the journal lives (the file's path or the device's)."""
+        return self._store.name
+
+    def close(self) -> None:
+        """Close the file (its records stay for the next open); a device stays open."""
+        self._store.close()
+
+
+def read_v1_records(path: str) -> list[tuple[int, int, bytes]]:
+    """Every complete record of a version 1 journal file (an appended file: 12-byte
+    header, then records), in order."""
+    out: list[tuple[int, int, bytes]] = []
+    with open(path, "rb") as f:
+        raw = f.read()
+    pos = _PREFIX.size
+    while pos + _V1_REC.size + 4 <= len(raw):
+        head = raw[pos : pos + _V1_REC.size]
+        if crc32c(head) != int.from_bytes(
+            raw[pos + _V1_REC.size : pos + _V1_REC.size + 4], "little"
+        ):
+            break
+        magic, _seq, first, rows, length, dcrc = _V1_REC.unpack(head)
+        at = pos + _V1_REC.size + 4
+        data = raw[at : at + length]
+        if magic != _V1_REC_MAGIC or len(data) != length or crc32c(data) != dcrc:
+            break
+        out.append((first, rows, data))
+        pos = at + length
+    return out
+
+
+# ----------------------------------------------------------------------
+# the device workers
+# ----------------------------------------------------------------------
+
+
+class _Job:
+    """One request set spread over device workers: an extent's destage (``entry`` set)
+    or a sync barrier; counted down as the workers finish their parts."""
+
+    __slots__ = ("_lock", "_pool", "done", "entry", "errors", "first", "missed", "pending", "rows")
+
+    def __init__(self, pool: Raid7Pool, parts: int, entry: _Entry | None = None) -> None:
+        self._pool = pool
+        self._lock = threading.Lock()
+        self.pending = parts
+        self.entry = entry
+        self.first = -1 if entry is None else entry.ext.first_row
+        self.rows = 0 if entry is None else entry.ext.rows
+        self.missed: list[int] = []
+        self.errors: list[tuple[int, Device, BaseException]] = []
+        self.done = False
+
+    def part_done(self, index: int, device: Device, exc: BaseException | None) -> None:
+        with self._lock:
+            if exc is not None:
+                self.errors.append((index, device, exc))
+            self.pending -= 1
+            last = self.pending == 0
+        if last:
+            self._pool._completed_job(self)
+
+
+class _Discarded(Exception):
+    """A queued request dropped by ``close(sync=False)`` (a power cut)."""
+
+
+_Item = tuple[_Job, int, Device, Callable[[], object]]
+
+
+class _Worker:
+    """One device's I/O thread and its bounded queue of requests."""
+
+    def __init__(self, name: str, depth: int) -> None:
+        self.name = name
+        self._queue: queue.Queue[_Item | None] = queue.Queue(depth)
+        self._discard = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting or running."""
+        return self._queue.unfinished_tasks
+
+    def put(self, item: _Item) -> None:
+        """Queue ``item`` (waits while the queue is full); after :meth:`stop` it runs on
+        the calling thread."""
+        if self._stopped:
+            self._execute(item)
+        else:
+            self._queue.put(item)
+
+    def _execute(self, item: _Item) -> None:
+        job, index, device, call = item
+        exc: BaseException | None = None
+        if self._discard:
+            exc = _Discarded("dropped: the pool was closed without a sync")
+        else:
+            try:
+                call()
+            except BaseException as e:  # reported to the pool; the worker keeps going
+                exc = e
+        job.part_done(index, device, exc)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._execute(item)
+            finally:
+                self._queue.task_done()
+
+    def stop(self, discard: bool) -> None:
+        """Finish (``discard``: drop) what is queued, end the thread and wait for it."""
+        if self._stopped:
+            return
+        self._discard = discard
+        self._queue.put(None)
+        self._thread.join()
+        self._stopped = True
+        self._discard = False
+
+
+# ----------------------------------------------------------------------
+# the pool
+# ----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Entry:
+    """A dirty extent in the cache; ``job`` is its destage while one is in flight."""
+
+    ext: Extent
+    buf: bytes
+    born: float
+    job: _Job | None = None
+
+
+def _is_write_back(layout: raid.Layout) -> bool:
+    return bool(getattr(layout, "write_back", False))
+
+
 class Raid7Pool(Pool):
     """A RAID 7 pool: RAID 4 rows behind a journaled write-back cache (module docs)."""
 
-    _SHARED_IO = False  # its own data path: every request holds the pool lock
+    # its own data path: requests hold the pool lock exclusively; destage I/O runs on the
+    # device workers, settled under the lock (and waited for before scrub or rebuild
+    # reads the rows it touches)
+    _SHARED_IO = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    @classmethod
+    def create(  # type: ignore[override]
+        cls,
+        path: str | os.PathLike[str],
+        level: str | int,
+        devices: int | Sequence[DeviceSpec],
+        device_size: int | None,
+        chunk_size: int | None = None,
+        block_size: int = 4096,
+        *,
+        force: bool = False,
+        journal: Device | None = None,
+        **level_options: Any,
+    ) -> Pool:
+        """:meth:`Pool.create` for RAID 7; ``journal`` is a separate device for the
+        write-ahead journal (default: the file ``cache.journal`` in ``path``).  The
+        caller keeps ownership of it and must pass it to every :meth:`open`."""
+        try:
+            count = devices if isinstance(devices, int) else len(devices)
+        except TypeError:
+            count = 0  # Pool.create says what is wrong with it
+        lay: Any = raid.layout(level, max(count, 3), chunk_size, **level_options)
+        if not _is_write_back(lay):
+            raise InvalidArgumentError(f"Raid7Pool is for RAID 7 pools, not RAID {level}")
+        if journal is not None:  # refused before anything is written
+            if lay.cache_mode == "volatile":
+                raise InvalidArgumentError("a volatile RAID 7 cache has no journal; journal= given")
+            Journal.check_blank(journal)
+        token = _JOURNAL_ARG.set(journal)
+        try:
+            return super().create(
+                path,
+                level,
+                devices,
+                device_size,
+                chunk_size,
+                block_size,
+                force=force,
+                **level_options,
+            )
+        finally:
+            _JOURNAL_ARG.reset(token)
+
+    @classmethod
+    def open(  # type: ignore[override]
+        cls,
+        path: str | os.PathLike[str],
+        devices: Sequence[DeviceSpec | None] | None = None,
+        *,
+        journal: Device | None = None,
+    ) -> Pool:
+        """:meth:`Pool.open` for RAID 7; ``journal``: the separate journal device the
+        pool was created with (refused when the pool keeps its journal in its
+        directory, required when it does not)."""
+        token = _JOURNAL_ARG.set(journal)
+        try:
+            return super().open(path, devices)
+        finally:
+            _JOURNAL_ARG.reset(token)
+
+    def __init__(
+        self,
+        path: str,
+        manifest: Manifest,
+        layout: raid.Layout,
+        members: list[Any],
+        alloc: BlockAllocator,
+    ) -> None:
+        if not _is_write_back(layout):
+            raise InvalidArgumentError(f"Raid7Pool is for RAID 7 pools, not RAID {layout.level}")
+        super().__init__(path, manifest, layout, members, alloc)
         lay: Any = self.layout
+        journal_dev = _JOURNAL_ARG.get()
         self._volatile = lay.cache_mode == "volatile"
+        if self._volatile and journal_dev is not None:
+            raise InvalidArgumentError("a volatile RAID 7 cache has no journal; journal= given")
         self._cache_bytes: int = lay.cache_bytes
         self._max_age: float = lay.max_dirty_s
-        self._dirty: OrderedDict[int, tuple[Extent, bytes, float]] = OrderedDict()
+        self._dirty: OrderedDict[int, _Entry] = OrderedDict()
         self._dirty_bytes = 0
+        self._inflight_bytes = 0
+        self._out: set[_Job] = set()  # destage jobs queued and not yet settled
+        self._error: BaseException | None = None  # why an extent stayed dirty
+        self._io_cond = threading.Condition()
+        self._completed: list[_Job] = []
+        self._settled = 0  # reaps so far (writers waiting for room watch it)
         self.cache_stats = CacheStats()
         self._journal: Journal | None = None
-        if self._volatile:
-            warnings.warn(
-                f"pool {self._path}: RAID 7 cache_mode='volatile': acknowledged writes not yet "
-                f"destaged are lost on a power cut",
-                VolatileCacheWarning,
-                stacklevel=3,
-            )
-        else:
-            self._journal = Journal(os.path.join(self._path, JOURNAL_NAME))
-            try:
-                self._replay()
-            except BaseException:
+        tag = self._pool_id.hex[:8]
+        self._workers = [
+            _Worker(f"dwcore-raid7-io-{tag}-dev{i}", QUEUE_DEPTH) for i in range(lay.n_devices)
+        ]
+        try:
+            if self._volatile:
+                warnings.warn(
+                    f"pool {self._path}: RAID 7 cache_mode='volatile': acknowledged writes not "
+                    f"yet destaged are lost on a power cut",
+                    VolatileCacheWarning,
+                    stacklevel=3,
+                )
+            else:
+                self._open_journal(journal_dev)
+        except BaseException:
+            self._stop_workers(discard=True)
+            if self._journal is not None:
                 self._journal.close()
-                raise
+            CACHES.unregister(self._cache_name)  # what Pool.__init__ set up
+            self._fanout.close()
+            raise
         self._stop = threading.Event()
         self._destager = threading.Thread(
-            target=self._destage_loop, name="dwcore-raid7-destage", daemon=True
+            target=self._destage_loop, name=f"dwcore-raid7-destage-{tag}", daemon=True
         )
         self._destager.start()
+
+    def _open_journal(self, device: Device | None) -> None:
+        """Open (or create) the journal and replay it (module documentation)."""
+        try:
+            self._journal = Journal.open_for(self._path, self._pool_id, device)
+        except UnsupportedFormatError:
+            path = os.path.join(self._path, JOURNAL_NAME)
+            with open(path, "rb") as f:
+                raw = f.read(_PREFIX.size)
+            if len(raw) != _PREFIX.size or _PREFIX.unpack(raw) != (_MAGIC, 1):
+                raise
+            # version 1: replay it, then replace it by a version 2 journal
+            with self._lock:
+                self._replay(read_v1_records(path))
+            os.unlink(path)
+            self._journal = Journal.open_for(self._path, self._pool_id, device)
+            return
+        with self._lock:
+            self._replay(self._journal.records())
 
     # ------------------------------------------------------------------
     # data path
     # ------------------------------------------------------------------
 
     def write(self, data: Any) -> Extent:
-        """Acknowledge ``data`` from the cache (journaled first unless volatile)."""
+        """Acknowledge ``data`` from the cache (journaled first unless volatile); waits
+        for destaging when the cache is full."""
         view = byte_view(data)
         length = view.nbytes
         k, b = self.layout.k, self._block
         rows = -(-length // (k * b))
-        with self._lock:
-            self._check_open()
-            if rows == 0:
-                return Extent(self._tag, 0, 0, 0)
-            first = self._alloc.alloc(rows)
-            buf = bytes(view)
-            try:
-                if self._journal is not None:
-                    self._journal.append(first, rows, buf)
+        buf = bytes(view) if rows else b""
+        while True:
+            with self._admitted(), self._lock:
+                self._check_open()
+                if rows == 0:
+                    return Extent(self._tag, 0, 0, 0)
+                self._reap()
+                if not self._dirty or self._dirty_bytes + length <= self._cache_bytes:
+                    return self._accept(buf, rows)
+                # full: destage the oldest until this write fits, then wait for room
+                self._submit_oldest(max(0, min(self._cache_bytes // 2, self._cache_bytes - length)))
+                if not self._out:
+                    raise self._stuck()
+                seen = self._settled
+            self._wait_completion(seen)
+
+    def _accept(self, buf: bytes, rows: int) -> Extent:
+        """Allocate, journal and cache one write (lock held, room checked)."""
+        length = len(buf)
+        first = self._alloc.alloc(rows)
+        ext = Extent(self._tag, first, rows, length)
+        journal = self._journal
+        through = False
+        try:
+            if journal is not None:
+                if not journal.fits(length):
+                    if journal.fits(length, empty=True):
+                        self._flush_locked()  # a full journal: checkpoint, then append
+                    else:
+                        through = True
+                if not through:
+                    journal.append(first, rows, buf)
                     self.cache_stats.journal_appends += 1
+        except BaseException:
+            self._alloc.free(first, rows)
+            raise
+        self._insert(ext, buf)
+        self.cache_stats.writes += 1
+        if through:
+            # larger than the journal: on the devices and synced before it is acknowledged
+            try:
+                self._flush_locked()
             except BaseException:
+                self._drop(ext)
                 self._alloc.free(first, rows)
                 raise
-            ext = Extent(self._tag, first, rows, length)
-            self._dirty[first] = (ext, buf, time.monotonic())
-            self._dirty_bytes += length
-            self.cache_stats.writes += 1
-            if self._dirty_bytes > self._cache_bytes:
-                self._destage_until(self._cache_bytes // 2)
+            self.cache_stats.write_through += 1
+        elif self._dirty_bytes - self._inflight_bytes > self._cache_bytes // 2:
+            self._submit_oldest(self._cache_bytes // 2)  # write-behind: no waiting
         return ext
 
     def read(self, ext: Extent, offset: int = 0, length: int | None = None) -> bytes:
         """Bytes of ``ext`` from the cache when it is dirty there, else from the devices."""
         with self._lock:
             hit = self._dirty.get(ext.first_row) if isinstance(ext, Extent) else None
-            if hit is not None and hit[0] == ext:
-                buf = hit[1]
+            if hit is not None and hit.ext == ext:
+                buf = hit.buf
                 if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
                     raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
                 if offset > ext.length:
@@ -273,25 +859,20 @@ class Raid7Pool(Pool):
         """Drop ``ext`` from the cache (if dirty) and release its rows."""
         self._check_extent(ext)
         with self._lock:
-            hit = self._dirty.get(ext.first_row)
-            if hit is not None and hit[0] == ext:
-                del self._dirty[ext.first_row]
-                self._dirty_bytes -= ext.length
+            self._drop(ext)
             super().free(ext)
 
     def flush(self) -> None:
-        """Destage every dirty extent, sync the devices and the allocator, empty the
-        journal."""
+        """Destage every dirty extent, wait until every device queue is drained and each
+        device synced, sync the allocator, empty the journal."""
         self.sync()
 
-    def sync(self) -> None:
-        """:meth:`flush`: everything written so far is on the devices and durable."""
+    def sync(self, *, allocator: bool = True) -> None:
+        """:meth:`flush`: everything written so far is on the devices and durable
+        (``allocator=False``: see :meth:`Pool.sync`; the journal is then kept)."""
         with self._lock:
             self._check_open()
-            self._destage_until(0)
-            super().sync()
-            if self._journal is not None:
-                self._journal.clear()
+            self._flush_locked(allocator)
 
     def rebuild(self, progress: Callable[[int, int], Any] | None = None) -> None:
         """Destage, then rebuild as every pool does."""
@@ -301,31 +882,63 @@ class Raid7Pool(Pool):
     def scrub(
         self, repair: bool = True, progress: Callable[[int, int], Any] | None = None
     ) -> ScrubReport:
-        """Destage, then scrub as every pool does."""
-        self.flush()
+        """Scrub as every pool does; each step first destages the cached extents among
+        its rows (:meth:`_settle_rows`), so the cache is not flushed as a whole first."""
         return super().scrub(repair, progress)
 
+    def replace_device(
+        self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
+    ) -> None:
+        """Wait for the destages in flight, then replace as every pool does."""
+        with self._lock:
+            self._check_open()
+            self._wait_jobs()
+            super().replace_device(i, path_or_device, force=force)
+
     def close(self, sync: bool = True) -> None:
-        """Stop the destager; destage and sync (``sync=False``: drop the cache as a
-        power cut would — journaled writes come back at the next open)."""
+        """Stop the destager; destage and sync, stop the device workers (``sync=False``:
+        drop the cache and the queued requests as a power cut would — journaled writes
+        come back at the next open)."""
         if self._closed:
             return
         self._stop.set()
+        with self._io_cond:
+            self._io_cond.notify_all()
         if self._destager is not threading.current_thread():
             self._destager.join()
         with self._lock:
-            if not sync:
-                self._dirty.clear()
-                self._dirty_bytes = 0
+            if self._closed:
+                return
             try:
+                if not sync:
+                    self._stop_workers(discard=True)
+                    self._dirty.clear()
+                    self._dirty_bytes = self._inflight_bytes = 0
                 super().close(sync)  # sync=True: self.sync() destages and empties the journal
             finally:
+                self._stop_workers(discard=True)  # nothing is left queued after a sync
                 if self._journal is not None:
                     self._journal.close()
 
-    def cache_status(self) -> dict[str, Any]:
-        """Mode (``volatile`` says acknowledged writes can be lost), dirty set, counters."""
+    def status(self) -> Raid7Status:
+        """:meth:`Pool.status` with the cache's mode and dirty set (:class:`Raid7Status`)."""
         with self._lock:
+            st = super().status()
+            self._reap()
+            extra = {
+                "cache_mode": "volatile" if self._volatile else "journaled",
+                "volatile": self._volatile,
+                "dirty_bytes": self._dirty_bytes,
+                "dirty_extents": len(self._dirty),
+            }
+        base = {f.name: getattr(st, f.name) for f in dataclasses.fields(PoolStatus)}
+        return Raid7Status(**base, **extra)
+
+    def cache_status(self) -> dict[str, Any]:
+        """Mode (``volatile`` says acknowledged writes can be lost), dirty set, destages
+        in flight, requests queued per device, journal and counters."""
+        with self._lock:
+            self._reap()
             return {
                 "cache_mode": "volatile" if self._volatile else "journaled",
                 "volatile": self._volatile,
@@ -333,50 +946,302 @@ class Raid7Pool(Pool):
                 "max_dirty_s": self._max_age,
                 "dirty_extents": len(self._dirty),
                 "dirty_bytes": self._dirty_bytes,
+                "destaging_extents": sum(1 for e in self._dirty.values() if e.job is not None),
+                "io_queued": [w.queued for w in self._workers],
+                "io_threads": [w.name for w in self._workers],
+                "journal": None if self._journal is None else self._journal.name,
                 "journal_bytes": 0 if self._journal is None else self._journal.size,
                 **asdict(self.cache_stats),
             }
 
     # ------------------------------------------------------------------
-    # destaging and recovery
+    # the cache (every method below runs with the pool lock held)
     # ------------------------------------------------------------------
 
-    def _store(self, first: int, rows: int, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            if self._flat:
-                self._write_flat(first, rows, view)
+    def _insert(self, ext: Extent, buf: bytes) -> None:
+        """Put a dirty extent at the young end (replacing one at the same first row)."""
+        self._drop_first(ext.first_row)
+        self._dirty[ext.first_row] = _Entry(ext, buf, time.monotonic())
+        self._dirty_bytes += ext.length
+
+    def _drop(self, ext: Extent) -> None:
+        hit = self._dirty.get(ext.first_row)
+        if hit is not None and hit.ext == ext:
+            self._drop_first(ext.first_row)
+
+    def _drop_first(self, first: int) -> None:
+        entry = self._dirty.pop(first, None)
+        if entry is None:
+            return
+        self._dirty_bytes -= entry.ext.length
+        if entry.job is not None:  # its destage finishes unseen
+            self._inflight_bytes -= entry.ext.length
+            entry.job = None
+
+    def _stuck(self) -> BaseException:
+        """Why dirty extents cannot leave the cache."""
+        if self._error is not None:
+            return self._error
+        failed = [m.index for m in self._members if not m.writable]
+        return DataLossError(
+            f"pool {self._path}: cannot destage: devices {failed} are unavailable, more than "
+            f"RAID {self.layout.level} tolerates",
+            failed=failed,
+        )
+
+    # -- destaging ------------------------------------------------------
+
+    def _destage_requests(
+        self, first: int, rows: int, buf: bytes
+    ) -> dict[int, list[tuple[int, list[np.ndarray]]]]:
+        """Each writable device's requests for an extent's whole rows: data chunks from
+        the cached bytes, parity computed here from them (no device is read), checksum
+        entries; adjacent requests merged (flat layouts: one data and one checksum
+        request per device)."""
+        k, b = self.layout.k, self._block
+        src = np.frombuffer(buf, dtype=np.uint8)
+        length = len(src)
+        data_reqs: dict[int, list[tuple[int, list[np.ndarray]]]] = {}
+        crc_reqs: dict[int, list[tuple[int, list[np.ndarray]]]] = {}
+        ends: dict[tuple[int, int], int] = {}
+
+        def add(
+            reqs: dict[int, list[tuple[int, list[np.ndarray]]]],
+            kind: int,
+            dev: int,
+            off: int,
+            arr: np.ndarray,
+        ) -> None:
+            lst = reqs.setdefault(dev, [])
+            if lst and ends[kind, dev] == off:
+                lst[-1][1].append(arr)
             else:
-                self._write_rows(first, rows, view)
-        finally:
+                lst.append((off, [arr]))
+            ends[kind, dev] = off + arr.nbytes
+
+        for seg in self._segments(first, rows):
+            sm = self._stripe(seg.stripe)
+            nb = seg.n * b
+            data: list[np.ndarray] = []
+            for d in range(k):
+                lo = seg.offset + d * nb
+                if lo + nb <= length:
+                    part = src[lo : lo + nb]
+                else:
+                    part = np.zeros(nb, dtype=np.uint8)
+                    tail = src[lo:length] if lo < length else src[:0]
+                    part[: len(tail)] = tail
+                data.append(part)
+            bufs = [
+                data[m.role.data_index] if m.role.data_index is not None else np.empty(nb, np.uint8)
+                for m in sm.members
+            ]
+            codec.encode(sm, bufs)
+            for j, m in enumerate(sm.members):
+                mem = self._members[m.device]
+                if not mem.writable:
+                    continue
+                off, coff = self._addr(mem, m, seg.row)
+                add(data_reqs, 0, m.device, off, bufs[j])
+                add(crc_reqs, 1, m.device, coff, crc32c_blocks(bufs[j], b))
+        return {dev: reqs + crc_reqs[dev] for dev, reqs in data_reqs.items()}
+
+    def _submit(self, entry: _Entry) -> bool:
+        """Queue ``entry``'s destage on the device workers; False (the reason kept for
+        :meth:`flush`) when too few devices are writable to hold it."""
+        missed = [m.index for m in self._members if not m.writable]
+        if missed and not self.layout.survives(missed):
+            self._error = self._stuck()
+            return False
+        ext = entry.ext
+        reqs = self._destage_requests(ext.first_row, ext.rows, entry.buf)
+        job = _Job(self, len(reqs), entry)
+        job.missed = missed
+        entry.job = job
+        self._out.add(job)
+        self._inflight_bytes += ext.length
+        self.cache_stats.destage_requests += len(reqs)
+        for dev, dev_reqs in reqs.items():
+            device = self._members[dev].device
+            assert device is not None
+            call = functools.partial(device.pwritev_batch, dev_reqs)
+            self._workers[dev].put((job, dev, device, call))
+        return True
+
+    def _submit_oldest(self, limit: int) -> None:
+        """Queue destages, oldest first, until at most ``limit`` dirty bytes are not in
+        flight."""
+        for entry in list(self._dirty.values()):
+            if self._dirty_bytes - self._inflight_bytes <= limit:
+                return
+            if entry.job is None and not self._submit(entry):
+                return
+
+    def _completed_job(self, job: _Job) -> None:
+        """A worker finished the last part of ``job`` (called on that worker)."""
+        with self._io_cond:
+            job.done = True
+            if job.entry is not None:
+                self._completed.append(job)
+            self._io_cond.notify_all()
+
+    def _wait_completion(self, seen: int, timeout: float = 0.5) -> None:
+        """Wait (without the pool lock) until some destage completed or was settled since
+        the count ``seen``, or ``timeout``."""
+        with self._io_cond:
+            if not self._completed and self._settled == seen:
+                self._io_cond.wait(timeout)
+
+    def _reap(self) -> None:
+        """Settle the destages the workers finished: fail out devices whose write
+        failed; an extent leaves the cache when the devices it reached can hold it."""
+        with self._io_cond:
+            done, self._completed = self._completed, []
+            if done:  # writers waiting for room look again
+                self._settled += 1
+                self._io_cond.notify_all()
+        for job in done:
+            self._out.discard(job)
+            failed = set(job.missed)
+            unexpected: BaseException | None = None
+            for index, device, exc in job.errors:
+                failed.add(index)
+                mem = self._members[index]
+                if isinstance(exc, DeviceError):
+                    if mem.device is device:  # not replaced since
+                        self._mark_failed(index, f"destage write failed: {exc}")
+                elif not isinstance(exc, _Discarded):
+                    unexpected = exc
+            entry = job.entry
+            if entry is None or entry.job is not job:
+                continue  # freed (or dropped) while in flight
+            entry.job = None
+            self._inflight_bytes -= entry.ext.length
+            if unexpected is not None or (failed and not self.layout.survives(sorted(failed))):
+                self._error = unexpected or DataLossError(
+                    f"pool {self._path}: cannot destage: devices {sorted(failed)} failed, "
+                    f"more than RAID {self.layout.level} tolerates",
+                    failed=sorted(failed),
+                )
+                continue  # stays dirty
+            del self._dirty[entry.ext.first_row]
+            self._dirty_bytes -= entry.ext.length
+            self.cache_stats.destaged_extents += 1
+            self.cache_stats.destaged_bytes += entry.ext.length
+        if done:
             self._reap_dead()
 
-    def _destage_one(self) -> None:
-        first, (ext, buf, _t) = next(iter(self._dirty.items()))
-        self._store(first, ext.rows, buf)
-        del self._dirty[first]
-        self._dirty_bytes -= ext.length
-        self.cache_stats.destaged_extents += 1
-        self.cache_stats.destaged_bytes += ext.length
+    def _wait_jobs(self) -> None:
+        """Wait until every queued destage has finished and is settled."""
+        while True:
+            self._reap()
+            if not self._out:
+                return
+            with self._io_cond:
+                if not self._completed:
+                    self._io_cond.wait(0.5)
+
+    def _settle_rows(self, first: int, n: int) -> None:
+        """Before the engine reads rows ``[first, first + n)`` itself (scrub, rebuild,
+        degraded reads): destage the cached extents among them and wait for the destages
+        in flight that touch them (their device writes run outside the pool lock)."""
+        end = first + n
+        for entry in list(self._dirty.values()):
+            ext = entry.ext
+            if entry.job is None and ext.first_row < end and first < ext.first_row + ext.rows:
+                self._submit(entry)
+        if any(j.first < end and first < j.first + j.rows for j in self._out):
+            self._wait_jobs()
+
+    def _rows(self, seg: Any, *args: Any, **kwargs: Any) -> Any:
+        """The engine's row reader, after :meth:`_settle_rows` (lock held)."""
+        self._settle_rows(seg.first, seg.n)
+        return super()._rows(seg, *args, **kwargs)
+
+    def _rebuild_flat(self, g0: int, n: int, tdev: set[int]) -> bool:
+        """The engine's flat rebuild step, after :meth:`_settle_rows` (lock held)."""
+        self._settle_rows(g0, n)
+        return super()._rebuild_flat(g0, n, tdev)
 
     def _destage_until(self, limit: int) -> None:
-        """Destage oldest first until at most ``limit`` dirty bytes remain (lock held)."""
-        while self._dirty and (self._dirty_bytes > limit or limit == 0):
-            self._destage_one()
+        """Destage oldest first until at most ``limit`` dirty bytes remain, and wait."""
+        with self._lock:
+            self._submit_oldest(limit)
+            self._wait_jobs()
+
+    def _sync_members(self) -> None:
+        """Sync every written device on its own worker (behind what it has queued) and
+        wait; a device whose sync fails is failed out."""
+        targets = [
+            m for m in self._members if m.writable and m.device is not None and m.device.unsynced
+        ]
+        if not targets:
+            return
+        job = _Job(self, len(targets))
+        for m in targets:
+            assert m.device is not None
+            self._workers[m.index].put((job, m.index, m.device, m.device.sync))
+        with self._io_cond:
+            while not job.done:
+                self._io_cond.wait()
+        for index, device, exc in job.errors:
+            if not isinstance(exc, DeviceError):
+                raise exc
+            if self._members[index].device is device:
+                self._mark_failed(index, f"sync failed: {exc}")
+
+    def _flush_locked(self, allocator: bool = True) -> None:
+        """Destage everything, drain and sync every device queue, sync the allocator and
+        empty the journal; raises (keeping the journal) when an extent stays dirty."""
+        self._error = None
+        for entry in list(self._dirty.values()):
+            if entry.job is None:
+                self._submit(entry)
+        self._wait_jobs()
+        if self._dirty:
+            raise self._stuck()
+        self._sync_members()
+        Pool.sync(self, allocator=allocator)
+        failed = [m.index for m in self._members if not m.writable]
+        if self._journal is not None and allocator and self.layout.survives(failed):
+            self._journal.clear()
+
+    def _stop_workers(self, discard: bool) -> None:
+        for w in self._workers:
+            w.stop(discard)
 
     def _destage_loop(self) -> None:
+        """Background: settle completions, destage extents older than ``max_dirty_s``,
+        checkpoint (sync, empty the journal) once the cache has drained."""
         interval = min(0.5, self._max_age / 2)
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            with self._io_cond:
+                if not self._completed:
+                    self._io_cond.wait(interval)
+            if self._stop.is_set():
+                return
             with self._lock:
                 if self._closed:
                     return
-                now = time.monotonic()
                 try:
-                    while self._dirty:
-                        _first, (_e, _b, born) = next(iter(self._dirty.items()))
-                        if now - born < self._max_age:
+                    self._reap()
+                    now = time.monotonic()
+                    for entry in list(self._dirty.values()):
+                        if now - entry.born < self._max_age:
                             break
-                        self._destage_one()
+                        if entry.job is None and not self._submit(entry):
+                            break  # stays dirty; flush raises the reason
+                    journal = self._journal
+                    failed = [m.index for m in self._members if not m.writable]
+                    if (
+                        journal is not None
+                        and journal.size
+                        and not self._dirty
+                        and not self._out
+                        and self.layout.survives(failed)
+                    ):
+                        self._flush_locked()
+                        self.cache_stats.checkpoints += 1
                 except Exception as exc:  # a failed destage stays dirty; flush raises it
                     warnings.warn(
                         f"pool {self._path}: RAID 7 destage failed: {exc}",
@@ -384,15 +1249,13 @@ class Raid7Pool(Pool):
                         stacklevel=1,
                     )
 
-    def _replay(self) -> None:
-        """Write every journaled record back through the row engine, sync, empty."""
-        assert self._journal is not None
+    def _replay(self, records: Iterator[tuple[int, int, bytes]] | list[Any]) -> None:
+        """Put every journaled record back in the cache, in order, and flush it."""
         count = 0
-        for first, rows, data in self._journal.records():
+        for first, rows, data in records:
             self._alloc.mark_allocated(first, rows)
-            self._store(first, rows, data)
+            self._insert(Extent(self._tag, first, rows, len(data)), data)
             count += 1
         if count:
-            Pool.sync(self)
-            self._journal.clear()
+            self._flush_locked()
             self.cache_stats.replayed_extents = count
