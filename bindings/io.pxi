@@ -352,8 +352,6 @@ cdef int _read_pieces_of(int fd, long long base, long long table_at, _Piece *pie
     cdef Py_ssize_t i, g_lo = -1, g_end = 0, total = 0, count = 0, at = 0, run0 = 0, used = 0
     cdef iovec tiov
     cdef int err
-    cdef uint64_t bad[1]
-    cdef size_t nbad
     cdef char *buf
     cdef bint dense
     for i in range(npieces):
@@ -403,9 +401,12 @@ cdef int _read_pieces_of(int fd, long long base, long long table_at, _Piece *pie
         if pieces[i].dev != dev:
             continue
         buf = (scratch + pieces[i].aux * block) if pieces[i].edge else pieces[i].dst
-        if dw_verify_blocks(buf, <size_t>block, <size_t>pieces[i].nblk,
-                            table + ((pieces[i].blk - g_lo) if dense else used),
-                            bad, &nbad) != DW_OK or nbad:
+        # _verify checks at most 64 blocks per call: dw_verify_blocks writes the index
+        # of every bad block, and a piece may hold many (a one-entry array overflowed)
+        tiov.iov_base = buf
+        tiov.iov_len = <size_t>(pieces[i].nblk * block)
+        if _verify(&tiov, 1, table + ((pieces[i].blk - g_lo) if dense else used),
+                   <size_t>block):
             return EBADMSG
         used += pieces[i].nblk
         if pieces[i].edge:

@@ -98,6 +98,33 @@ def test_read_flat_matches_the_model(tmp_path, seed) -> None:
         flat.close()
 
 
+@pytest.mark.parametrize("bad", [2, 65, 200])
+def test_many_bad_blocks_in_one_piece_give_ebadmsg(tmp_path, bad: int) -> None:
+    """Every block of a long piece failing its checksum (a zeroed stretch of a device):
+    EBADMSG and nothing written outside dst.  The verifier once kept room for one bad
+    block index only and overwrote the stack (a segfault in Adaptive reads)."""
+    rng = np.random.default_rng(bad)
+    flat = _Flat(tmp_path, rng, nd=2, k=1, block=512, rpc=256, total=256)
+    try:
+        want = flat.expected(0, 256)
+        dev = int(flat.devmap[0][0])
+        with open(flat.paths[dev], "r+b") as f:
+            f.seek(flat.bases[dev] + 3 * 512)
+            f.write(bytes(512 * bad))  # zeros: every one of these blocks is bad
+        for a, z in [(0, len(want)), (100, 512 * (bad + 5) + 7)]:
+            rc, _ = flat.read(0, 256, a, z)
+            assert rc == errno.EBADMSG
+        segments = np.array([[256, dev, 0]], dtype=np.int64)
+        guard = bytearray(len(want) + 64)
+        dst = memoryview(guard)[32 : 32 + len(want)]
+        rc = read_segments(dst, 0, len(want), segments, 512, 1, list(flat.fds), flat.bases,
+                           flat.table_off)  # fmt: skip
+        assert rc == errno.EBADMSG
+        assert guard[:32] == bytes(32) and guard[-32:] == bytes(32)
+    finally:
+        flat.close()
+
+
 def test_read_flat_fails_on_a_bad_block_or_a_missing_device(tmp_path) -> None:
     rng = np.random.default_rng(7)
     flat = _Flat(tmp_path, rng, nd=4, k=3, block=512, rpc=4, total=16)
