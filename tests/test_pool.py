@@ -273,6 +273,33 @@ def test_power_cut_keeps_synced_extents(tmp_path: Any, level: str) -> None:
     pool.close()
 
 
+@pytest.mark.parametrize("level", ["6", "7"])
+def test_open_degraded_with_warnings_as_errors_leaves_nothing_open(
+    tmp_path: Any, level: str
+) -> None:
+    """The degraded warning raised as an error: the caller never gets the pool, so its
+    devices and any engine threads (RAID 7's I/O workers) must be closed again."""
+    import threading
+
+    root = tmp_path / "p"
+    pool = Pool.create(root, level, 5, SIZE, chunk_size=CHUNK)
+    ref = fill(pool)
+    pool.close()
+    os.rename(root / "dev-02", tmp_path / "elsewhere")
+    fds = set(os.listdir("/proc/self/fd"))
+    threads = {t.ident for t in threading.enumerate()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PoolDegradedWarning)
+        with pytest.raises(PoolDegradedWarning, match="device 2"):
+            Pool.open(root)
+    assert set(os.listdir("/proc/self/fd")) == fds
+    assert {t.ident for t in threading.enumerate() if t.is_alive()} <= threads
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PoolDegradedWarning)
+        with Pool.open(root) as pool:
+            check(pool, ref)
+
+
 def test_reopen_from_manifest_files(tmp_path: Any) -> None:
     root = tmp_path / "p"
     pool = Pool.create(root, "6", 5, SIZE, chunk_size=CHUNK)

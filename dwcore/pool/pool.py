@@ -793,7 +793,15 @@ class Pool:
         bad = [m for m in members if m.state is not DeviceState.ONLINE]
         if bad:
             text = "; ".join(f"device {m.index} {m.state.value}: {m.reason}" for m in bad)
-            warnings.warn(f"pool {root} opened degraded: {text}", PoolDegradedWarning, stacklevel=2)
+            try:
+                warnings.warn(
+                    f"pool {root} opened degraded: {text}", PoolDegradedWarning, stacklevel=2
+                )
+            except BaseException:
+                # the warning raised (warnings as errors): the caller never gets the pool,
+                # so nothing it started (engine threads, devices) may stay behind
+                pool.close(sync=False)
+                raise
         return pool
 
     # ------------------------------------------------------------------
