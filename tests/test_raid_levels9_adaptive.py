@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from levels7_pool import SLOW
-from pool_helpers import KiB, MiB, Ref, Rig, check_all, fill
+from pool_helpers import KiB, MiB, Ref, Rig, check_all, fill, read_tree
 
 from dwcore import raid
 from dwcore.devices import RamDevice
@@ -797,11 +797,120 @@ def test_a_rebuild_target_that_fails_is_not_used(tmp_path: Any) -> None:
     pool.close()
 
 
+@pytest.mark.parametrize("again", [1, 0])
+def test_a_device_replaced_during_a_rebuild_is_not_marked_online(tmp_path: Any, again: int) -> None:
+    """Device 0 is replaced and rebuilt; after the rebuild's last PEG step (from its
+    progress callback) device ``again`` fails and is replaced by a blank device too — an
+    online one (1) or the replacement being rebuilt (0).  The rebuild marks online only
+    the replacement it rebuilt: the blank one stays REBUILDING (the pool degraded), reads
+    never use it, and the next rebuild brings it online with every single failure
+    survived afterwards."""
+    rig, pool, clock = make(tmp_path, 5)
+    rng = np.random.default_rng(41)
+    cold, hot = workload(pool, clock, rng)
+    pool.tick()
+    pool.sync()
+    rig.fail([0])
+    pool.fail_device(0)
+    pool.replace_device(0, rig.replace_inner(0))
+    steps: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        steps.append((done, total))
+        if done == total:
+            pool.fail_device(again)
+            pool.replace_device(again, rig.replace_inner(again))
+
+    pool.rebuild(progress)
+    assert steps and steps[-1][0] == steps[-1][1]
+    st = pool.status()
+    assert st.devices[again].state.value == "rebuilding" and st.degraded
+    assert [d.state.value for i, d in enumerate(st.devices) if i != again] == ["online"] * 4
+    for ref in (cold, hot):
+        check_all(pool, ref)  # around the blank device
+    pool.close()
+    pool = reopen(rig, clock)  # the state is saved: still REBUILDING after a reopen
+    assert pool.status().devices[again].state.value == "rebuilding"
+    pool.rebuild()
+    assert not pool.status().degraded
+    for ref in (cold, hot):
+        check_all(pool, ref)
+    assert pool.scrub(repair=False).mismatches == []
+    for f in range(5):
+        rig.fail([f])
+        for ref in (cold, hot):
+            check_all(pool, ref)
+        rig.heal()
+    pool.close()
+
+
+def test_a_rebuild_never_reads_the_replacement_before_rebuilding_it(tmp_path: Any) -> None:
+    """The replacement for device 2 is its own stale image (this pool's superblock, blocks
+    whose checksums match, but older contents at places the map now uses for other RBs):
+    reads during the rebuild (through the Python path: RAM devices) and the rebuild
+    itself never take its unrebuilt PEXes as data; afterwards every RB reads back, also
+    with any other device failed."""
+    rig, pool, clock = make(tmp_path, 5)
+    rng = np.random.default_rng(42)
+    old, hot = workload(pool, clock, rng)
+    pool.sync()
+    stale = rig.inners[2].pread(0, rig.size)
+    for ref in (old, hot):  # everything rewritten: the freed slots are used again
+        for ext, _ in ref:
+            pool.free(ext)
+    pool.sync()
+    clock.t += 1.0
+    cold = fill(pool, rng, [int(x) for x in rng.integers(1, 3 * RB, 30)])
+    hot = fill(pool, rng, [int(x) for x in rng.integers(1, 2 * RB, 8)])
+    pool.sync()
+    base = pool._members[2].sb.data_offset  # type: ignore[union-attr]
+    runs = [
+        (off, n)
+        for ref in (cold, hot)
+        for ext, _ in ref
+        for d, off, n in pool.heat.physical(ext)
+        if d == 2
+    ]
+    differ = [
+        (off, n)
+        for off, n in runs
+        if stale[base + off : base + off + n] != rig.inners[2].pread(base + off, n)
+        and any(stale[base + off : base + off + n])
+    ]
+    assert differ  # the stale image holds other, older data where live RBs are now
+    rig.fail([2])
+    pool.fail_device(2)
+    rig.replace_inner(2)
+    rig.inners[2].pwrite(0, stale)
+    pool.replace_device(2, rig.wrappers[2])  # a member of this pool: no force needed
+    reads: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        for ref in (cold, hot):
+            check_all(pool, ref)
+        reads.append(done)
+
+    pool.rebuild(progress)
+    assert reads and not pool.status().degraded
+    for off, n in differ:  # rebuilt: the current bytes, not the stale ones
+        assert rig.inners[2].pread(base + off, n) != stale[base + off : base + off + n]
+    for ref in (cold, hot):
+        check_all(pool, ref)
+    assert pool.scrub(repair=False).mismatches == []
+    for f in (0, 1, 3, 4):
+        rig.fail([f])
+        for ref in (cold, hot):
+            check_all(pool, ref)
+        rig.heal()
+    pool.close()
+
+
 def test_mixed_device_sizes(tmp_path: Any) -> None:
     """Devices of 8, 12, 16 and 10 MiB (``device_size=None``): each is cut into its own
     number of PEXes, the spare is the largest device's, PEGs go to the devices with the
     most free PEXes; a full pool reads back, survives any one failure, a reopen, and a
-    rebuild of the smallest device onto a blank replacement."""
+    rebuild of the smallest device onto a blank replacement of its own size (a smaller
+    one is refused, the pool unchanged)."""
     path = str(tmp_path / "pool")
     os.makedirs(path)
     sizes = [8 * MiB, 12 * MiB, 16 * MiB, 10 * MiB]
@@ -839,11 +948,23 @@ def test_mixed_device_sizes(tmp_path: Any) -> None:
         rig.heal()
     rig.fail([0])
     pool.fail_device(0)
-    pool.replace_device(0, rig.replace_inner(0, max(sizes)))
+    # a replacement needs only what the device it replaces contributed: one a MiB smaller
+    # than the smallest (8 MiB) device is refused, and the pool is left as it was
+    before = pool.status(), pool._members[0].device, read_tree(path)
+    with pytest.raises(InvalidArgumentError, match=r"less than the .* device 0 contributes"):
+        pool.replace_device(0, rig.replace_inner(0, sizes[0] - MiB))
+    assert (pool.status(), pool._members[0].device, read_tree(path)) == before
+    pool.replace_device(0, rig.replace_inner(0, sizes[0]))  # as big as the one it replaces
+    assert pool.status().devices[0].state.value == "rebuilding"
     pool.rebuild()
+    assert not pool.status().degraded
     check_all(pool, ref)
     assert pool.scrub(repair=False).mismatches == []
-    for f in range(1, 4):
+    pool.close()
+    pool = reopen(rig, clock)
+    assert pool.heat.pexes == eng.pexes and not pool.status().degraded
+    check_all(pool, ref)
+    for f in range(4):
         rig.fail([f])
         check_all(pool, ref)
         rig.heal()
@@ -853,7 +974,8 @@ def test_mixed_device_sizes(tmp_path: Any) -> None:
 def test_mixed_sizes_on_files_read_natively(tmp_path: Any) -> None:
     """Sparse files of 8, 10 and 12 MiB (``device_size=None``): extents whose RBs lie on
     devices with different checksum-table offsets read back through the native path,
-    also after a reopen and with a device failed."""
+    also after a reopen, with a device failed and after it was rebuilt onto a new file
+    of its own size."""
     path = str(tmp_path / "pool")
     os.makedirs(path)
     files = []
@@ -880,4 +1002,14 @@ def test_mixed_sizes_on_files_read_natively(tmp_path: Any) -> None:
     check_all(pool, ref)
     pool.fail_device(1)
     check_all(pool, ref, rng, subs=50)
+    # a new file for the 10 MiB device is made as big as it (not as the largest, 12 MiB)
+    pool.replace_device(1)
+    assert os.path.getsize(pool.status().devices[1].path) == 10 * MiB
+    pool.rebuild()
+    assert not pool.status().degraded
+    check_all(pool, ref, rng, subs=50)
+    pool.close()
+    pool = Pool.open(path)
+    assert not pool.status().degraded
+    check_all(pool, ref)
     pool.close()

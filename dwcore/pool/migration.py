@@ -59,6 +59,12 @@ every device (w = N, the default for N ≤ 8) has no such device: its live RBs
 are re-appended to a narrower PEG instead, which takes more room than the
 reserve holds once the pool is nearly full; that rebuild raises NoSpaceError
 (nothing is lost, the pool stays degraded) until a replacement is given.
+A rebuild brings online only the replacements it found REBUILDING when it
+started, still holding the same device, with every PEX on them rebuilt; one
+failed and replaced while it ran stays REBUILDING for the next.  Reads never
+use a device that is not online, so a replacement's unrebuilt PEXes (blank, or
+a stale image whose checksums match) are never taken as data.  In a pool of
+mixed sizes a replacement needs only the PEXes of the device it replaces.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ import numpy as np
 
 from dwcore._native import new_bytes_to_fill
 from dwcore.checksum import crc32c_blocks, verify_blocks
-from dwcore.devices import Device, DeviceError
+from dwcore.devices import METADATA_SIZE, Device, DeviceError
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import codec
@@ -756,10 +762,20 @@ class HeatEngine:
         return True
 
     def rebuild(self, progress: Callable[[int, int], Any] | None) -> None:
+        """Re-protect every PEG with a PEX on a device that is not online (module docs).
+
+        Only the replacements that were REBUILDING when it started become ONLINE, and
+        only while they still hold the device they held then and every PEX a PEG keeps
+        on them was rebuilt by this run: a device failed and replaced meanwhile (its
+        PEXes never rebuilt) stays REBUILDING for the next rebuild."""
         pool = self.pool
         with pool._lock:
             gone = {m.index for m in pool._members if m.state is not DeviceState.ONLINE}
             todo = [p for p in self.pegs.values() if any(d in gone for d, _ in p.members)]
+            targets = {
+                m.index: m.device for m in pool._members if m.state is DeviceState.REBUILDING
+            }
+        rebuilt: set[tuple[int, int]] = set()  # (device, PEX) written by this run
         since = 0
         for i, peg in enumerate(todo):
             with pool._lock:
@@ -769,6 +785,8 @@ class HeatEngine:
                     for idx, (d, _x) in enumerate(list(peg.members)):
                         if d in gone and peg.id in self.pegs:
                             self._rebuild_member(peg, idx, gone)
+                            if peg.id in self.pegs:  # not re-appended to a narrower PEG
+                                rebuilt.add(peg.members[idx])
                             since += self.lay.pex_size
                 finally:
                     self._rebuilding = False
@@ -782,7 +800,17 @@ class HeatEngine:
                 progress(i + 1, len(todo))
         with pool._lock:
             for m in pool._members:
-                if m.state is DeviceState.REBUILDING:
+                if (
+                    m.state is DeviceState.REBUILDING
+                    and m.index in targets
+                    and m.device is targets[m.index]
+                    and all(
+                        (d, x) in rebuilt
+                        for p in self.pegs.values()
+                        for d, x in p.members
+                        if d == m.index
+                    )
+                ):
                     m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
             pool._commit_membership()
 
@@ -986,6 +1014,29 @@ class AdaptivePool(Pool):
             at = _Geometry(self.layout, self._block, sb.device_size).table_off
             self._tables[sb.device_size] = at
         return at
+
+    def _replacement_size(self, i: int, spec: DeviceSpec) -> int:
+        """A replacement holds at least the PEXes device ``i`` contributed (mixed sizes: not
+        necessarily the largest device's size); an existing device keeps its own size,
+        a new file gets the pool's device size (equal devices) or the smallest size that
+        holds those PEXes."""
+        if self.layout.sizes is None or not isinstance(spec, (Device, str, os.PathLike)):
+            return self._manifest.device_size  # equal devices (or a spec Pool refuses)
+        want = self._heat.pexes[i] * self.layout.pex_size
+        real = _existing_size(spec)
+        if real is None:
+            size = max(MIN_DEVICE_SIZE, -(-want // METADATA_SIZE) * METADATA_SIZE)
+            while _Geometry(self.layout, self._block, size).usable < want:
+                size += METADATA_SIZE
+            return size
+        have = _Geometry(self.layout, self._block, real).usable if real >= MIN_DEVICE_SIZE else 0
+        if have < want:
+            raise InvalidArgumentError(
+                f"device {i}: the replacement ({spec}) has {real} bytes, a data area of {have} "
+                f"bytes, less than the {want} bytes ({self._heat.pexes[i]} PEXes) device {i} "
+                f"contributes"
+            )
+        return real
 
     @property
     def heat(self) -> HeatEngine:
