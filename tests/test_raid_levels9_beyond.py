@@ -15,7 +15,9 @@ DEGRADED_NO_SPACE reported with nothing lost; add a device → capacity grows
 to the new bound by background re-layout ([1,1,4]+4 single, [2,2,2]+2 dual,
 a bigger device) while reads and writes go on between the extents it moves;
 power cuts at several points of the re-layout through the fault-injecting
-device.
+device; a rebuild brings ONLINE only the replacements it started with, skips
+zones the re-layout released meanwhile, and a pending replacement stops the
+re-layout; zones.json format 2 marks mixed sizes (1 still read, newer refused).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from dwcore import raid
 from dwcore.devices import FaultyDevice, RamDevice, read_superblock_copies
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import Pool
-from dwcore.pool.growth import BeyondPool, Zone
+from dwcore.pool.growth import STATE_NAME, BeyondPool, Zone
+from dwcore.pool.statefile import read_state, write_state
+from dwcore.pool.status import DeviceState
 from dwcore.raid import Member, Raid1, Raid5, Raid6, RoleKind, StripeMap
 from dwcore.raid.beyond import plan_units, zone_plan
 
@@ -228,8 +232,10 @@ def check_failure_set(
     return lost
 
 
-def built(tmp_path: Any, sizes: list[float], mode: str, count: int = 40) -> tuple[Rig, Any, Ref]:
-    rig, pool = make(tmp_path, sizes, mode)
+def built(
+    tmp_path: Any, sizes: list[float], mode: str, count: int = 40, name: str = "pool"
+) -> tuple[Rig, Any, Ref]:
+    rig, pool = make(tmp_path, sizes, mode, name)
     rng = np.random.default_rng(seed_of("beyond", sizes, mode))
     edge = [1, 4095, 4097, CHUNK, 3 * CHUNK + 1, 150 * KiB]
     ref = fill(pool, rng, edge + [int(x) for x in rng.integers(1, 3 * CHUNK, count)])
@@ -767,6 +773,159 @@ def test_relayout_serves_requests_between_the_extents_it_moves(tmp_path: Any) ->
     check_all(pool, ref)
     check_all(pool, during)
     pool.close()
+
+
+# -- rebuild and re-layout together, the zone table's format ---------------------------
+
+
+def states(pool: BeyondPool) -> list[DeviceState]:
+    return [d.state for d in pool.status().devices]
+
+
+def test_a_device_replaced_during_rebuild_stays_rebuilding(tmp_path: Any) -> None:
+    """Device 1 fails and is replaced after the rebuild of device 0 did its last zone:
+    the rebuild brings only device 0 ONLINE; device 1 stays REBUILDING (degraded) until
+    the next rebuild, after which any further failure is survived."""
+    rig, pool, ref = built(tmp_path, [2, 2, 2], "single", count=20)
+    rig.fail([0])
+    pool.fail_device(0)
+    pool.replace_device(0, rig.replace_inner(0))
+    steps: list[tuple[int, int]] = []
+
+    def late(done: int, total: int) -> None:
+        steps.append((done, total))
+        if done == total:  # every zone of device 0 is rebuilt: device 1 may go now
+            rig.fail([1])
+            pool.fail_device(1)
+            pool.replace_device(1, rig.replace_inner(1))
+
+    pool.rebuild(progress=late)
+    assert steps and steps[-1][0] == steps[-1][1]
+    st = pool.status()
+    assert states(pool) == [DeviceState.ONLINE, DeviceState.REBUILDING, DeviceState.ONLINE]
+    assert st.degraded
+    check_all(pool, ref)
+    pool.rebuild()
+    assert states(pool) == [DeviceState.ONLINE] * 3 and not pool.status().degraded
+    assert pool.scrub(repair=False).mismatches == []
+    for f in range(3):  # redundancy really restored on both replacements
+        rig.fail([f])
+        check_all(pool, ref)
+        rig.heal()
+    pool.close()
+
+
+def test_rebuild_while_the_relayout_releases_its_zones(tmp_path: Any) -> None:
+    """Devices [2, 2, 1] MiB: mirror zones on devices 0 and 1 after the RAID 5 ones.
+    Device 0 is replaced; during its rebuild a device is added and the re-layout
+    empties mirror zones the rebuild still has to do into free rows of other zones
+    (some on the replacement).  The rebuild skips the released zones, finishes, and
+    everything reads with any one device lost."""
+    rig, pool = make(tmp_path, [2, 2, 1], "single")
+    rng = np.random.default_rng(31)
+    ref = Ref()
+    while pool.status().used < 2.1 * MiB:
+        fill(pool, rng, [int(rng.integers(1, 24 * KiB))], ref)
+    eng = pool.zones
+    assert any(z.width == 2 and eng._used[z.id].any() for z in eng.zones.values())
+    items = list(ref)
+    keep = Ref()
+    for n, (ext, data) in enumerate(items):  # free rows in the zones written first
+        if n % 2 == 0 and all(z.width == 3 for z in zones_of(pool, ext)):
+            pool.free(ext)
+        else:
+            keep.add(ext, data)
+    pool.sync()
+    rig.fail([0])
+    pool.fail_device(0)
+    pool.replace_device(0, rig.replace_inner(0))
+    with pool._lock:
+        on_0 = {z.id for z in eng.zones.values() if any(d == 0 for d, _ in z.members)}
+
+    def grow(done: int, total: int) -> None:
+        if done == 1:
+            pool.add_device(grow_rig(rig, DEV), size=2 * MiB)
+            pool.wait_relayout()
+
+    pool.rebuild(progress=grow)
+    pool.wait_relayout()  # it resumed after the rebuild: let it finish before failing devices
+    assert on_0 - set(eng.zones), "the re-layout released none of the rebuild's zones"
+    assert states(pool) == [DeviceState.ONLINE] * 4 and not pool.status().degraded
+    check_all(pool, keep)
+    assert pool.scrub(repair=False).mismatches == []
+    for f in range(4):
+        rig.fail([f])
+        check_all(pool, keep)
+        rig.heal()
+    pool.relayout(wait=True)
+    assert pool.status().capacity == slot_bound(pool)
+    check_all(pool, keep)
+    pool.close()
+
+
+def test_relayout_waits_for_a_pending_replacement(tmp_path: Any) -> None:
+    """With device 0 replaced but not rebuilt, a new zone can use only the online
+    devices: adding a device moves nothing (no zone is evacuated into one as narrow);
+    after the rebuild the re-layout reaches the bound."""
+    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=20)
+    eng = pool.zones
+    rig.fail([0])
+    pool.fail_device(0)
+    pool.replace_device(0, rig.replace_inner(0))
+    with pool._lock:
+        table = {z.id: list(z.members) for z in eng.zones.values()}
+        extents = {i: list(p) for i, p in eng.extents.items()}
+    pool.add_device(grow_rig(rig, DEV), size=MiB, wait=True)
+    with pool._lock:
+        assert {z.id: list(z.members) for z in eng.zones.values()} == table
+        assert eng.extents == extents
+    pool.rebuild()  # the re-layout resumes by itself once nothing is pending
+    pool.wait_relayout()
+    assert all(z.width == 4 for z in eng.zones.values())
+    assert pool.status().capacity == slot_bound(pool)
+    check_all(pool, ref)
+    pool.close()
+
+
+def test_zone_table_format_marks_mixed_sizes(tmp_path: Any) -> None:
+    """zones.json is format 1 while every member has the pool's device size and 2 once
+    sizes differ (from creation on, before anything is synced), so a dwcore that knows
+    one checksum-table offset refuses a mixed pool; format 1 is still read, a newer
+    one is refused with a clear error."""
+    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=5, name="equal")
+    path = os.path.join(rig.path, STATE_NAME)
+
+    def version() -> int:
+        state = read_state(path, "zone table", 99)
+        assert state is not None
+        return int(state["version"])
+
+    assert version() == 1
+    pool.close()
+    pool = reopen(rig)
+    check_all(pool, ref)
+    pool.add_device(grow_rig(rig, 2 * DEV), wait=True)  # a bigger member: mixed now
+    pool.sync()
+    assert version() == 2
+    check_all(pool, ref)
+    pool.close()
+
+    rig, pool = make_real(tmp_path, RAW, name="mixed")
+    path = os.path.join(rig.path, STATE_NAME)
+    assert version() == 2  # marked at creation
+    ref = fill(pool, np.random.default_rng(6), [int(x) for x in range(1, 60 * KiB, 7 * KiB)])
+    pool.close()
+    assert version() == 2
+    state = read_state(path, "zone table", 2)
+    assert state is not None
+    write_state(path, {**state, "version": 1})  # as the previous release wrote it
+    pool = reopen(rig)
+    check_all(pool, ref)
+    pool.close()
+    assert version() == 2
+    write_state(path, {**state, "version": 3})
+    with pytest.raises(InvalidArgumentError, match="zone table version is newer"):
+        reopen(rig)
 
 
 # -- §0.5 items: degraded write, rebuild against a twin ---------------------------------

@@ -18,7 +18,10 @@ engine's mapping).  The :class:`~dwcore.pool.extent.Extent` handle carries
 the extent's number (``first_row``); the zone table and the extent map are
 saved atomically (``zones.json``, checksummed, written to a temporary file,
 fsynced and renamed) by ``sync`` after every device was synced, so what an
-acknowledged-and-synced extent points at is always on the devices.
+acknowledged-and-synced extent points at is always on the devices.  Its
+format is 1 while every member has the pool's device size and 2 once sizes
+differ (written at creation for a mixed pool), so a dwcore that knows only one
+checksum-table offset refuses a mixed pool; both are read, newer is refused.
 
 Allocation follows §6: free rows of existing zones first (zone order), then
 new zones by the layered rule (one slot on each of the ``min(w_max, devices
@@ -45,7 +48,9 @@ Growth and re-layout
 --------------------
 :meth:`BeyondPool.add_device` adds a device (its slots join the free pool)
 and starts the background re-layout: zones narrower than the layered rule
-would now build are *evacuated* one at a time — each live extent in them is
+would now build (over the ONLINE devices: a replacement still rebuilding
+takes no new zone, so nothing moves until it is rebuilt) are *evacuated* one
+at a time — each live extent in them is
 copied into other rows (new, wider zones), the devices are synced, the map
 switches atomically (saved), the old rows are freed, and an emptied zone's
 slots return to the free pool — until the capacity reaches the bound or no
@@ -65,7 +70,10 @@ free slot of a device not in the zone (onto the same slot of a replacement
 device when the slot was replaced); when no such slot exists the zone's
 extents are evacuated into other zones (a narrower scheme) if space allows,
 otherwise the zone stays degraded and ``status().reasons`` reports
-``DEGRADED_NO_SPACE`` (the data still reads).
+``DEGRADED_NO_SPACE`` (the data still reads).  It works on the zones and
+replacements it found at its start, one zone per hold of the pool lock: a
+zone the re-layout released meanwhile is skipped, and a device replaced
+meanwhile stays REBUILDING for the next rebuild.
 """
 
 from __future__ import annotations
@@ -121,7 +129,12 @@ from dwcore.raid.beyond import (
 __all__ = ["STATE_NAME", "BeyondPool", "Zone", "ZoneEngine", "device_size_for", "member_usable"]
 
 STATE_NAME = "zones.json"
-_VERSION = 1
+#: zones.json format: 1 (every member the pool's device size, one checksum-table
+#: offset) and 2 (members of different sizes, each table after its own slots), so a
+#: dwcore that knows only one table offset refuses a mixed-size pool instead of
+#: reading and writing checksums in the wrong place.  Both are read.
+_VERSION = 2
+_VERSION_EQUAL = 1
 
 
 def member_usable(layout: Beyond, block_size: int, device_size: int) -> int:
@@ -222,7 +235,11 @@ class ZoneEngine:
         # (zone id, scheme, members, stripe) -> its map: keyed by everything it depends
         # on, so a zone changed by re-layout never meets a stale map
         self._maps: dict[tuple[int, str, tuple[tuple[int, int], ...], int], StripeMap] = {}
+        #: the format of the zone table last read or written (0: none yet)
+        self.version = 0
         self._load()
+        if self.version == 0 and self._mixed():
+            self.save()  # mark a new mixed-size pool before any data lands on it
 
     # ------------------------------------------------------------------
     # state
@@ -236,6 +253,7 @@ class ZoneEngine:
         state = read_state(self.path, "zone table", _VERSION)
         if state is None:
             return
+        self.version = int(state.get("version", _VERSION_EQUAL))
         for z in state["zones"]:
             zone = Zone(z["id"], z["scheme"], [(d, s) for d, s in z["members"]])
             self.zones[zone.id] = zone
@@ -248,10 +266,22 @@ class ZoneEngine:
         self.next_id = state["next_id"]
         self.next_zone = state["next_zone"]
 
+    def _mixed(self) -> bool:
+        """Whether some member's size differs from the pool's device size (its checksum
+        table lies elsewhere: format 2).  A member whose size is unknown (missing) keeps
+        the format the table was last read or written in."""
+        pool = self.pool
+        if any(m.sb is None for m in pool._members) and self.version >= _VERSION:
+            return True
+        size = pool._manifest.device_size
+        return any(m.sb is not None and m.sb.device_size != size for m in pool._members)
+
     def save(self) -> None:
-        """Write the zone table and the extent map atomically (after the devices synced)."""
+        """Write the zone table and the extent map atomically (after the devices synced):
+        format 2 when members differ in size, else 1 (see ``_VERSION``)."""
+        version = _VERSION if self._mixed() else _VERSION_EQUAL
         state = {
-            "version": _VERSION,
+            "version": version,
             "next_id": self.next_id,
             "next_zone": self.next_zone,
             "zones": [
@@ -264,6 +294,7 @@ class ZoneEngine:
             },
         }
         write_state(self.path, state)
+        self.version = version
 
     # ------------------------------------------------------------------
     # geometry
@@ -741,21 +772,37 @@ class ZoneEngine:
         }
 
     def rebuild(self, progress: Callable[[int, int], Any] | None) -> None:
+        """Restore every zone with a member on a device lost when it starts, one zone per
+        hold of the pool lock, then bring those replacements ONLINE.
+
+        Between zones the re-layout may empty and release zones (they are skipped) and
+        devices may fail or be replaced: only a replacement that was REBUILDING at the
+        start and is still the same device comes ONLINE; one put in meanwhile stays
+        REBUILDING for the next rebuild."""
         pool = self.pool
         with pool._lock:
             gone = self.lost_devices()
-            todo = [z for z in self.zones.values() if any(d in gone for d, _ in z.members)]
+            todo = [z.id for z in self.zones.values() if any(d in gone for d, _ in z.members)]
+            targets = {
+                m.index: m.device for m in pool._members if m.state is DeviceState.REBUILDING
+            }
         total = len(todo)
-        for i, zone in enumerate(todo):
+        for i, zid in enumerate(todo):
             with pool._lock:
                 pool._check_open()
-                self._rebuild_zone(zone, gone)
-                pool.sync()
+                zone = self.zones.get(zid)  # the re-layout may have released it meanwhile
+                if zone is not None:
+                    self._rebuild_zone(zone, gone)
+                    pool.sync()
             if progress is not None:
                 progress(i + 1, total)
         with pool._lock:
             for m in pool._members:
-                if m.state is DeviceState.REBUILDING:
+                if (
+                    m.state is DeviceState.REBUILDING
+                    and m.index in targets
+                    and m.device is targets[m.index]
+                ):
                     m.state, m.reason, m.rebuilt_rows = DeviceState.ONLINE, "", 0
             pool._commit_membership()
             if self.no_space:
@@ -871,8 +918,9 @@ class ZoneEngine:
         left (``skip``: zones it could not empty)."""
         lay = self.pool.layout
         free = [len(f) for f in self.free_slots()]
-        writable = sum(1 for m in self.pool._members if m.writable)
-        best = min(lay.w_max, writable)
+        # the devices a new zone may use (as _new_zone): not a replacement still rebuilding
+        online = sum(1 for m in self.pool._members if m.writable and m.state is DeviceState.ONLINE)
+        best = min(lay.w_max, online)
         cands = sorted(
             (
                 z
@@ -1140,6 +1188,23 @@ class BeyondPool(Pool):
             self._commit_membership()
         self.relayout(wait=wait)
         return i
+
+    def rebuild(self, progress: Callable[[int, int], Any] | None = None) -> None:
+        """:meth:`Pool.rebuild`; then, once no replacement is pending, the background
+        re-layout resumes where zones are still narrower than the devices allow (it
+        waits while a replacement is pending, so an :meth:`add_device` made meanwhile
+        widens the zones now)."""
+        super().rebuild(progress)
+        with self._lock:
+            idle = self._relayout is None or not self._relayout.is_alive()
+            resume = (
+                idle
+                and not self._closed
+                and not any(m.state is DeviceState.REBUILDING for m in self._members)
+                and self._zones.relayout_candidate() is not None
+            )
+        if resume:
+            self.relayout()
 
     def relayout(self, wait: bool = False) -> None:
         """Start the background re-layout (after :meth:`add_device` it starts by itself;
