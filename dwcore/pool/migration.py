@@ -142,6 +142,7 @@ class HeatEngine:
         #: mirror slots freed since the map was last saved: the saved map still names
         #: them live, so they are not written again until the next sync saves it
         self.freed: dict[int, set[int]] = {}
+        self._mirror_hint: int | None = None  # the mirror PEG that gave the last slot
         self.extents: dict[int, tuple[int, int, int]] = {}
         self.next_id = 1
         self.used = np.zeros(self.cap, dtype=bool)
@@ -255,13 +256,30 @@ class HeatEngine:
         )
         return total - used, total
 
+    def _free_mirror_slot(self, p: Peg) -> int | None:
+        """A slot of mirror PEG ``p`` neither live nor freed since the last save; None
+        where ``p`` is not a writable mirror or is full."""
+        if p.kind != "mirror":
+            return None
+        live, freed = self.slot_rb[p.id], self.freed.get(p.id, ())
+        if len(live) + len(freed) >= self.per_pex:
+            return None  # (checked before the devices: most PEGs scanned are full)
+        if not all(self._online(d) for d, _ in p.members):
+            return None
+        return next(i for i in range(self.per_pex) if i not in live and i not in freed)
+
     def _mirror_slot(self) -> tuple[Peg, int] | None:
+        # the PEG that gave the last slot first: a write takes one slot per RB, and
+        # scanning every PEG for each cost more than writing the RB
+        hint = self.pegs.get(self._mirror_hint) if self._mirror_hint is not None else None
+        if hint is not None:
+            slot = self._free_mirror_slot(hint)
+            if slot is not None:
+                return hint, slot
         for p in self.pegs.values():
-            if p.kind != "mirror" or not all(self._online(d) for d, _ in p.members):
-                continue
-            live, freed = self.slot_rb[p.id], self.freed.get(p.id, ())
-            if len(live) + len(freed) < self.per_pex:
-                slot = next(i for i in range(self.per_pex) if i not in live and i not in freed)
+            slot = self._free_mirror_slot(p)
+            if slot is not None:
+                self._mirror_hint = p.id
                 return p, slot
         mirrors = sum(1 for p in self.pegs.values() if p.kind == "mirror")
         if mirrors >= self.mirror_budget // 2:
@@ -414,36 +432,58 @@ class HeatEngine:
         n = -(-length // self.rb)
         rb0 = self._alloc_logical(n)
         free, total = self.mirror_slots()
+        if free - n < self.lay.low_watermark * total and any(self.freed.values()):
+            # slots freed since the last save come back once the map without them is
+            # saved: a sync is far cheaper than demoting live RBs to make room
+            self.pool.sync()
+            free, total = self.mirror_slots()
         if free - n < self.lay.low_watermark * total:
             self.demote(max(n, int(2 * self.lay.low_watermark * total) - free + n))
         now = self.clock()
         heat0 = self.heat[rb0 : rb0 + n].copy(), self.stamp[rb0 : rb0 + n].copy()
-        done: list[int] = []
+        done: list[int] = []  # RBs given a slot (written or about to be)
+        run: list[int] = []  # RBs in consecutive slots of one PEG, not written yet
+        run_peg: Peg | None = None
+
+        def write_run() -> None:
+            # one write per copy for the whole run: its slots are adjacent on both devices
+            if not run:
+                return
+            assert run_peg is not None
+            i0, slot0 = run[0] - rb0, self.loc[run[0]][1]
+            buf = np.zeros(len(run) * self.rb, dtype=np.uint8)
+            part = src[i0 * self.rb : (i0 + len(run)) * self.rb]
+            buf[: len(part)] = part
+            ok = [self._write(d, x, slot0 * self.rb, buf) for d, x in run_peg.members]
+            if not any(ok):
+                raise DataLossError(
+                    f"pool {self.pool._path}: cannot write: both devices of mirror PEG "
+                    f"{run_peg.id} are unavailable",
+                    failed=[d for d, _ in run_peg.members],
+                )
+            run.clear()
+
         try:
             for i in range(n):
                 got = self._mirror_slot()
                 if got is None:
+                    write_run()  # a demotion moves mapped RBs: theirs must be written
                     self.demote(n - i)
                     got = self._mirror_slot()
                 if got is None:
                     raise NoSpaceError(f"pool {self.pool._path}: no free mirror slot")
                 peg, slot = got
-                buf = np.zeros(self.rb, dtype=np.uint8)
-                part = src[i * self.rb : (i + 1) * self.rb]
-                buf[: len(part)] = part
-                ok = [self._write(d, x, slot * self.rb, buf) for d, x in peg.members]
-                if not any(ok):
-                    raise DataLossError(
-                        f"pool {self.pool._path}: cannot write: both devices of mirror PEG "
-                        f"{peg.id} are unavailable",
-                        failed=[d for d, _ in peg.members],
-                    )
+                if run and (peg is not run_peg or slot != self.loc[run[-1]][1] + 1):
+                    write_run()
+                run_peg = peg
                 rb = rb0 + i
-                self.loc[rb] = (peg.id, slot)
+                self.loc[rb] = (peg.id, slot)  # taken now; written with its run
                 self.slot_rb[peg.id][slot] = rb
                 self.heat[rb] = self._decay(rb, now) + 1.0  # one more write to the address
                 self.stamp[rb] = now
                 done.append(rb)
+                run.append(rb)
+            write_run()
         except BaseException:
             for rb in done:
                 self._unmap(rb)
