@@ -116,9 +116,12 @@ def _to_columns(rows: np.ndarray, out: np.ndarray, n: int, k: int, upr: int, u: 
         np.copyto(dst.reshape(k, n, upr, w), src.reshape(n, upr, k, w).transpose(2, 0, 1, 3))
 
 
-def _to_logical(cols: np.ndarray, n: int, k: int, upr: int, u: int) -> np.ndarray:
-    """The inverse of :func:`_to_columns`, into a new array of bytes."""
-    out = np.empty(cols.size, dtype=np.uint8)
+def _to_logical(
+    cols: np.ndarray, n: int, k: int, upr: int, u: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The inverse of :func:`_to_columns`, into ``out`` (default: a new array of bytes)."""
+    if out is None:
+        out = np.empty(cols.size, dtype=np.uint8)
     src, w = _words(cols.reshape(-1), u)
     dst, _ = _words(out, u)
     if upr == 1:
@@ -126,6 +129,26 @@ def _to_logical(cols: np.ndarray, n: int, k: int, upr: int, u: int) -> np.ndarra
     else:
         np.copyto(dst.reshape(n, upr, k, w), src.reshape(k, n, upr, w).transpose(1, 2, 0, 3))
     return out
+
+
+def _place(
+    cols: np.ndarray,
+    n: int,
+    k: int,
+    upr: int,
+    u: int,
+    outv: np.ndarray,
+    a: int,
+    z: int,
+    skip: int,
+) -> None:
+    """Logical bytes ``skip .. skip + z - a`` of ``n`` rows held as columns ``cols``
+    into ``outv[a:z]``: straight in when that is every byte of the rows, else through
+    a scratch copy."""
+    if skip == 0 and z - a == cols.size:
+        _to_logical(cols, n, k, upr, u, outv[a:z])
+    else:
+        outv[a:z] = _to_logical(cols, n, k, upr, u)[skip : skip + z - a]
 
 
 class DeclusteredPool(Pool):
@@ -245,8 +268,8 @@ class DeclusteredPool(Pool):
                 return fast
         k, b = self.layout.k, self._block
         rb, upr = k * b, b // u  # logical bytes per row, units per column per row
-        out = bytearray(length)
-        outv = np.frombuffer(out, dtype=np.uint8)
+        out, outview = new_bytes_to_fill(length)
+        outv = np.frombuffer(outview, dtype=np.uint8)
         lost_ranges: list[tuple[int, int]] = []
         lost_devices: set[int] = set()
         with self._admitted(), self._lock:
@@ -277,8 +300,7 @@ class DeclusteredPool(Pool):
                                 lost_ranges.append((max(lo, at), min(hi, at + u)))
                     if rows_lost:
                         lost_devices |= res.bad_devices
-                logical = _to_logical(cols, nr, k, upr, u)
-                outv[lo - offset : hi - offset] = logical[lo - base : hi - base]
+                _place(cols, nr, k, upr, u, outv, lo - offset, hi - offset, lo - base)
             self._reap_dead()
         if lost_ranges:
             lo = min(a for a, _ in lost_ranges)
@@ -292,7 +314,8 @@ class DeclusteredPool(Pool):
             )
             err.lost_range = (lo, hi)  # type: ignore[attr-defined]
             raise err
-        return bytes(out)
+        del outv, outview
+        return out
 
     def _read_fast(self, ext: Extent, offset: int, end: int) -> bytes | None:
         """A healthy read of logical bytes ``[offset, end)`` of ``ext`` through the engine's
@@ -327,14 +350,14 @@ class DeclusteredPool(Pool):
             if raw is None:
                 return None
             got.append(np.frombuffer(raw, dtype=np.uint8))
-        out = bytearray(end - offset)
-        outv = np.frombuffer(out, dtype=np.uint8)
+        out, outview = new_bytes_to_fill(end - offset)
+        outv = np.frombuffer(outview, dtype=np.uint8)
         for base, nr, places in pieces:
             cols = np.stack([got[i][at : at + nr * b] for i, at in places])
-            logical = _to_logical(cols, nr, k, upr, u)
             lo, hi = max(offset, base), min(end, base + nr * rb)
-            outv[lo - offset : hi - offset] = logical[lo - base : hi - base]
-        return bytes(out)
+            _place(cols, nr, k, upr, u, outv, lo - offset, hi - offset, lo - base)
+        del outv, outview
+        return out
 
     def _read_units(self, ext: Extent, offset: int, end: int, outview: memoryview) -> int | None:
         """A healthy read with U = block: row r of a group holds units r*D .. r*D+D-1,
