@@ -240,19 +240,7 @@ class DeclusteredPool(Pool):
         u = self.layout.unit
         if not u:
             return super().read(ext, offset, length)
-        self._check_extent(ext)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
-        if offset > ext.length:
-            raise InvalidArgumentError(f"offset {offset} is past the extent ({ext.length} bytes)")
-        if length is None:
-            length = ext.length - offset
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise InvalidArgumentError(f"length must be an int >= 0, got {length!r}")
-        if offset + length > ext.length:
-            raise InvalidArgumentError(
-                f"range {offset}+{length} is past the end of the extent ({ext.length} bytes)"
-            )
+        length = self._read_range(ext, offset, length)
         if length == 0:
             return b""
         end = offset + length

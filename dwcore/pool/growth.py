@@ -80,7 +80,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import threading
 import time
 import warnings
@@ -95,7 +94,6 @@ from dwcore.checksum import crc32c_blocks, verify_blocks
 from dwcore.devices import (
     METADATA_SIZE,
     MIN_DEVICE_SIZE,
-    Device,
     DeviceError,
     Superblock,
     write_superblock,
@@ -110,8 +108,8 @@ from dwcore.pool.pool import (
     Pool,
     PoolDegradedWarning,
     _check_size,
+    _existing_size,
     _Geometry,
-    _is_path,
     _Member,
 )
 from dwcore.pool.statefile import read_state, write_state
@@ -154,27 +152,6 @@ def device_size_for(layout: Beyond, block_size: int, contribution: int) -> int:
     while member_usable(layout, block_size, size) < want:
         size += METADATA_SIZE
     return size
-
-
-def _spec_size(spec: DeviceSpec, i: int) -> int | None:
-    """The size of an existing device (None for a path not created yet or an empty file)."""
-    if isinstance(spec, Device):
-        return spec.size
-    if not _is_path(spec):
-        raise InvalidArgumentError(
-            f"device {i} must be a path or a Device, got {type(spec).__name__}"
-        )
-    p = os.fspath(spec)
-    if not os.path.exists(p):
-        return None
-    st = os.stat(p)
-    if stat.S_ISBLK(st.st_mode):
-        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return os.lseek(fd, 0, os.SEEK_END)
-        finally:
-            os.close(fd)
-    return st.st_size or None
 
 
 @dataclass
@@ -1027,7 +1004,7 @@ class BeyondPool(Pool):
         else:
             dev_sizes = []
             for i, spec in enumerate(specs):
-                real = _spec_size(spec, i)
+                real = _existing_size(spec, i)
                 if real is None:
                     if layout.sizes is None:
                         raise InvalidArgumentError(
@@ -1074,7 +1051,7 @@ class BeyondPool(Pool):
         """A replacement holds at least what device ``i`` contributed; a new file gets
         just that (or the pool's device size in a pool of equal devices)."""
         want = self._contribution(i)
-        real = _spec_size(spec, i)
+        real = _existing_size(spec, i)
         if real is None:
             if self.layout.sizes is None:
                 return self._manifest.device_size
@@ -1139,7 +1116,7 @@ class BeyondPool(Pool):
                     gen += 1
             else:
                 spec = path
-            real = _spec_size(spec, i)
+            real = _existing_size(spec, i)
             if real is not None:
                 dsize = real
             elif size is None:

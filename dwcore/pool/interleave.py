@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from dwcore.errors import DataLossError, InvalidArgumentError
+from dwcore.errors import DataLossError
 from dwcore.pool.extent import Extent
 from dwcore.pool.pool import Pool
 
@@ -86,19 +86,7 @@ class InterleavedPool(Pool):
 
     def read(self, ext: Extent, offset: int = 0, length: int | None = None) -> bytes:
         """``length`` bytes of ``ext`` from ``offset`` (see :meth:`Pool.read`)."""
-        self._check_extent(ext)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
-        if offset > ext.length:
-            raise InvalidArgumentError(f"offset {offset} is past the extent ({ext.length} bytes)")
-        if length is None:
-            length = ext.length - offset
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise InvalidArgumentError(f"length must be an int >= 0, got {length!r}")
-        if offset + length > ext.length:
-            raise InvalidArgumentError(
-                f"range {offset}+{length} is past the end of the extent ({ext.length} bytes)"
-            )
+        length = self._read_range(ext, offset, length)
         if length == 0:
             return b""
         k, b = self.layout.k, self._block

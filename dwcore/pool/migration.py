@@ -70,7 +70,6 @@ mixed sizes a replacement needs only the PEXes of the device it replaces.
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -91,6 +90,7 @@ from dwcore.pool.pool import (
     MIN_DEVICE_SIZE,
     DeviceSpec,
     Pool,
+    _existing_size,
     _Geometry,
 )
 from dwcore.pool.statefile import read_state, write_state
@@ -983,23 +983,6 @@ class HeatEngine:
         return report
 
 
-def _existing_size(spec: DeviceSpec) -> int | None:
-    """The bytes of an existing device (None: a path not created yet, or an empty file)."""
-    if isinstance(spec, Device):
-        return spec.size
-    path = os.fspath(spec)
-    if not os.path.exists(path):
-        return None
-    st = os.stat(path)
-    if stat.S_ISBLK(st.st_mode):
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return os.lseek(fd, 0, os.SEEK_END)
-        finally:
-            os.close(fd)
-    return st.st_size or None
-
-
 class AdaptivePool(Pool):
     """An Adaptive pool: RBs mirrored when hot, in RAID 5 when cold (module docs)."""
 
@@ -1029,7 +1012,7 @@ class AdaptivePool(Pool):
         assert isinstance(layout, Adaptive)
         sizes: list[int] = []
         for i, spec in enumerate(specs):
-            size = _existing_size(spec)
+            size = _existing_size(spec, i)
             if size is None:
                 raise InvalidArgumentError(
                     f"device {i} ({spec}) does not exist yet: give device_size, or devices "
@@ -1063,7 +1046,7 @@ class AdaptivePool(Pool):
         if self.layout.sizes is None or not isinstance(spec, (Device, str, os.PathLike)):
             return self._manifest.device_size  # equal devices (or a spec Pool refuses)
         want = self._heat.pexes[i] * self.layout.pex_size
-        real = _existing_size(spec)
+        real = _existing_size(spec, i)
         if real is None:
             size = max(MIN_DEVICE_SIZE, -(-want // METADATA_SIZE) * METADATA_SIZE)
             while _Geometry(self.layout, self._block, size).usable < want:

@@ -412,6 +412,28 @@ def _is_path(spec: object) -> bool:
     return isinstance(spec, (str, os.PathLike))
 
 
+def _existing_size(spec: DeviceSpec, i: int) -> int | None:
+    """The bytes of an existing device ``i`` (None for a path not created yet or an
+    empty file): for levels whose members may differ in size."""
+    if isinstance(spec, Device):
+        return spec.size
+    if not _is_path(spec):
+        raise InvalidArgumentError(
+            f"device {i} must be a path or a Device, got {type(spec).__name__}"
+        )
+    p = os.fspath(spec)
+    if not os.path.exists(p):
+        return None
+    st = os.stat(p)
+    if stat.S_ISBLK(st.st_mode):
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.lseek(fd, 0, os.SEEK_END)
+        finally:
+            os.close(fd)
+    return st.st_size or None
+
+
 class Pool:
     """A pool of devices under one RAID layout; see the module documentation.
 
@@ -2037,13 +2059,9 @@ class Pool:
                     failed=bad,
                 )
 
-    def read(self, ext: Extent, offset: int = 0, length: int | None = None) -> bytes:
-        """``length`` bytes (default: to the end) of ``ext`` from ``offset``.
-
-        Verifies every block read; reconstructs around failed devices and bad
-        blocks and repairs the latter.  Raises DataLossError when part of the
-        range cannot be reconstructed.
-        """
+    def _read_range(self, ext: Extent, offset: int, length: int | None) -> int:
+        """Check a read of ``ext`` from ``offset`` (an extent of this pool, a range inside
+        it); returns the length, ``length`` or the rest of the extent."""
         self._check_extent(ext)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
@@ -2057,6 +2075,16 @@ class Pool:
             raise InvalidArgumentError(
                 f"range {offset}+{length} is past the end of the extent ({ext.length} bytes)"
             )
+        return length
+
+    def read(self, ext: Extent, offset: int = 0, length: int | None = None) -> bytes:
+        """``length`` bytes (default: to the end) of ``ext`` from ``offset``.
+
+        Verifies every block read; reconstructs around failed devices and bad
+        blocks and repairs the latter.  Raises DataLossError when part of the
+        range cannot be reconstructed.
+        """
+        length = self._read_range(ext, offset, length)
         if length == 0:
             return b""
         if self._engine is not None:
