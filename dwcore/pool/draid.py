@@ -291,17 +291,7 @@ class DeclusteredPool(Pool):
                 _place(cols, nr, k, upr, u, outv, lo - offset, hi - offset, lo - base)
             self._reap_dead()
         if lost_ranges:
-            lo = min(a for a, _ in lost_ranges)
-            hi = max(z for _, z in lost_ranges)
-            failed = sorted(lost_devices)
-            err = DataLossError(
-                f"pool {self._path}: extent {ext!r}: bytes [{lo}, {hi}) are lost: devices "
-                f"{failed} are failed, missing or corrupt beyond what RAID {self.layout.level} "
-                f"tolerates",
-                failed=failed,
-            )
-            err.lost_range = (lo, hi)  # type: ignore[attr-defined]
-            raise err
+            raise self._lost_range_error(ext, lost_ranges, lost_devices)
         del outv, outview
         return out
 

@@ -968,7 +968,6 @@ class BeyondPool(Pool):
     layout: Beyond
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._tables: dict[int, int] = {}  # member device size -> its checksum table offset
         super().__init__(*args, **kwargs)
         self._zones = ZoneEngine(self)
         self._engine = self._zones  # type: ignore[assignment]
@@ -1032,16 +1031,7 @@ class BeyondPool(Pool):
                 )
         return layout, dev_sizes
 
-    def _table_off(self, dev: int) -> int:
-        """Each member's checksum table follows its own zone slots (members differ in size)."""
-        sb = self._members[dev].sb
-        if sb is None or sb.device_size == self._manifest.device_size:
-            return self._geo.table_off
-        at = self._tables.get(sb.device_size)
-        if at is None:
-            at = _Geometry(self.layout, self._block, sb.device_size).table_off
-            self._tables[sb.device_size] = at
-        return at
+    _table_off = Pool._sized_table_off
 
     def _contribution(self, i: int) -> int:
         """Bytes of zone slots device ``i`` contributes."""

@@ -991,7 +991,6 @@ class AdaptivePool(Pool):
     layout: Adaptive
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._tables: dict[int, int] = {}  # device size -> its checksum table offset
         super().__init__(*args, **kwargs)
         self._heat = HeatEngine(self)
         self._engine = self._heat  # type: ignore[assignment]
@@ -1027,16 +1026,7 @@ class AdaptivePool(Pool):
         usable = [_Geometry(layout, block_size, size).usable for size in sizes]
         return layout.with_sizes(usable), sizes
 
-    def _table_off(self, dev: int) -> int:
-        """Each device's checksum table follows its own data area (mixed sizes)."""
-        sb = self._members[dev].sb
-        if sb is None or sb.device_size == self._manifest.device_size:
-            return self._geo.table_off
-        at = self._tables.get(sb.device_size)
-        if at is None:
-            at = _Geometry(self.layout, self._block, sb.device_size).table_off
-            self._tables[sb.device_size] = at
-        return at
+    _table_off = Pool._sized_table_off
 
     def _replacement_size(self, i: int, spec: DeviceSpec) -> int:
         """A replacement holds at least the PEXes device ``i`` contributed (mixed sizes: not

@@ -919,8 +919,38 @@ class Pool:
 
     def _table_off(self, dev: int) -> int:
         """Data-area offset of device ``dev``'s checksum table: the same on every member
-        (mixed-size BEYOND members each have their own, :mod:`dwcore.pool.growth`)."""
+        (levels over mixed-size members use :meth:`_sized_table_off`)."""
         return self._geo.table_off
+
+    def _sized_table_off(self, dev: int) -> int:
+        """:meth:`_table_off` where members differ in size (Beyond, Adaptive): each
+        member's table follows its own data area, by the size in its superblock."""
+        sb = self._members[dev].sb
+        if sb is None or sb.device_size == self._manifest.device_size:
+            return self._geo.table_off
+        tables: dict[int, int] = self.__dict__.setdefault("_tables_by_size", {})
+        at = tables.get(sb.device_size)
+        if at is None:
+            at = _Geometry(self.layout, self._block, sb.device_size).table_off
+            tables[sb.device_size] = at
+        return at
+
+    def _lost_range_error(
+        self, ext: Extent, ranges: list[tuple[int, int]], devices: set[int]
+    ) -> DataLossError:
+        """The DataLossError of a read that could not rebuild ``ranges`` of ``ext``
+        (its ``lost_range`` spans them all), naming ``devices``."""
+        lo = min(a for a, _ in ranges)
+        hi = max(z for _, z in ranges)
+        failed = sorted(devices)
+        err = DataLossError(
+            f"pool {self._path}: extent {ext!r}: bytes [{lo}, {hi}) are lost: devices "
+            f"{failed} are failed, missing or corrupt beyond what RAID {self.layout.level} "
+            f"tolerates",
+            failed=failed,
+        )
+        err.lost_range = (lo, hi)  # type: ignore[attr-defined]
+        return err
 
     def _rows_are_flat(self) -> bool:
         """True when row g lies at data-area offset g*B on every device (one member per
@@ -2170,17 +2200,7 @@ class Pool:
                         outv[lo - offset : hi - offset] = buf[lo - start : hi - start]
             self._reap_dead()
         if lost_ranges:
-            lo = min(a for a, _ in lost_ranges)
-            hi = max(z for _, z in lost_ranges)
-            failed = sorted(lost_devices)
-            err = DataLossError(
-                f"pool {self._path}: extent {ext!r}: bytes [{lo}, {hi}) are lost: devices "
-                f"{failed} are failed, missing or corrupt beyond what RAID {self.layout.level} "
-                f"tolerates",
-                failed=failed,
-            )
-            err.lost_range = (lo, hi)  # type: ignore[attr-defined]
-            raise err
+            raise self._lost_range_error(ext, lost_ranges, lost_devices)
         return bytes(out)
 
     def free(self, ext: Extent) -> None:
