@@ -193,33 +193,13 @@ def extent_lost(
 
 
 def check_set(b: Any, pool: Any, failed: frozenset[int], rng: np.random.Generator) -> list[str]:
-    """Read every extent of ``b`` with ``failed`` lost: byte-identical where decodable,
-    DataLossError naming a failed device where not; with a survivable F also 100 random
-    unaligned sub-reads (1 000 with DWCORE_SLOW_TESTS=1).  Returns the problems."""
-    from dwcore.errors import DataLossError
+    """``levels9_pool.check_set`` with this module's :func:`extent_lost` (the U-interleaved
+    mapping) and 1 000 sub-reads with DWCORE_SLOW_TESTS=1."""
+    from levels9_pool import check_set as check
 
-    problems = []
     maps = b.__dict__.setdefault("stripe_maps", {})
-    for ext, data in b.ref:
-        must = extent_lost(b.layout, b.rpc, pool.block_size, ext, failed, maps)
-        try:
-            got = pool.read(ext)
-        except DataLossError as exc:
-            if not must:
-                problems.append(f"F={sorted(failed)}: {ext!r} raised {exc}")
-            elif not set(exc.failed) & failed:
-                problems.append(f"F={sorted(failed)}: error names {exc.failed}")
-            continue
-        if must:
-            problems.append(f"F={sorted(failed)}: {ext!r} read although lost")
-        elif got != data:
-            problems.append(f"F={sorted(failed)}: {ext!r} WRONG BYTES")
-    if b.layout.survives(failed):
-        items = list(b.ref)
-        for _ in range(1000 if SLOW else 100):
-            ext, data = items[int(rng.integers(0, len(items)))]
-            off = int(rng.integers(0, len(data)))
-            n = int(rng.integers(0, len(data) - off + 1))
-            if pool.read(ext, off, n) != data[off : off + n]:
-                problems.append(f"F={sorted(failed)}: sub-read wrong")
-    return problems
+
+    def lost(ext: Any, f: frozenset[int]) -> bool:
+        return extent_lost(b.layout, b.rpc, pool.block_size, ext, f, maps)
+
+    return check(b, pool, failed, rng, lost, 1000 if SLOW else 100)

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from levels7_pool import Built, extent_lost, seed_of
 
 from dwcore.errors import DataLossError
-from dwcore.pool import Pool
+from dwcore.pool import Extent, Pool
 
 
-def check_set(b: Built, pool: Pool, failed: frozenset[int], rng: np.random.Generator) -> list[str]:
+def check_set(
+    b: Built,
+    pool: Pool,
+    failed: frozenset[int],
+    rng: np.random.Generator,
+    lost: Callable[[Extent, frozenset[int]], bool] | None = None,
+    reads: int = 100,
+) -> list[str]:
     """Read every extent of ``b`` with ``failed`` lost: byte-identical where its rows are
-    decodable (``levels7_pool.extent_lost``), DataLossError naming a failed device where
-    not; with a survivable F also 100 random unaligned sub-reads.  Returns the problems."""
+    decodable (``lost``, default ``levels7_pool.extent_lost``), DataLossError naming a
+    failed device where not; with a survivable F also ``reads`` random unaligned
+    sub-reads.  Returns the problems."""
     problems = []
     for ext, data in b.ref:
-        must = extent_lost(b.layout, b.rpc, ext, failed)
+        must = extent_lost(b.layout, b.rpc, ext, failed) if lost is None else lost(ext, failed)
         try:
             got = pool.read(ext)
         except DataLossError as exc:
@@ -30,7 +40,7 @@ def check_set(b: Built, pool: Pool, failed: frozenset[int], rng: np.random.Gener
             problems.append(f"F={sorted(failed)}: {ext!r} WRONG BYTES")
     if b.layout.survives(failed):
         items = list(b.ref)
-        for _ in range(100):
+        for _ in range(reads):
             ext, data = items[int(rng.integers(0, len(items)))]
             off = int(rng.integers(0, len(data)))
             n = int(rng.integers(0, len(data) - off + 1))

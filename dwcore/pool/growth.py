@@ -96,7 +96,6 @@ from dwcore.devices import (
     MIN_DEVICE_SIZE,
     DeviceError,
     Superblock,
-    write_superblock,
 )
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
@@ -110,6 +109,7 @@ from dwcore.pool.pool import (
     _check_size,
     _existing_size,
     _Geometry,
+    _install_superblock,
     _Member,
 )
 from dwcore.pool.statefile import read_state, write_state
@@ -1141,12 +1141,7 @@ class BeyondPool(Pool):
                 chunk_size=new.chunk_size,
                 generation=self._generation,
             )
-            try:
-                write_superblock(dev, sb)
-            except DeviceError:
-                if owned:
-                    dev.close()
-                raise
+            _install_superblock(dev, owned, sb)
             mem = _Member(i, dev.path)
             mem.device, mem.owned, mem.sb, mem.state = dev, owned, sb, DeviceState.ONLINE
             self._members.append(mem)

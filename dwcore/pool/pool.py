@@ -412,6 +412,17 @@ def _is_path(spec: object) -> bool:
     return isinstance(spec, (str, os.PathLike))
 
 
+def _install_superblock(dev: Device, owned: bool, sb: Superblock) -> None:
+    """Write ``sb`` on a device just opened for the pool; one that fails is closed again
+    when the pool opened it (``owned``), and the error propagates."""
+    try:
+        write_superblock(dev, sb)
+    except DeviceError:
+        if owned:
+            dev.close()
+        raise
+
+
 def _existing_size(spec: DeviceSpec, i: int) -> int | None:
     """The bytes of an existing device ``i`` (None for a path not created yet or an
     empty file): for levels whose members may differ in size."""
@@ -2473,12 +2484,7 @@ class Pool:
                 generation=self._generation,
                 flags=SuperblockFlags.REBUILDING,
             )
-            try:
-                write_superblock(dev, sb)
-            except DeviceError:
-                if owned:
-                    dev.close()
-                raise
+            _install_superblock(dev, owned, sb)
             mem.device, mem.owned, mem.path, mem.sb = dev, owned, dev.path, sb
             mem.state, mem.reason, mem.rebuilt_rows = DeviceState.REBUILDING, "replacement", 0
             self._commit_membership()

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from dwcore.errors import InvalidArgumentError
-from dwcore.raid.base import Codec, Layout, StripeMap, check_int
+from dwcore.raid.base import Codec, Layout, StripeMap, check_int, check_sizes
 from dwcore.raid.parity import Raid5
 
 __all__ = ["PEX_SIZE", "RB_SIZE", "Adaptive"]
@@ -86,14 +86,7 @@ class Adaptive(Layout):
             or heat_half_life <= 0
         ):
             raise InvalidArgumentError(f"heat_half_life must be > 0, got {heat_half_life!r}")
-        if sizes is None:
-            self.sizes: tuple[int, ...] | None = None
-        else:
-            if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-                raise InvalidArgumentError(f"sizes must be a list of byte counts, got {sizes!r}")
-            if len(sizes) != n:
-                raise InvalidArgumentError(f"sizes lists {len(sizes)} sizes for {n} devices")
-            self.sizes = tuple(check_int("sizes", v, 0) for v in sizes)
+        self.sizes: tuple[int, ...] | None = check_sizes(sizes, n)
         self.mirror_fraction = float(mirror_fraction)
         self.low_watermark = float(low_watermark)
         self.heat_half_life = float(heat_half_life)

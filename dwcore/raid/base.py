@@ -304,6 +304,18 @@ def check_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
+def check_sizes(sizes: object, n: int) -> tuple[int, ...] | None:
+    """A per-device list of byte counts (``sizes`` of levels over mixed-size devices),
+    one per each of ``n`` devices, or None; InvalidArgumentError otherwise."""
+    if sizes is None:
+        return None
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise InvalidArgumentError(f"sizes must be a list of byte counts, got {sizes!r}")
+    if len(sizes) != n:
+        raise InvalidArgumentError(f"sizes lists {len(sizes)} sizes for {n} devices")
+    return tuple(check_int("sizes", v, 0) for v in sizes)
+
+
 def check_chunk_size(chunk_size: object) -> int:
     """A chunk must be a power of two of at least 4 KiB (§0.1)."""
     c = check_int("chunk_size", chunk_size, 1)

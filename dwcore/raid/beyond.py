@@ -32,7 +32,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from dwcore.errors import InvalidArgumentError
-from dwcore.raid.base import DEFAULT_CHUNK_SIZE, Codec, Layout, StripeMap, check_int
+from dwcore.raid.base import (
+    DEFAULT_CHUNK_SIZE,
+    Codec,
+    Layout,
+    StripeMap,
+    check_int,
+    check_sizes,
+)
 from dwcore.raid.mirror import Raid1
 from dwcore.raid.parity import Raid5, Raid6
 
@@ -122,14 +129,7 @@ class Beyond(Layout):
         if self.w_max > 255:
             raise InvalidArgumentError(f"w_max must be ≤ 255, got {w_max}")
         n = check_int("n_devices", n_devices, 1)
-        if sizes is None:
-            self.sizes: tuple[int, ...] | None = None
-        else:
-            if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-                raise InvalidArgumentError(f"sizes must be a list of byte counts, got {sizes!r}")
-            if len(sizes) != n:
-                raise InvalidArgumentError(f"sizes lists {len(sizes)} sizes for {n} devices")
-            self.sizes = tuple(check_int("sizes", s, 0) for s in sizes)
+        self.sizes: tuple[int, ...] | None = check_sizes(sizes, n)
         super().__init__(n_devices, chunk_size)
         c = self.chunk_size
         if self.zone_size < c or self.zone_size % c:
