@@ -76,7 +76,12 @@ generation, bumped on every membership change (fail, replace, end of
 rebuild) and written to every member still in use.  :meth:`Pool.open`
 treats a device that cannot be opened, has no valid superblock, belongs to
 another pool or index, or has a lower generation (stale) as MISSING, and
-warns (:class:`PoolDegradedWarning`).  Reads treat FAILED and MISSING
+warns (:class:`PoolDegradedWarning`).  Opening with a member MISSING bumps the
+generation (as md's event count moves on when an array starts degraded): the
+pool writes without that member from then on, so if it comes back at a later
+open it is stale and stays MISSING until :meth:`Pool.replace_device` takes it
+back and :meth:`Pool.rebuild` rewrites it, instead of serving old blocks whose
+checksums still match.  Reads treat FAILED and MISSING
 members as erasures; writes skip them and store every member they can (a
 write that cannot store enough members to be readable raises
 :class:`~dwcore.errors.DataLossError` and allocates nothing).  A device whose
@@ -824,6 +829,15 @@ class Pool:
                 alloc.close(sync=False)
             raise
         bad = [m for m in members if m.state is not DeviceState.ONLINE]
+        if any(m.state is DeviceState.MISSING for m in members):
+            # md's event count: the pool moves on without the absent members, so one
+            # that comes back later holds a stale image and opens as MISSING (stale),
+            # never as ONLINE with old blocks whose checksums still match
+            try:
+                pool._commit_membership()
+            except BaseException:
+                pool.close(sync=False)
+                raise
         if bad:
             text = "; ".join(f"device {m.index} {m.state.value}: {m.reason}" for m in bad)
             try:

@@ -1,0 +1,85 @@
+"""A member absent when the pool opens, back at a later open: stale, never trusted.
+
+The pool writes without the absent member (new extents reuse freed rows), so
+its image is old but every block still matches its checksum.  It must come
+back MISSING (stale) at the next open, reads must return the new bytes, and
+``replace_device`` + ``rebuild`` must take it back.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dwcore.pool import DeviceState, Pool, PoolDegradedWarning
+
+pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
+
+KiB = 1024
+MiB = 1 << 20
+
+CASES: list[tuple[str, int, int, dict[str, Any]]] = [
+    ("1", 3, 8 * MiB, {"chunk_size": 16 * KiB}),
+    ("5", 4, 8 * MiB, {"chunk_size": 16 * KiB}),
+    ("6", 5, 8 * MiB, {"chunk_size": 16 * KiB}),
+    ("10", 4, 8 * MiB, {"chunk_size": 16 * KiB}),
+    ("z2", 5, 8 * MiB, {"chunk_size": 16 * KiB}),
+    ("unraid", 4, 8 * MiB, {"chunk_size": 16 * KiB}),
+    ("beyond", 4, 8 * MiB, {"chunk_size": 16 * KiB, "zone_size": 256 * KiB}),
+    ("adaptive", 4, 16 * MiB, {"chunk_size": 16 * KiB, "pex_size": 256 * KiB}),
+    ("declustered", 6, 16 * MiB, {"chunk_size": 64 * KiB}),
+]
+
+
+@pytest.mark.parametrize(("level", "n", "size", "opts"), CASES, ids=[c[0] for c in CASES])
+def test_member_absent_at_open_comes_back_stale(
+    tmp_path: Any, level: str, n: int, size: int, opts: dict[str, Any]
+) -> None:
+    root = str(tmp_path / "pool")
+    rng = np.random.default_rng(7)
+    pool = Pool.create(root, level, n, size, **opts)
+    paths = [d.path for d in pool.status().devices]
+    old = [pool.write(rng.bytes(48 * KiB)) for _ in range(40)]
+    pool.sync()
+    pool.close()
+
+    away = paths[1] + ".away"
+    os.rename(paths[1], away)
+    with pytest.warns(PoolDegradedWarning, match="device 1 missing"):
+        pool = Pool.open(root)
+    for ext in old:
+        pool.free(ext)
+    pool.sync()
+    new = [(pool.write(data), data) for data in (rng.bytes(48 * KiB) for _ in range(40))]
+    pool.sync()
+    pool.close()
+
+    os.rename(away, paths[1])
+    with pytest.warns(PoolDegradedWarning, match="device 1 missing: stale"):
+        pool = Pool.open(root)
+    try:
+        assert pool.status().devices[1].state is DeviceState.MISSING
+        for ext, data in new:
+            assert pool.read(ext) == data
+        # the same device taken back: rebuilt, then trusted again
+        pool.replace_device(1, paths[1])
+        pool.rebuild()
+        assert pool.status().devices[1].state is DeviceState.ONLINE
+        for ext, data in new:
+            assert pool.read(ext) == data
+        assert pool.scrub(repair=False).mismatches == []
+    finally:
+        pool.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PoolDegradedWarning)
+        pool = Pool.open(root)  # whole again: no warning
+    try:
+        assert not pool.status().degraded
+        for ext, data in new:
+            assert pool.read(ext) == data
+    finally:
+        pool.close()
