@@ -17,7 +17,9 @@ a bigger device) while reads and writes go on between the extents it moves;
 power cuts at several points of the re-layout through the fault-injecting
 device; a rebuild brings ONLINE only the replacements it started with, skips
 zones the re-layout released meanwhile, and a pending replacement stops the
-re-layout; zones.json format 2 marks mixed sizes (1 still read, newer refused).
+re-layout; the zone table on every device (damaged copies rewritten, none left:
+DataLossError, a crash before zones.json names a new table), zones.json
+formats 1 and 2 migrated to 3, newer refused.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from pool_helpers import KiB, MiB, Ref, Rig, check_all, fill, read_tree
 from dwcore import raid
 from dwcore.devices import FaultyDevice, RamDevice, read_superblock_copies
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
-from dwcore.pool import Pool
-from dwcore.pool.growth import STATE_NAME, BeyondPool, Zone
+from dwcore.pool import Pool, devstate
+from dwcore.pool.growth import STATE_NAME, BeyondPool, Zone, _zones_of
 from dwcore.pool.statefile import read_state, write_state
 from dwcore.pool.status import DeviceState
 from dwcore.raid import Member, Raid1, Raid5, Raid6, RoleKind, StripeMap
@@ -887,44 +889,161 @@ def test_relayout_waits_for_a_pending_replacement(tmp_path: Any) -> None:
     pool.close()
 
 
-def test_zone_table_format_marks_mixed_sizes(tmp_path: Any) -> None:
-    """zones.json is format 1 while every member has the pool's device size and 2 once
-    sizes differ (from creation on, before anything is synced), so a dwcore that knows
-    one checksum-table offset refuses a mixed pool; format 1 is still read, a newer
-    one is refused with a clear error."""
-    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=5, name="equal")
-    path = os.path.join(rig.path, STATE_NAME)
+def _device_tables(rig: Rig, pool: BeyondPool) -> dict[int, list[int]]:
+    """Per device, the generations of the zone table records it holds (fresh scan)."""
+    store = devstate.RecordStore(pool.pool_id, devstate.KIND_ZONE_TABLE, pool.zones._metadata_areas)
+    out: dict[int, list[int]] = {}
+    for rec in store.scan(enumerate(rig.inners)):
+        out.setdefault(rec.device, []).append(rec.generation)
+    return out
 
-    def version() -> int:
-        state = read_state(path, "zone table", 99)
-        assert state is not None
-        return int(state["version"])
 
-    assert version() == 1
-    pool.close()
-    pool = reopen(rig)
-    check_all(pool, ref)
-    pool.add_device(grow_rig(rig, 2 * DEV), wait=True)  # a bigger member: mixed now
+def _table(pool: BeyondPool) -> dict[int, tuple[str, list[tuple[int, int]]]]:
+    with pool._lock:
+        return {z.id: (z.scheme, list(z.members)) for z in pool.zones.zones.values()}
+
+
+def test_zone_table_is_on_every_device(tmp_path: Any) -> None:
+    """§6: the zone table is replicated on every device (both metadata areas, the newer
+    record first); zones.json names its generation and CRC and holds only extents."""
+    rig, pool, ref = built(tmp_path, [1, 2, 3, 4], "single", count=30)
+    gen = pool.zones.zone_gen[0]
+    held = _device_tables(rig, pool)
+    assert sorted(held) == [0, 1, 2, 3] and all(max(g) == gen for g in held.values())
+    store = devstate.RecordStore(pool.pool_id, devstate.KIND_ZONE_TABLE, pool.zones._metadata_areas)
+    for d in range(4):
+        rec = store.load([(d, rig.inners[d])])
+        assert rec is not None and rec.generation == gen
+        zones, _ = _zones_of(rec.payload)
+        assert {z.id: (z.scheme, list(z.members)) for z in zones} == _table(pool)
+    state = read_state(os.path.join(rig.path, STATE_NAME), "zone table", 99)
+    assert state is not None and "zones" not in state and state["zone_gen"] == gen
+    # more zones: a new generation everywhere, the previous one still in the other area
+    fill(pool, np.random.default_rng(3), [60 * KiB] * 12, ref)
     pool.sync()
-    assert version() == 2
-    check_all(pool, ref)
+    assert pool.zones.zone_gen[0] > gen
+    assert all(max(g) == pool.zones.zone_gen[0] for g in _device_tables(rig, pool).values())
     pool.close()
-
-    rig, pool = make_real(tmp_path, RAW, name="mixed")
-    path = os.path.join(rig.path, STATE_NAME)
-    assert version() == 2  # marked at creation
-    ref = fill(pool, np.random.default_rng(6), [int(x) for x in range(1, 60 * KiB, 7 * KiB)])
-    pool.close()
-    assert version() == 2
-    state = read_state(path, "zone table", 2)
-    assert state is not None
-    write_state(path, {**state, "version": 1})  # as the previous release wrote it
     pool = reopen(rig)
     check_all(pool, ref)
     pool.close()
-    assert version() == 2
-    write_state(path, {**state, "version": 3})
-    with pytest.raises(InvalidArgumentError, match="zone table version is newer"):
+
+
+def test_zone_table_survives_damaged_copies_and_is_rewritten(tmp_path: Any) -> None:
+    """Copies destroyed on all devices but one: the pool opens from that one and the next
+    sync writes the table back to the others; with no copy left, a clear DataLossError."""
+    rig, pool, ref = built(tmp_path, [2, 2, 2], "single", count=20)
+    pool.close()
+    areas = pool.zones._metadata_areas
+    for d in (0, 1):
+        for a in areas(d):
+            rig.inners[d].pwrite(a.offset, bytes(a.size))
+    pool = reopen(rig)
+    check_all(pool, ref)
+    assert sorted(_device_tables(rig, pool)) == [2]
+    pool.sync()
+    assert sorted(_device_tables(rig, pool)) == [0, 1, 2]
+    pool.close()
+    for d in range(3):
+        a = areas(d)[0]
+        rig.inners[d].pwrite(a.offset + 100, b"\xff" * 64)  # corrupt, not blank
+        a = areas(d)[1]
+        rig.inners[d].pwrite(a.offset + 100, b"\xff" * 64)
+    with pytest.raises(DataLossError, match="zone table generation"):
+        reopen(rig)
+
+
+def test_zone_table_crash_before_the_map_commit(tmp_path: Any, monkeypatch: Any) -> None:
+    """A crash after the new table reached the devices but before zones.json named it:
+    the reopened pool uses the generation zones.json names (still in the other area), and
+    later saves never overwrite it before zones.json moves on."""
+    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=10)
+    committed = pool.zones.zone_gen
+    import dwcore.pool.growth as growth
+
+    def crash(path: str, state: Any) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(growth, "write_state", crash)
+    rng = np.random.default_rng(9)
+    lost = Ref()
+    fill(pool, rng, [60 * KiB] * 6, lost)  # new zones: a new table generation
+    with pytest.raises(OSError, match="power cut"):
+        pool.sync()
+    monkeypatch.undo()
+    assert max(max(g) for g in _device_tables(rig, pool).values()) > committed[0]
+    pool.close(sync=False)
+    for round_ in range(3):
+        pool = reopen(rig)
+        if round_ == 0:
+            assert pool.zones.zone_gen == committed
+        check_all(pool, ref)
+        fill(pool, rng, [60 * KiB] * 4, ref)
+        pool.sync()
+        pool.close()
+    pool = reopen(rig)
+    check_all(pool, ref)
+    pool.close()
+
+
+def test_zone_table_reaches_replacements_and_added_devices(tmp_path: Any) -> None:
+    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=10)
+    rig.fail([1])
+    pool.fail_device(1)
+    pool.replace_device(1, rig.replace_inner(1))
+    pool.sync()
+    assert 1 in _device_tables(rig, pool)
+    pool.rebuild()
+    pool.add_device(grow_rig(rig, DEV), size=MiB, wait=True)
+    pool.sync()
+    gen = pool.zones.zone_gen[0]
+    assert all(max(g) == gen for g in _device_tables(rig, pool).values())
+    assert sorted(_device_tables(rig, pool)) == [0, 1, 2, 3]
+    check_all(pool, ref)
+    pool.close()
+    pool = reopen(rig)
+    check_all(pool, ref)
+    pool.close()
+
+
+def test_zone_table_too_big_for_the_metadata_area_is_refused(tmp_path: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="would not fit"):
+        Pool.create(tmp_path / "big", "beyond", 4, 256 * MiB, chunk_size=4 * KiB, zone_size=4 * KiB)
+    assert not os.path.exists(tmp_path / "big" / STATE_NAME)
+
+
+def test_zone_table_format_migrates(tmp_path: Any) -> None:
+    """zones.json formats 1 and 2 (the zone table in the file, as earlier releases wrote
+    it, nothing on the devices) still open and move to format 3 at open; a newer format
+    is refused with a clear error."""
+    rig, pool = make_real(tmp_path, RAW)
+    ref = fill(pool, np.random.default_rng(6), [int(x) for x in range(1, 60 * KiB, 7 * KiB)])
+    pool.sync()
+    table = _table(pool)
+    pool.close()
+    path = os.path.join(rig.path, STATE_NAME)
+    state = read_state(path, "zone table", 99)
+    assert state is not None and state["version"] == 3
+    for old in (1, 2):
+        old_state = {k: v for k, v in state.items() if k not in ("zone_gen", "zone_crc")}
+        old_state["version"] = old
+        old_state["zones"] = [
+            {"id": i, "scheme": sch, "members": [list(m) for m in mem]}
+            for i, (sch, mem) in table.items()
+        ]
+        write_state(path, old_state)
+        for inner in rig.inners:
+            for a in devstate.metadata_areas(inner.size):
+                inner.pwrite(a.offset, bytes(a.size))
+        pool = reopen(rig)
+        assert _table(pool) == table
+        check_all(pool, ref)
+        pool.close()
+        state = read_state(path, "zone table", 99)
+        assert state is not None and state["version"] == 3 and "zones" not in state
+        assert sorted(_device_tables(rig, pool)) == list(range(len(RAW)))
+    write_state(path, {**state, "version": 4})
+    with pytest.raises(InvalidArgumentError, match="newer"):
         reopen(rig)
 
 

@@ -15,13 +15,27 @@ pieces ``(zone, first row, rows)`` — never sharing a row with another
 extent, so there is no write hole.  Inside the rows of one zone stripe the
 extent's bytes fill data member 0's blocks, then member 1's, ... (the row
 engine's mapping).  The :class:`~dwcore.pool.extent.Extent` handle carries
-the extent's number (``first_row``); the zone table and the extent map are
-saved atomically (``zones.json``, checksummed, written to a temporary file,
-fsynced and renamed) by ``sync`` after every device was synced, so what an
-acknowledged-and-synced extent points at is always on the devices.  Its
-format is 1 while every member has the pool's device size and 2 once sizes
-differ (written at creation for a mixed pool), so a dwcore that knows only one
-checksum-table offset refuses a mixed pool; both are read, newer is refused.
+the extent's number (``first_row``).  ``sync``, after every device was
+synced, saves the state in two steps, so what an acknowledged-and-synced
+extent points at is always on the devices:
+
+1. the zone table, when it changed, as a new generation of a record in the
+   metadata areas of **every** writable device (:mod:`dwcore.pool.devstate`:
+   checksummed, compressed, written into the area not holding the device's
+   current record, then synced), as §6 asks;
+2. the extent map in ``zones.json`` (checksummed, written to a temporary
+   file, fsynced and renamed), which names the table's generation and CRC.
+
+A crash between the two leaves zones.json naming the previous generation,
+still whole in each device's other area; :meth:`ZoneEngine._load` takes the
+record zones.json names from any readable member (a DataLossError names the
+generation when no member holds it), and devices that lack it (a
+replacement, an added device, a damaged copy) get it at the next sync.  The
+table is bounded: ``zone_table_bound`` bytes for the pool's zone slots must
+fit the ~1 MiB area, checked at creation and by ``add_device`` (about
+100 000 slots: 25 TiB of devices at the default 256 MiB zones).  zones.json
+formats 1 and 2, which held the table in the file, are read and rewritten
+as 3 when the pool opens; newer formats are refused.
 
 Allocation follows §6: free rows of existing zones first (zone order), then
 new zones by the layered rule (one slot on each of the ``min(w_max, devices
@@ -90,7 +104,7 @@ from typing import Any
 import numpy as np
 
 from dwcore._native import new_bytes_to_fill
-from dwcore.checksum import crc32c_blocks, verify_blocks
+from dwcore.checksum import crc32c, crc32c_blocks, verify_blocks
 from dwcore.devices import (
     METADATA_SIZE,
     MIN_DEVICE_SIZE,
@@ -99,7 +113,7 @@ from dwcore.devices import (
 )
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
-from dwcore.pool import codec
+from dwcore.pool import codec, devstate
 from dwcore.pool.extent import Extent
 from dwcore.pool.pool import (
     MAX_DEVICE_SIZE,
@@ -128,11 +142,63 @@ __all__ = ["STATE_NAME", "BeyondPool", "Zone", "ZoneEngine", "device_size_for", 
 
 STATE_NAME = "zones.json"
 #: zones.json format: 1 (every member the pool's device size, one checksum-table
-#: offset) and 2 (members of different sizes, each table after its own slots), so a
-#: dwcore that knows only one table offset refuses a mixed-size pool instead of
-#: reading and writing checksums in the wrong place.  Both are read.
-_VERSION = 2
+#: offset) and 2 (members of different sizes, each table after its own slots) keep the
+#: zone table in the file; 3 keeps it on the devices (``zone_gen``, ``zone_crc`` name
+#: the record) and only the extent map in the file.  All three are read; 3 is written.
+_VERSION = 3
 _VERSION_EQUAL = 1
+_SCHEMES = ("mirror", "mirror3", "raid5", "raid6")
+
+
+def zone_table_bound(n_devices: int, total_slots: int) -> int:
+    """Most bytes a zone table over ``total_slots`` slots can take on the devices
+    (uncompressed; every zone has at least two members)."""
+    per_member = (1 if n_devices <= 256 else 2) + 4
+    per_zone = 8 + 1 + 1
+    return 1024 + total_slots * per_member + total_slots // 2 * per_zone
+
+
+def check_zone_table_fits(layout: Beyond, slots: list[int]) -> None:
+    """Refuse a pool whose zone table could outgrow a device's metadata area."""
+    need = zone_table_bound(len(slots), sum(slots))
+    room = devstate.metadata_areas(MIN_DEVICE_SIZE)[0].size - devstate.HEADER_SIZE
+    if need > room:
+        most = (room - 1024) // (5 + 5)
+        raise InvalidArgumentError(
+            f"RAID BEYOND: {sum(slots)} zone slots of {layout.zone_size} bytes: the zone table "
+            f"(up to {need} bytes) would not fit the {room} bytes each device keeps for it in "
+            f"its metadata area; use a larger zone_size (at most about {most} slots in all)"
+        )
+
+
+def _zone_payload(zones: dict[int, Zone], next_zone: int, n_devices: int) -> bytes:
+    zs = list(zones.values())
+    return devstate.pack(
+        {"next_zone": next_zone},
+        {
+            "id": np.array([z.id for z in zs], dtype="<u8"),
+            "scheme": np.array([_SCHEMES.index(z.scheme) for z in zs], dtype=np.uint8),
+            "width": np.array([z.width for z in zs], dtype=np.uint8),
+            "device": np.array(
+                [d for z in zs for d, _ in z.members],
+                dtype=np.uint8 if n_devices <= 256 else "<u2",
+            ),
+            "slot": np.array([x for z in zs for _, x in z.members], dtype="<u4"),
+        },
+    )
+
+
+def _zones_of(payload: bytes) -> tuple[list[Zone], int]:
+    meta, a = devstate.unpack(payload)
+    zones: list[Zone] = []
+    at = 0
+    for zid, scheme, width in zip(a["id"], a["scheme"], a["width"], strict=True):
+        w = int(width)
+        devs, slots = a["device"][at : at + w].tolist(), a["slot"][at : at + w].tolist()
+        members = list(zip(devs, slots, strict=True))
+        zones.append(Zone(int(zid), _SCHEMES[int(scheme)], members))
+        at += w
+    return zones, int(meta["next_zone"])
 
 
 def member_usable(layout: Beyond, block_size: int, device_size: int) -> int:
@@ -214,9 +280,18 @@ class ZoneEngine:
         self._maps: dict[tuple[int, str, tuple[tuple[int, int], ...], int], StripeMap] = {}
         #: the format of the zone table last read or written (0: none yet)
         self.version = 0
+        #: the zone table's records on the devices (both metadata areas of each)
+        self.records = devstate.RecordStore(
+            pool.pool_id, devstate.KIND_ZONE_TABLE, self._metadata_areas
+        )
+        #: (generation, CRC-32C) of the zone table record last committed, its payload,
+        #: and the devices known to hold it
+        self.zone_gen = (0, 0)
+        self._zone_payload = b""
+        self._holders: set[int] = set()
         self._load()
-        if self.version == 0 and self._mixed():
-            self.save()  # mark a new mixed-size pool before any data lands on it
+        if self.version < _VERSION:
+            self.save()  # the zone table onto the devices before any data lands
 
     # ------------------------------------------------------------------
     # state
@@ -226,13 +301,53 @@ class ZoneEngine:
     def path(self) -> str:
         return os.path.join(self.pool._path, STATE_NAME)
 
+    def _metadata_areas(self, d: int) -> tuple[devstate.Area, devstate.Area]:
+        mem = self.pool._members[d]
+        size = mem.sb.device_size if mem.sb is not None else self.pool._manifest.device_size
+        return devstate.metadata_areas(size)
+
+    def _member_devices(self) -> list[tuple[int, Any]]:
+        """(index, device) of the members that can be read (ONLINE or REBUILDING)."""
+        return [
+            (m.index, m.device)
+            for m in self.pool._members
+            if m.device is not None and m.sb is not None and m.state is not DeviceState.MISSING
+        ]
+
+    def _load_zones(self, gen: int, crc: int) -> list[Zone]:
+        """The zone table record ``gen`` (CRC ``crc``) from the devices."""
+        found = self.records.scan(self._member_devices())
+        match = [r for r in found if r.generation == gen and crc32c(r.payload) == crc]
+        if not match:
+            have = sorted({r.generation for r in found})
+            raise DataLossError(
+                f"pool {self.pool._path}: zone table generation {gen} is on no readable "
+                f"device (generations found: {have or 'none'}); the devices that held it "
+                f"are missing or damaged",
+                failed=sorted(
+                    m.index for m in self.pool._members if m.state is not DeviceState.ONLINE
+                ),
+            )
+        self.records.settle(match[0], match)
+        self.zone_gen = (gen, crc)
+        self._zone_payload = match[0].payload
+        self._holders = {r.device for r in match}
+        zones, _ = _zones_of(match[0].payload)
+        return zones
+
     def _load(self) -> None:
         state = read_state(self.path, "zone table", _VERSION)
         if state is None:
             return
         self.version = int(state.get("version", _VERSION_EQUAL))
-        for z in state["zones"]:
-            zone = Zone(z["id"], z["scheme"], [(d, s) for d, s in z["members"]])
+        if self.version >= _VERSION:
+            zones = self._load_zones(int(state["zone_gen"]), int(state["zone_crc"]))
+        else:
+            zones = [
+                Zone(z["id"], z["scheme"], [(d, x) for d, x in z["members"]])
+                for z in state["zones"]
+            ]
+        for zone in zones:
             self.zones[zone.id] = zone
             self._used[zone.id] = np.zeros(self.rows_per_zone, dtype=bool)
         for key, (length, pieces) in state["extents"].items():
@@ -243,35 +358,69 @@ class ZoneEngine:
         self.next_id = state["next_id"]
         self.next_zone = state["next_zone"]
 
-    def _mixed(self) -> bool:
-        """Whether some member's size differs from the pool's device size (its checksum
-        table lies elsewhere: format 2).  A member whose size is unknown (missing) keeps
-        the format the table was last read or written in."""
+    def _save_zones(self) -> None:
+        """Put the zone table on every writable device (ONLINE or REBUILDING) and sync
+        them: a new generation when it changed, else the current record onto devices
+        that lack it (a replacement, an added device).  The previous record stays in
+        each device's other area until zones.json names the new one."""
         pool = self.pool
-        if any(m.sb is None for m in pool._members) and self.version >= _VERSION:
-            return True
-        size = pool._manifest.device_size
-        return any(m.sb is not None and m.sb.device_size != size for m in pool._members)
+        payload = _zone_payload(self.zones, self.next_zone, pool.layout.n_devices)
+        writable = {
+            m.index: m.device
+            for m in pool._members
+            if m.writable and m.device is not None and m.sb is not None
+        }
+        changed = payload != self._zone_payload
+        targets = (
+            writable if changed else {d: v for d, v in writable.items() if d not in self._holders}
+        )
+        if not targets:
+            return
+        gen, done, errors = self.records.write(
+            targets.items(), payload, None if changed else self.zone_gen[0]
+        )
+        for d in done:
+            try:
+                targets[d].sync()
+            except DeviceError as exc:
+                errors[d] = exc
+        for d, exc in errors.items():
+            pool._mark_failed(d, f"zone table write failed: {exc}")
+        ok = {d for d in done if d not in errors}
+        if not ok and changed:
+            raise DataLossError(
+                f"pool {pool._path}: the zone table could not be written to any device",
+                failed=sorted(errors),
+            )
+        if changed:
+            self.zone_gen = (gen, crc32c(payload))
+            self._zone_payload = payload
+            self._holders = ok
+        else:
+            self._holders |= ok
+
+    def forget_device(self, d: int) -> None:
+        """Device ``d`` was replaced: it holds no copy of the zone table."""
+        self._holders.discard(d)
+        self.records.forget(d)
 
     def save(self) -> None:
-        """Write the zone table and the extent map atomically (after the devices synced):
-        format 2 when members differ in size, else 1 (see ``_VERSION``)."""
-        version = _VERSION if self._mixed() else _VERSION_EQUAL
+        """Write the zone table (onto the devices) and the extent map (zones.json,
+        naming the table's generation) atomically, after the devices synced."""
+        self._save_zones()
         state = {
-            "version": version,
+            "version": _VERSION,
             "next_id": self.next_id,
             "next_zone": self.next_zone,
-            "zones": [
-                {"id": z.id, "scheme": z.scheme, "members": [list(m) for m in z.members]}
-                for z in self.zones.values()
-            ],
+            "zone_gen": self.zone_gen[0],
+            "zone_crc": self.zone_gen[1],
             "extents": {
                 str(i): [self.lengths[i], [list(p) for p in pieces]]
                 for i, pieces in self.extents.items()
             },
         }
         write_state(self.path, state)
-        self.version = version
+        self.version = _VERSION
 
     # ------------------------------------------------------------------
     # geometry
@@ -1018,6 +1167,10 @@ class BeyondPool(Pool):
                     )
                 dev_sizes.append(real)
         usable = [member_usable(layout, block_size, d) for d in dev_sizes]
+        given = layout.sizes if layout.sizes is not None else usable
+        check_zone_table_fits(
+            layout, [min(g, u) // layout.zone_size for g, u in zip(given, usable, strict=True)]
+        )
         if layout.sizes is None:
             if device_size is None:
                 layout = layout.with_sizes(usable)
@@ -1053,6 +1206,15 @@ class BeyondPool(Pool):
                 f"the {want} bytes device {i} contributes"
             )
         return real
+
+    def replace_device(
+        self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
+    ) -> None:
+        """:meth:`Pool.replace_device`; the zone table goes onto the replacement at the
+        next :meth:`sync`."""
+        with self._lock:
+            super().replace_device(i, path_or_device, force=force)
+            self._zones.forget_device(i)
 
     def free(self, ext: Extent) -> None:
         """Release ``ext`` (its space is reused once the next :meth:`sync` saved the map)."""
@@ -1129,6 +1291,7 @@ class BeyondPool(Pool):
             if sized.sizes is None:  # a pool of equal devices: make their share explicit
                 sized = lay.with_sizes([self._geo.usable] * lay.n_devices)
             new = sized.with_device(give)
+            check_zone_table_fits(new, [*self._zones.slots(), give // lay.zone_size])
             self._check_new_device(spec, dsize, force, i)
             dev, owned = self._open_new_device(spec, dsize)
             sb = Superblock.for_device(
