@@ -19,6 +19,7 @@ second failure survived; scrub and read repair of silent corruption.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from typing import Any
 
@@ -30,10 +31,11 @@ from pool_helpers import KiB, MiB, Ref, Rig, check_all, fill, read_tree
 from dwcore import raid
 from dwcore.devices import RamDevice
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
-from dwcore.pool import Pool
-from dwcore.pool.migration import STATE_NAME, AdaptivePool, HeatEngine
+from dwcore.pool import Pool, devstate
+from dwcore.pool.manifest import MANIFEST_NAME
+from dwcore.pool.migration import LOG_COPIES, STATE_NAME, AdaptivePool, HeatEngine
 from dwcore.pool.statefile import read_state, write_state
-from dwcore.raid.adaptive import PEX_SIZE, RB_SIZE, Adaptive
+from dwcore.raid.adaptive import PEX_SIZE, RB_SIZE, Adaptive, map_log_bound
 
 pytestmark = pytest.mark.filterwarnings("ignore::dwcore.pool.PoolDegradedWarning")
 
@@ -101,8 +103,16 @@ def test_layout_capacity_and_options() -> None:
     # mixed sizes: each device's own PEXes (capped by the largest data area given)
     mixed = raid.layout("adaptive", 3, RB, pex_size=PEX, sizes=[10 * PEX, 20 * PEX + 5, 30 * PEX])
     assert isinstance(mixed, Adaptive)
-    assert mixed.pexes(25 * PEX) == [10, 20, 25] and lay.pexes(7 * PEX) == [7] * 6
-    assert mixed.capacity(30 * PEX + 4 * MiB) == mixed.capacity_rbs([10, 20, 30]) * RB
+    assert mixed.total_pexes(25 * PEX) == [10, 20, 25] and lay.total_pexes(7 * PEX) == [7] * 6
+    # the map log's PEXes (sized for the largest map) are kept at the end of every device
+    log = mixed.map_log_pexes([10, 20, 25])
+    most = map_log_bound(55, mixed.capacity_rbs([10, 20, 25]))
+    assert 2 * most <= log * PEX < 2 * most + 2 * PEX + 8 * KiB
+    assert mixed.pexes(25 * PEX) == [10 - log, 20 - log, 25 - log]
+    assert mixed.with_map_log(1).pexes(25 * PEX) == [9, 19, 24]
+    assert mixed.with_map_log(0).pexes(25 * PEX) == [10, 20, 25]  # a pool made before the log
+    assert mixed.with_map_log(1).map_log_area() == PEX // 2
+    assert mixed.capacity(30 * PEX + 4 * MiB) == mixed.capacity_rbs(mixed.pexes(30 * PEX)) * RB
     assert mixed.with_sizes([PEX] * 3).sizes == (PEX,) * 3
     with pytest.raises(InvalidArgumentError, match="sizes lists 2"):
         raid.layout("adaptive", 3, RB, sizes=[PEX, PEX])
@@ -498,9 +508,27 @@ def test_heat_is_a_decayed_write_count_not_recency(tmp_path: Any) -> None:
     pool.close()
 
 
+def _as_made_before_the_log(rig: Rig) -> None:
+    """Drop ``map_log`` from the manifest, as releases before the map log wrote it."""
+    mpath = os.path.join(rig.path, MANIFEST_NAME)
+    with open(mpath) as f:
+        man = json.load(f)
+    del man["layout"]["map_log"]
+    with open(mpath, "w") as f:
+        json.dump(man, f)
+
+
 def test_map_format_1_is_read_and_a_newer_one_refused(tmp_path: Any) -> None:
-    rig, pool, clock = make(tmp_path, 4)
+    """A pool made before the map log (no ``map_log`` in its manifest) keeps its map in
+    adaptive.json and every PEX for PEGs; formats 1 and 2 of that file are read."""
+    rig, pool, clock = make(tmp_path, 4, map_log=0)
+    assert pool.heat.pexes == pool.layout.total_pexes(pool._geo.usable)
     ref = fill(pool, np.random.default_rng(22), [RB, 3 * RB + 1])
+    pool.close()
+    _as_made_before_the_log(rig)
+    pool = reopen(rig, clock)
+    assert pool.layout.map_log == 0 and pool.heat.log_pexes == 0
+    check_all(pool, ref)
     pool.close()
     path = os.path.join(rig.path, STATE_NAME)
     st = read_state(path, "adaptive map", 99)
@@ -945,8 +973,11 @@ def test_mixed_device_sizes(tmp_path: Any) -> None:
     pool.heat.clock = clock
     eng = pool.heat
     # (size − 2 MiB of metadata) less its checksum table (4 B per 4 KiB), in 256 KiB PEXes
-    assert eng.pexes == [int((s - 2 * MiB) * 1024 / 1025) // PEX for s in sizes]
-    assert eng.pexes == [23, 39, 55, 31]
+    totals = [int((s - 2 * MiB) * 1024 / 1025) // PEX for s in sizes]
+    assert totals == [23, 39, 55, 31]
+    log = pool.layout.map_log
+    assert log == eng.log_pexes > 0
+    assert eng.pexes == [t - log for t in totals]  # the map log at the end of each
     assert eng.spare == max(eng.pexes)
     assert pool.status().capacity == pool.layout.capacity_rbs(eng.pexes) * RB
     rng = np.random.default_rng(30)
@@ -1034,4 +1065,166 @@ def test_mixed_sizes_on_files_read_natively(tmp_path: Any) -> None:
     pool = Pool.open(path)
     assert not pool.status().degraded
     check_all(pool, ref)
+    pool.close()
+
+
+# -- the map log: on three devices -----------------------------------------------------
+
+
+def _log_copies(rig: Rig, pool: AdaptivePool) -> dict[int, int]:
+    """Device → newest map record generation it holds (a fresh scan of every device)."""
+    store = devstate.RecordStore(pool.pool_id, devstate.KIND_ADAPTIVE_MAP, pool.heat._log_areas)
+    out: dict[int, int] = {}
+    for rec in store.scan(enumerate(rig.inners)):
+        out[rec.device] = max(out.get(rec.device, 0), rec.generation)
+    return out
+
+
+def _map_of(pool: AdaptivePool) -> tuple[Any, ...]:
+    eng = pool.heat
+    return (
+        {i: (p.kind, list(p.members), p.filled) for i, p in eng.pegs.items()},
+        dict(eng.loc),
+        dict(eng.extents),
+        eng.next_peg,
+        eng.next_id,
+    )
+
+
+def test_map_log_is_on_three_devices(tmp_path: Any) -> None:
+    """§6 Adaptive: the map is a checksummed log record replicated on 3 devices, inside
+    PEXes no PEG uses; a failed log device hands its copy to the next online one; a
+    reopened pool reads the same map (no adaptive.json)."""
+    rig, pool, clock = make(tmp_path, 5)
+    cold, hot = workload(pool, clock, np.random.default_rng(41))
+    pool.tick()
+    pool.sync()
+    eng = pool.heat
+    assert LOG_COPIES == 3 and eng.log_devices == [0, 1, 2]
+    copies = _log_copies(rig, pool)
+    assert sorted(copies) == [0, 1, 2] and len(set(copies.values())) == 1
+    assert not os.path.exists(os.path.join(rig.path, STATE_NAME))
+    taken = {(d, x) for p in eng.pegs.values() for d, x in p.members}
+    assert all(x < eng.pexes[d] for d, x in taken)  # PEGs never reach the log's PEXes
+    want = _map_of(pool)
+    pool.close()
+    pool = reopen(rig, clock)
+    assert _map_of(pool) == want
+    check_all(pool, Ref({**cold.items, **hot.items}))
+    # device 1 fails: the next record goes to 0, 2 and 3
+    rig.fail([1])
+    pool.fail_device(1)
+    fill(pool, np.random.default_rng(42), [RB] * 3, hot)
+    pool.sync()
+    assert pool.heat.log_devices == [0, 2, 3]
+    newest = max(_log_copies(rig, pool).values())
+    assert {d for d, g in _log_copies(rig, pool).items() if g == newest} == {0, 2, 3}
+    want = _map_of(pool)
+    pool.close()
+    pool = reopen(rig, clock)
+    assert _map_of(pool) == want
+    check_all(pool, Ref({**cold.items, **hot.items}))
+    pool.close()
+
+
+def test_map_log_damaged_copies(tmp_path: Any) -> None:
+    """Two of the three copies destroyed (both areas): the pool opens from the third.  A
+    torn newer record (garbage in the area the next record goes to) is passed over for
+    the older whole one.  No copy left: a clear DataLossError, not an empty pool."""
+    rig, pool, clock = make(tmp_path, 4)
+    ref = fill(pool, np.random.default_rng(43), [int(x) for x in range(1, 5 * RB, RB // 3)])
+    pool.sync()
+    areas = [pool.heat._log_areas(d) for d in range(4)]
+    want = _map_of(pool)
+    pool.close()
+    for d in (0, 2):
+        for a in areas[d]:
+            rig.inners[d].pwrite(a.offset, bytes(a.size))
+    pool = reopen(rig, clock)
+    assert _map_of(pool) == want and pool.heat.log_devices == [1]
+    check_all(pool, ref)
+    pool.sync()  # back on three devices
+    assert pool.heat.log_devices == [0, 1, 2]
+    gen = pool.heat.records.generation
+    pool.close()
+    # a newer record torn on every copy: header whole, payload cut short
+    for d in (0, 1, 2):
+        for a in areas[d]:
+            head = rig.inners[d].pread(a.offset, devstate.HEADER_SIZE)
+            if int.from_bytes(head[32:40], "little") == gen:
+                continue
+            rig.inners[d].pwrite(a.offset, rig.inners[d].pread(areas[d][0].offset, a.size)[:8192])
+    pool = reopen(rig, clock)
+    assert _map_of(pool) == want
+    check_all(pool, ref)
+    pool.close()
+    for d in range(4):
+        for a in areas[d]:
+            rig.inners[d].pwrite(a.offset + devstate.HEADER_SIZE + 10, b"\xff" * 32)
+    with pytest.raises(DataLossError, match="map log"):
+        reopen(rig, clock)
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_map_log_power_cut_during_moves(tmp_path: Any, seed: int) -> None:
+    """The process dies at a random device write — of data, of a move or of a map log
+    record — during writes, frees, demotions and syncs; then the power is cut (unsynced
+    writes kept or lost at random).  Every extent live at the last completed sync and not
+    freed since reads back, and scrub finds nothing."""
+    rig, pool, clock = make(tmp_path, 4, low_watermark=0.3)
+    rng = np.random.default_rng(seed)
+    live = fill(pool, rng, [int(x) for x in rng.integers(1, 3 * RB, 20)])
+    pool.sync()
+    durable = Ref(dict(live.items))
+    cut_after = int(rng.integers(20, 400))
+    writes = 0
+
+    class Kill(Exception):
+        """kill -9 at a device write: the pool sees no device error."""
+
+    for w in rig.wrappers:
+        inner_write, inner_sync = w._write, w._sync
+
+        def counted(offset: int, view: memoryview, _iw: Any = inner_write) -> None:
+            nonlocal writes
+            writes += 1
+            if writes == cut_after:
+                raise Kill
+            _iw(offset, view)
+
+        def counted_sync(_is: Any = inner_sync) -> None:
+            # dying at a flush leaves the writes before it (a map record) unsynced: the
+            # power cut then tears them
+            nonlocal writes
+            writes += 1
+            if writes == cut_after:
+                raise Kill
+            _is()
+
+        w._write = counted  # type: ignore[method-assign]
+        w._sync = counted_sync  # type: ignore[method-assign]
+    with pytest.raises(Kill):
+        for step in range(10_000):
+            clock.t = float(step)
+            if rng.random() < 0.3 and len(live):
+                key = list(live.items)[int(rng.integers(0, len(live)))]
+                ext = live.items[key][0]
+                pool.free(ext)
+                live.remove(ext)
+                if key in durable.items:
+                    durable.remove(ext)
+            else:
+                fill(pool, rng, [int(rng.integers(1, 2 * RB))], live)
+            if rng.random() < 0.1:
+                pool.tick()
+            if rng.random() < 0.3:
+                pool.sync()
+                durable = Ref(dict(live.items))
+    for i, w in enumerate(rig.wrappers):
+        w.fail_now("any")
+        w.power_cut(seed=seed * 10 + i, keep="random")
+    pool.close(sync=False)
+    pool = reopen(rig, clock)
+    check_all(pool, durable)
+    assert pool.scrub(repair=False).mismatches == []
     pool.close()

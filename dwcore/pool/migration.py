@@ -12,10 +12,28 @@ location ``(PEG, slot)``: slot i of a mirror PEG is RB i of both its PEXes;
 slot ``s·(w-1)+d`` of a parity PEG is data chunk d of RAID 5 left-symmetric
 stripe s over its w PEXes.  Every block keeps its CRC-32C in the device's
 checksum table.  The PEGs, the map, the extents and the heat (of live RBs,
-and of freed addresses still warmer than ``_HEAT_FLOOR``) are saved
-atomically (``adaptive.json``, format 2; format 1, which kept no heat for
-freed addresses, is read as well: them cold) — checksummed, temporary file,
-fsync, rename — by ``sync`` after the devices synced.
+and of freed addresses still warmer than ``_HEAT_FLOOR``) are saved by
+``sync`` after the devices synced, atomically, in the map log (§6: "a
+checksummed metadata log replicated on 3 devices"):
+
+* the last ``map_log`` PEXes of every device (sized at creation for the
+  largest map, :func:`dwcore.raid.adaptive.map_log_bound`) hold two record
+  areas, outside every PEG;
+* each save writes the whole map as the next record
+  (:mod:`dwcore.pool.devstate`: generation-numbered, CRC-32C, compressed) to
+  the first :data:`LOG_COPIES` (3) online devices by index, into the area
+  not holding that device's current record, and syncs each; a device whose
+  write fails is marked failed and the next online one takes the copy;
+* opening reads both areas of every online device and takes the highest
+  generation that checks out, so a record torn by a power cut leaves the
+  previous one; with none readable (the manifest says the log was started)
+  the open raises DataLossError rather than show an empty pool.
+
+The whole map is rewritten at each save (as the file was): its cost grows
+with the map, about 50 bytes per live RB before compression.  Pools made
+before the log (``map_log`` 0: no key in the manifest) keep ``adaptive.json``
+(format 2; format 1, which kept no heat for freed addresses, is read as
+well: them cold) — checksummed, temporary file, fsync, rename.
 
 Policy
 ------
@@ -82,7 +100,7 @@ from dwcore.checksum import crc32c_blocks, verify_blocks
 from dwcore.devices import METADATA_SIZE, Device, DeviceError
 from dwcore.devices.base import byte_view
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
-from dwcore.pool import codec
+from dwcore.pool import codec, devstate
 from dwcore.pool.extent import Extent
 from dwcore.pool.pool import (
     CHECKPOINT_BYTES,
@@ -104,6 +122,12 @@ __all__ = ["STATE_NAME", "AdaptivePool", "HeatEngine", "Peg"]
 STATE_NAME = "adaptive.json"
 #: 2: heat of freed logical RB addresses saved too ("heat"); 1 is still read
 _VERSION = 2
+#: devices each map log record is written to
+LOG_COPIES = 3
+#: manifest.extra key set once the map log holds a record (from then on, a pool
+#: whose log cannot be read is refused instead of opened empty)
+_LOG_MARK = "adaptive_map_log"
+_KINDS = ("mirror", "parity")
 #: freed addresses whose decayed heat fell below this are saved as cold
 _HEAT_FLOOR = 1e-6
 
@@ -153,7 +177,18 @@ class HeatEngine:
         self.aborts = 0
         #: a rebuild may use the reserve
         self._rebuilding = False
+        #: PEXes at the end of every device kept for the map log (0: adaptive.json)
+        self.log_pexes = lay.map_log or 0
+        self.records = devstate.RecordStore(
+            pool.pool_id, devstate.KIND_ADAPTIVE_MAP, self._log_areas
+        )
+        #: devices holding the last map record written
+        self.log_devices: list[int] = []
         self._load()
+        if self.log_pexes and not pool._manifest.extra.get(_LOG_MARK):
+            self.save()  # a new pool: its (empty) map on the devices before any data
+            pool._manifest.extra[_LOG_MARK] = True
+            pool._manifest.save(pool._path)
 
     # ------------------------------------------------------------------
     # state
@@ -163,10 +198,93 @@ class HeatEngine:
     def path(self) -> str:
         return os.path.join(self.pool._path, STATE_NAME)
 
+    def _log_areas(self, d: int) -> tuple[devstate.Area, devstate.Area]:
+        sb = self.pool._members[d].sb
+        assert sb is not None
+        half = self.lay.map_log_area()
+        at = sb.data_offset + self.pexes[d] * self.lay.pex_size
+        return devstate.Area(at, half), devstate.Area(at + half, half)
+
     def _load(self) -> None:
+        if self.log_pexes:
+            self._load_log()
+            return
         st = read_state(self.path, "adaptive map", _VERSION)
         if st is None:
             return
+        self._apply(st)
+
+    def _load_log(self) -> None:
+        """The newest map record on the online devices (module docs)."""
+        pool = self.pool
+        online = [
+            (m.index, m.device)
+            for m in pool._members
+            if m.device is not None and m.sb is not None and m.state is DeviceState.ONLINE
+        ]
+        found = self.records.scan(online)
+        rec = found[0] if found else None
+        if rec is None:
+            if pool._manifest.extra.get(_LOG_MARK):
+                raise DataLossError(
+                    f"pool {pool._path}: the Adaptive map log is on none of the online devices "
+                    f"{[d for d, _ in online]} (the devices that held it are missing or damaged)",
+                    failed=[m.index for m in pool._members if m.state is not DeviceState.ONLINE],
+                )
+            return
+        self.log_devices = sorted(r.device for r in found if r.generation == rec.generation)
+        meta, a = devstate.unpack(rec.payload)
+        at = 0
+        pegs = []
+        for pid, kind, filled, width in zip(
+            a["peg_id"].tolist(),
+            a["peg_kind"].tolist(),
+            a["peg_filled"].tolist(),
+            a["peg_width"].tolist(),
+            strict=True,
+        ):
+            members = list(
+                zip(
+                    a["peg_dev"][at : at + width].tolist(),
+                    a["peg_pex"][at : at + width].tolist(),
+                    strict=True,
+                )
+            )
+            pegs.append({"id": pid, "kind": _KINDS[kind], "members": members, "f": filled})
+            at += width
+        ids = a["peg_id"]
+        st = {
+            "next_peg": meta["next_peg"],
+            "next_id": meta["next_id"],
+            "pegs": pegs,
+            "extents": {
+                i: (rb0, n, length)
+                for i, rb0, n, length in zip(
+                    a["ext_id"].tolist(),
+                    a["ext_rb"].tolist(),
+                    a["ext_n"].tolist(),
+                    a["ext_len"].tolist(),
+                    strict=True,
+                )
+            },
+            "loc": zip(
+                a["loc_rb"].tolist(),
+                ids[a["loc_peg"]].tolist(),
+                a["loc_slot"].tolist(),
+                a["loc_heat"].tolist(),
+                a["loc_stamp"].tolist(),
+                strict=True,
+            ),
+            "heat": zip(
+                a["warm_rb"].tolist(),
+                a["warm_heat"].tolist(),
+                a["warm_stamp"].tolist(),
+                strict=True,
+            ),
+        }
+        self._apply(st)
+
+    def _apply(self, st: dict[str, Any]) -> None:
         for p in st["pegs"]:
             self.pegs[p["id"]] = Peg(p["id"], p["kind"], [(d, x) for d, x in p["members"]], p["f"])
             self.slot_rb[p["id"]] = {}
@@ -186,8 +304,81 @@ class HeatEngine:
             self.heat[rb] = heat
             self.stamp[rb] = stamp
 
+    def _log_payload(self) -> bytes:
+        pegs = list(self.pegs.values())
+        index = {p.id: i for i, p in enumerate(pegs)}
+        live = [(rb, pg, sl) for rb, (pg, sl) in self.loc.items() if self.used[rb]]
+        rbs = np.array([rb for rb, _, _ in live], dtype=np.int64)
+        warm = np.flatnonzero((self.decayed() >= _HEAT_FLOOR) & ~self.used)
+        exts = list(self.extents.items())
+        return devstate.pack(
+            {"next_peg": self.next_peg, "next_id": self.next_id},
+            {
+                "peg_id": np.array([p.id for p in pegs], dtype="<u8"),
+                "peg_kind": np.array([_KINDS.index(p.kind) for p in pegs], dtype=np.uint8),
+                "peg_filled": np.array([p.filled for p in pegs], dtype="<u8"),
+                "peg_width": np.array([len(p.members) for p in pegs], dtype="<u2"),
+                "peg_dev": np.array([d for p in pegs for d, _ in p.members], dtype="<u2"),
+                "peg_pex": np.array([x for p in pegs for _, x in p.members], dtype="<u4"),
+                "ext_id": np.array([i for i, _ in exts], dtype="<u8"),
+                "ext_rb": np.array([v[0] for _, v in exts], dtype="<u4"),
+                "ext_n": np.array([v[1] for _, v in exts], dtype="<u4"),
+                "ext_len": np.array([v[2] for _, v in exts], dtype="<u8"),
+                "loc_rb": rbs.astype("<u4"),
+                "loc_peg": np.array([index[pg] for _, pg, _ in live], dtype="<u4"),
+                "loc_slot": np.array([sl for _, _, sl in live], dtype="<u4"),
+                "loc_heat": self.heat[rbs].astype("<f8"),
+                "loc_stamp": self.stamp[rbs].astype("<f8"),
+                "warm_rb": warm.astype("<u4"),
+                "warm_heat": self.heat[warm].astype("<f8"),
+                "warm_stamp": self.stamp[warm].astype("<f8"),
+            },
+        )
+
+    def _save_log(self) -> None:
+        """Write the map as the next log record to the first :data:`LOG_COPIES` online
+        devices (by index) that take it, each synced; a device whose write or sync fails
+        is marked failed and the next one is tried."""
+        pool = self.pool
+        payload = self._log_payload()
+        cands = [
+            m
+            for m in pool._members
+            if m.writable
+            and m.device is not None
+            and m.sb is not None
+            and m.state is DeviceState.ONLINE
+        ]
+        gen: int | None = None
+        done: list[int] = []
+        for mem in cands:
+            if len(done) == LOG_COPIES:
+                break
+            dev = mem.device
+            assert dev is not None
+            gen, ok, errors = self.records.write([(mem.index, dev)], payload, gen)
+            if ok:
+                try:
+                    dev.sync()
+                except DeviceError as exc:
+                    errors[mem.index] = exc
+            if mem.index in errors:
+                pool._mark_failed(mem.index, f"map log write failed: {errors[mem.index]}")
+                continue
+            done.append(mem.index)
+        if not done:
+            raise DataLossError(
+                f"pool {pool._path}: the Adaptive map could not be written to any device",
+                failed=[m.index for m in pool._members if m.state is not DeviceState.ONLINE],
+            )
+        self.log_devices = done
+
     def save(self) -> None:
-        """Write PEGs, map, extents and heat atomically (after the devices synced)."""
+        """Write PEGs, map, extents and heat atomically (after the devices synced): a map
+        log record on three devices, or adaptive.json for a pool made before the log."""
+        if self.log_pexes:
+            self._save_log()
+            return
         st = {
             "version": _VERSION,
             "next_peg": self.next_peg,
@@ -990,8 +1181,20 @@ class AdaptivePool(Pool):
 
     layout: Adaptive
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        path: str,
+        manifest: Any,
+        layout: Any,
+        members: list[Any],
+        alloc: Any,
+    ) -> None:
+        assert isinstance(layout, Adaptive)
+        if "map_log" not in manifest.layout:
+            # made before the map log: its map is adaptive.json, every PEX for PEGs
+            layout = layout.with_map_log(0)
+            manifest.layout = layout.params
+        super().__init__(path, manifest, layout, members, alloc)
         self._heat = HeatEngine(self)
         self._engine = self._heat  # type: ignore[assignment]
 
@@ -1006,9 +1209,12 @@ class AdaptivePool(Pool):
         """``device_size`` on every device, or (``None``) each existing device's own size:
         the layout then lists every device's data area (``sizes``), cut into its own
         number of PEXes."""
-        if device_size is not None:
-            return super()._device_sizes(layout, specs, device_size, block_size)
         assert isinstance(layout, Adaptive)
+        if device_size is not None:
+            layout, sizes = super()._device_sizes(layout, specs, device_size, block_size)
+            return cls._with_map_log(
+                layout, _Geometry(layout, block_size, device_size).usable
+            ), sizes
         sizes: list[int] = []
         for i, spec in enumerate(specs):
             size = _existing_size(spec, i)
@@ -1024,7 +1230,21 @@ class AdaptivePool(Pool):
                 )
             sizes.append(size)
         usable = [_Geometry(layout, block_size, size).usable for size in sizes]
-        return layout.with_sizes(usable), sizes
+        return cls._with_map_log(layout.with_sizes(usable), max(usable)), sizes
+
+    @staticmethod
+    def _with_map_log(layout: Adaptive, usable: int) -> Adaptive:
+        """``layout`` with its map log sized (module docs); refused when a device would
+        keep no PEX for data."""
+        totals = layout.total_pexes(usable)
+        log = layout.map_log_pexes(totals)
+        if log and min(totals) <= log:
+            raise InvalidArgumentError(
+                f"RAID ADAPTIVE: a device of {min(totals)} PEXes ({layout.pex_size} bytes) "
+                f"cannot hold the map log's {log} PEXes and data; use larger devices or a "
+                f"smaller pex_size"
+            )
+        return layout.with_map_log(log)
 
     _table_off = Pool._sized_table_off
 
@@ -1035,7 +1255,7 @@ class AdaptivePool(Pool):
         holds those PEXes."""
         if self.layout.sizes is None or not isinstance(spec, (Device, str, os.PathLike)):
             return self._manifest.device_size  # equal devices (or a spec Pool refuses)
-        want = self._heat.pexes[i] * self.layout.pex_size
+        want = (self._heat.pexes[i] + self._heat.log_pexes) * self.layout.pex_size
         real = _existing_size(spec, i)
         if real is None:
             size = max(MIN_DEVICE_SIZE, -(-want // METADATA_SIZE) * METADATA_SIZE)

@@ -20,6 +20,15 @@ Mixed sizes: ``sizes`` lists the data-area bytes of each device (a pool made
 with ``device_size=None`` sets it from each device's own size), and each
 device is cut into its own number of PEXes; the spare is the largest device's.
 
+Map log: the last ``map_log`` PEXes of every device stay out of PEGs; they
+hold two record areas for the map (the pool writes each new map record to
+three devices, :mod:`dwcore.pool.migration`), and R counts the PEXes left.
+``map_log=None`` sizes it when the pool is created, for the largest map the
+pool can hold (:func:`map_log_bound`: 20 bytes per raw PEX and 52 per user
+RB, so two records of about 0.06% of the pool's raw bytes at the default
+PEX and RB: 8 devices give up about 1% of each).  ``map_log=0`` is a pool
+made before the log, whose map is a file in the pool directory.
+
 The map, the heat policy and the data path are in
 :mod:`dwcore.pool.migration`; this class carries the parameters, the
 capacity rule and a reference stripe shape (a parity PEG's stripe on
@@ -35,7 +44,7 @@ from dwcore.errors import InvalidArgumentError
 from dwcore.raid.base import Codec, Layout, StripeMap, check_int, check_sizes
 from dwcore.raid.parity import Raid5
 
-__all__ = ["PEX_SIZE", "RB_SIZE", "Adaptive"]
+__all__ = ["PEX_SIZE", "RB_SIZE", "Adaptive", "map_log_bound"]
 
 #: Default relocation block (the layout's chunk): 64 KiB (raid-levels.md, Adaptive).
 RB_SIZE = 64 * 1024
@@ -43,11 +52,31 @@ RB_SIZE = 64 * 1024
 PEX_SIZE = 1 << 20
 
 
+#: Bytes the map log's record can take, at most: per raw PEX (its PEG entry and
+#: member), per user RB (an extent entry and a location with heat), and fixed.
+MAP_LOG_PER_PEX = 20
+MAP_LOG_PER_RB = 52
+MAP_LOG_FIXED = 8192
+
+
+def map_log_bound(raw_pexes: int, capacity_rbs: int) -> int:
+    """Largest map record (uncompressed) of a pool with these raw PEXes and user RBs."""
+    return MAP_LOG_FIXED + raw_pexes * MAP_LOG_PER_PEX + capacity_rbs * MAP_LOG_PER_RB
+
+
 class Adaptive(Layout):
     """AutoRAID-style adaptive mirror/parity placement (module documentation)."""
 
     level = "ADAPTIVE"
-    OPTIONS = ("pex_size", "width", "mirror_fraction", "heat_half_life", "low_watermark", "sizes")
+    OPTIONS = (
+        "pex_size",
+        "width",
+        "mirror_fraction",
+        "heat_half_life",
+        "low_watermark",
+        "sizes",
+        "map_log",
+    )
     #: The pool maps every RB itself (dwcore.pool.migration).
     adaptive = True
     #: The chunk (RB) ``dwcore.raid.layout`` and ``Pool.create`` use when given none.
@@ -64,6 +93,7 @@ class Adaptive(Layout):
         heat_half_life: float = 3600.0,
         low_watermark: float = 0.1,
         sizes: Sequence[int] | None = None,
+        map_log: int | None = None,
     ) -> None:
         n = check_int("n_devices", n_devices, 1)
         if n < 3:
@@ -87,6 +117,7 @@ class Adaptive(Layout):
         ):
             raise InvalidArgumentError(f"heat_half_life must be > 0, got {heat_half_life!r}")
         self.sizes: tuple[int, ...] | None = check_sizes(sizes, n)
+        self.map_log = None if map_log is None else check_int("map_log", map_log, 0)
         self.mirror_fraction = float(mirror_fraction)
         self.low_watermark = float(low_watermark)
         self.heat_half_life = float(heat_half_life)
@@ -106,6 +137,7 @@ class Adaptive(Layout):
             "heat_half_life": self.heat_half_life,
             "low_watermark": self.low_watermark,
             "sizes": None if self.sizes is None else list(self.sizes),
+            "map_log": self.map_log,
         }
 
     def with_sizes(self, sizes: Sequence[int]) -> Adaptive:
@@ -113,11 +145,37 @@ class Adaptive(Layout):
         opts = {**self.options, "sizes": list(sizes)}
         return Adaptive(self.n_devices, self.chunk_size, **opts)
 
-    def pexes(self, usable: int) -> list[int]:
-        """PEXes of each device: its ``sizes`` entry (at most ``usable``, the largest
-        data area) or, without ``sizes``, ``usable`` on every device."""
+    def with_map_log(self, pexes: int) -> Adaptive:
+        """This layout with ``pexes`` PEXes per device kept for the map log."""
+        return Adaptive(self.n_devices, self.chunk_size, **{**self.options, "map_log": pexes})
+
+    def total_pexes(self, usable: int) -> list[int]:
+        """Whole PEXes in each device's data area: its ``sizes`` entry (at most
+        ``usable``, the largest data area) or, without ``sizes``, ``usable``."""
         sizes = self.sizes if self.sizes is not None else (usable,) * self.n_devices
         return [min(v, usable) // self.pex_size for v in sizes]
+
+    def map_log_pexes(self, totals: Sequence[int]) -> int:
+        """PEXes at the end of every device kept for the map log: ``map_log`` when set
+        (0 for pools made before the log: their map is a file), else enough for two
+        records of the largest map ``totals`` PEXes per device can hold."""
+        if self.map_log is not None:
+            return self.map_log
+        rbs = self.pex_size // self.chunk_size
+        most = map_log_bound(sum(totals), self.capacity_rbs(totals) if totals else 0)
+        area = -(-most // 4096) * 4096
+        return -(-2 * area // self.pex_size) if rbs else 0
+
+    def map_log_area(self) -> int:
+        """Bytes of each of the map log's two record areas on a device."""
+        return (self.map_log or 0) * self.pex_size // 2 // 4096 * 4096
+
+    def pexes(self, usable: int) -> list[int]:
+        """PEXes of each device that PEGs may use: :meth:`total_pexes` less the map
+        log's (:meth:`map_log_pexes`)."""
+        totals = self.total_pexes(usable)
+        log = self.map_log_pexes(totals)
+        return [max(0, t - log) for t in totals]
 
     @property
     def min_devices(self) -> int:
