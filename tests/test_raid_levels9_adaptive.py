@@ -543,6 +543,43 @@ def test_map_format_1_is_read_and_a_newer_one_refused(tmp_path: Any) -> None:
         reopen(rig, clock)
 
 
+def test_scrub_while_degraded_or_rebuilding_reports_only_real_mismatches(tmp_path: Any) -> None:
+    """A failed device, then a blank replacement not rebuilt yet: their members are the
+    rebuild's, not mismatches (scrub reports nothing and writes nothing to them); a block
+    corrupted on an online device is still found."""
+    rig, pool, clock = make(tmp_path, 5)
+    cold, hot = workload(pool, clock, np.random.default_rng(15))
+    pool.tick()
+    pool.sync()
+    rig.fail([2])
+    pool.fail_device(2)
+    assert pool.scrub(repair=True).mismatches == []
+    pool.replace_device(2, rig.replace_inner(2))
+    blank = rig.inners[2].pread(0, rig.inners[2].size)
+    assert pool.scrub(repair=True).mismatches == []
+    eng = pool.heat
+    rb = next(
+        rb
+        for ext, _ in hot
+        for rb in rbs_of(pool, ext)
+        if eng.pegs[eng.loc[rb][0]].kind == "mirror"
+        and 2 not in {d for d, _ in eng.pegs[eng.loc[rb][0]].members}
+    )
+    peg, slot = eng.pegs[eng.loc[rb][0]], eng.loc[rb][1]
+    d, x = peg.members[1]
+    off, _ = eng._off(d, x, slot * RB)
+    rig.inners[d].pwrite(off + 5, b"\x66" * 7)
+    (only,) = pool.scrub(repair=False).mismatches
+    assert (only.stripe, only.device) == (peg.id, d)
+    assert rig.inners[2].pread(0, rig.inners[2].size)[1 << 20 :] == blank[1 << 20 :]
+    pool.rebuild()
+    assert pool.scrub(repair=True).mismatches[0].repaired
+    assert pool.scrub(repair=False).mismatches == []
+    check_all(pool, cold)
+    check_all(pool, hot)
+    pool.close()
+
+
 def test_rebuild_onto_a_blank_replacement_equals_a_twin(tmp_path: Any) -> None:
     """§0.5 4(b): fail device 2, put a blank device in its slot and rebuild: every RB is
     stored where, and as, a twin pool that never failed stores it; scrub finds nothing;

@@ -1107,8 +1107,16 @@ class HeatEngine:
     def scrub(self, repair: bool, progress: Callable[[int, int], Any] | None) -> ScrubReport:
         """Check every live mirror slot (both copies) and every written parity stripe;
         a mismatch names the PEG (as ``stripe``), the device, and in ``how`` the slots
-        or stripes inside the PEG."""
+        or stripes inside the PEG.  Members on devices that are not online (failed,
+        missing, or a replacement still rebuilding) are not checked: they are the
+        rebuild's to restore, not mismatches."""
         report = ScrubReport()
+        members = self.pool._members
+
+        def offline(d: int) -> bool:
+            mem = members[d]
+            return mem.device is None or mem.sb is None or mem.state is not DeviceState.ONLINE
+
         # (PEG, device, kind) -> (repaired, how, slot or stripe inside the PEG) per block
         found: dict[tuple[int, int, str], list[tuple[bool, str, str]]] = {}
         with self.pool._lock:
@@ -1121,7 +1129,7 @@ class HeatEngine:
                         report.bytes_checked += 2 * self.rb
                         good = next((c for c in copies if c is not None), None)
                         for (d, x), c in zip(peg.members, copies, strict=True):
-                            if c is None and good is not None:
+                            if c is None and good is not None and not offline(d):
                                 ok = repair and self._write(d, x, slot * self.rb, good)
                                 how = "rewrote copy" if ok else "not repaired"
                                 found.setdefault((peg.id, d, "checksum"), []).append(
@@ -1135,6 +1143,8 @@ class HeatEngine:
                         report.bytes_checked += len(peg.members) * self.rb
                         for j in sorted(erased):
                             m = sm.members[j]
+                            if offline(m.device):
+                                continue
                             ok = (
                                 j not in lost
                                 and repair
