@@ -1331,9 +1331,19 @@ class BeyondPool(Pool):
         if resume:
             self.relayout()
 
+    def _resume_background(self) -> None:
+        """A re-layout a close or a crash interrupted resumes when the pool opens whole
+        (with a device lost or rebuilding it waits for :meth:`rebuild`, which resumes it)."""
+        with self._lock:
+            if any(m.state is not DeviceState.ONLINE for m in self._members):
+                return
+            if self._zones.relayout_candidate() is None:
+                return
+        self.relayout()
+
     def relayout(self, wait: bool = False) -> None:
-        """Start the background re-layout (after :meth:`add_device` it starts by itself;
-        call this to resume one a crash or a close interrupted); ``wait`` waits for it."""
+        """Start the background re-layout (after :meth:`add_device` and when the pool
+        opens whole it starts by itself; after a rebuild too); ``wait`` waits for it."""
         self.wait_relayout()
         with self._lock:
             self._check_open()

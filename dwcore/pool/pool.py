@@ -849,7 +849,13 @@ class Pool:
                 # so nothing it started (engine threads, devices) may stay behind
                 pool.close(sync=False)
                 raise
+        pool._resume_background()
         return pool
+
+    def _resume_background(self) -> None:
+        """Restart background work a close or a crash interrupted, once :meth:`open`
+        is done (a level with such work overrides this; row layouts have none)."""
+        return None
 
     # ------------------------------------------------------------------
     # helpers
