@@ -83,3 +83,33 @@ def test_member_absent_at_open_comes_back_stale(
             assert pool.read(ext) == data
     finally:
         pool.close()
+
+
+def test_beyond_the_tolerance_nothing_goes_stale(tmp_path: Any) -> None:
+    """Two of a RAID 5's devices absent at open (beyond its tolerance): the open bumps
+    nothing, so when they are back the pool opens whole and every extent reads."""
+    root = str(tmp_path / "pool")
+    rng = np.random.default_rng(8)
+    pool = Pool.create(root, "5", 4, 8 * MiB, chunk_size=16 * KiB)
+    paths = [d.path for d in pool.status().devices]
+    ref = [(pool.write(data), data) for data in (rng.bytes(40 * KiB) for _ in range(10))]
+    pool.sync()
+    generation = pool.generation
+    pool.close()
+    for p in paths[1:3]:
+        os.rename(p, p + ".away")
+    with pytest.warns(PoolDegradedWarning):
+        pool = Pool.open(root)
+    assert pool.generation == generation
+    pool.close()
+    for p in paths[1:3]:
+        os.rename(p + ".away", p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PoolDegradedWarning)
+        pool = Pool.open(root)
+    try:
+        assert not pool.status().degraded
+        for ext, data in ref:
+            assert pool.read(ext) == data
+    finally:
+        pool.close()

@@ -76,12 +76,15 @@ generation, bumped on every membership change (fail, replace, end of
 rebuild) and written to every member still in use.  :meth:`Pool.open`
 treats a device that cannot be opened, has no valid superblock, belongs to
 another pool or index, or has a lower generation (stale) as MISSING, and
-warns (:class:`PoolDegradedWarning`).  Opening with a member MISSING bumps the
-generation (as md's event count moves on when an array starts degraded): the
-pool writes without that member from then on, so if it comes back at a later
-open it is stale and stays MISSING until :meth:`Pool.replace_device` takes it
-back and :meth:`Pool.rebuild` rewrites it, instead of serving old blocks whose
-checksums still match.  Reads treat FAILED and MISSING
+warns (:class:`PoolDegradedWarning`).  Opening with a member MISSING, within
+the tolerance, bumps the generation (as md's event count moves on when an
+array starts degraded): the pool writes without that member from then on, so
+if it comes back at a later open it is stale and stays MISSING until
+:meth:`Pool.replace_device` takes it back and :meth:`Pool.rebuild` rewrites
+it, instead of serving old blocks whose checksums still match.  Beyond the
+tolerance nothing is bumped: no write is stored that could not be read back
+without the absent members, and their return must not need a rebuild the
+pool can no longer do.  Reads treat FAILED and MISSING
 members as erasures; writes skip them and store every member they can (a
 write that cannot store enough members to be readable raises
 :class:`~dwcore.errors.DataLossError` and allocates nothing).  A device whose
@@ -829,10 +832,14 @@ class Pool:
                 alloc.close(sync=False)
             raise
         bad = [m for m in members if m.state is not DeviceState.ONLINE]
-        if any(m.state is DeviceState.MISSING for m in members):
+        absent = {m.index for m in members if m.state is not DeviceState.ONLINE}
+        if any(m.state is DeviceState.MISSING for m in members) and pool.survives(absent):
             # md's event count: the pool moves on without the absent members, so one
             # that comes back later holds a stale image and opens as MISSING (stale),
-            # never as ONLINE with old blocks whose checksums still match
+            # never as ONLINE with old blocks whose checksums still match.  Not beyond
+            # the tolerance (devices given in the wrong order, say): such a pool stores
+            # no write it could not read back, and making every absent member stale
+            # would turn a mistake into data loss.
             try:
                 pool._commit_membership()
             except BaseException:
@@ -851,6 +858,11 @@ class Pool:
                 raise
         pool._resume_background()
         return pool
+
+    def survives(self, failed: set[int] | frozenset[int]) -> bool:
+        """Whether every extent still reads with the devices ``failed`` lost (the
+        layout's predicate; levels with a per-extent map answer for their map)."""
+        return self.layout.survives(frozenset(failed))
 
     def _resume_background(self) -> None:
         """Restart background work a close or a crash interrupted, once :meth:`open`
