@@ -29,7 +29,7 @@ from levels7_pool import SLOW
 from pool_helpers import KiB, MiB, Ref, Rig, check_all, fill, read_tree
 
 from dwcore import raid
-from dwcore.devices import RamDevice
+from dwcore.devices import FaultyDevice, RamDevice
 from dwcore.errors import DataLossError, InvalidArgumentError, NoSpaceError
 from dwcore.pool import Pool, devstate
 from dwcore.pool.manifest import MANIFEST_NAME
@@ -518,10 +518,15 @@ def _as_made_before_the_log(rig: Rig) -> None:
         json.dump(man, f)
 
 
-def test_map_format_1_is_read_and_a_newer_one_refused(tmp_path: Any) -> None:
+def test_map_format_1_is_read_and_a_newer_one_refused(tmp_path: Any, monkeypatch: Any) -> None:
     """A pool made before the map log (no ``map_log`` in its manifest) keeps its map in
     adaptive.json and every PEX for PEGs; formats 1 and 2 of that file are read."""
-    rig, pool, clock = make(tmp_path, 4, map_log=0)
+    # made as the release before the log made it: no PEXes kept for a log
+    monkeypatch.setattr(
+        AdaptivePool, "_with_map_log", staticmethod(lambda layout, usable: layout.with_map_log(0))
+    )
+    rig, pool, clock = make(tmp_path, 4)
+    monkeypatch.undo()
     assert pool.heat.pexes == pool.layout.total_pexes(pool._geo.usable)
     ref = fill(pool, np.random.default_rng(22), [RB, 3 * RB + 1])
     pool.close()
@@ -1264,4 +1269,75 @@ def test_map_log_power_cut_during_moves(tmp_path: Any, seed: int) -> None:
     pool = reopen(rig, clock)
     check_all(pool, durable)
     assert pool.scrub(repair=False).mismatches == []
+    pool.close()
+
+
+def test_map_log_size_is_checked_at_creation(tmp_path: Any) -> None:
+    """An explicit map_log too small for the largest map (or 0, the file of pools made
+    before the log) is refused before anything is written; unset, it is sized."""
+    for bad in (0, 1):
+        path = tmp_path / f"bad{bad}"
+        with pytest.raises(InvalidArgumentError, match="map_log"):
+            Pool.create(
+                path, "adaptive", 3, 8 * MiB, chunk_size=4 * KiB, pex_size=16 * KiB, map_log=bad
+            )
+        assert not os.path.exists(path / MANIFEST_NAME)
+    pool = Pool.create(
+        tmp_path / "ok", "adaptive", 3, 8 * MiB, chunk_size=4 * KiB, pex_size=16 * KiB
+    )
+    assert isinstance(pool, AdaptivePool)
+    need = pool.layout.map_log
+    assert need is not None and need > 1
+    # the largest map: every RB its own extent, half of them freed while still warm
+    ref = Ref()
+    rng = np.random.default_rng(44)
+    with pytest.raises(NoSpaceError):
+        while True:
+            fill(pool, rng, [4 * KiB], ref)
+    for i, (ext, _) in enumerate(list(ref)):
+        if i % 2:
+            pool.free(ext)
+            ref.remove(ext)
+    pool.sync()
+    pool.close()
+    pool = Pool.open(tmp_path / "ok")
+    check_all(pool, ref)
+    pool.close()
+
+
+def test_replacement_holding_old_map_records_is_erased(tmp_path: Any) -> None:
+    """A former member put back as the replacement still holds map records of this
+    pool: they are erased when it is taken back, so no later open can pick them."""
+    rig, pool, _clock = make(tmp_path, 4)
+    fill(pool, np.random.default_rng(45), [RB] * 4)
+    pool.sync()
+    assert 0 in _log_copies(rig, pool)
+    old = rig.inners[0]
+    rig.fail([0])
+    pool.fail_device(0)
+    pool.replace_device(0, FaultyDevice(old, close_inner=False))
+    assert 0 not in _log_copies(rig, pool)
+    pool.rebuild()
+    pool.sync()
+    assert 0 in _log_copies(rig, pool)
+    pool.close()
+
+
+def test_scrub_reports_a_mirror_slot_with_no_good_copy(tmp_path: Any) -> None:
+    """A mirror slot whose online copy is corrupt while the other copy's device is
+    failed: scrub reports it as not repaired (it has nothing to repair from)."""
+    rig, pool, _clock = make(tmp_path, 4)
+    ref = fill(pool, np.random.default_rng(46), [RB] * 3)
+    pool.sync()
+    eng = pool.heat
+    rb = next(iter(rbs_of(pool, next(iter(ref))[0])))
+    peg, slot = eng.pegs[eng.loc[rb][0]], eng.loc[rb][1]
+    (d0, _), (d1, x1) = peg.members
+    rig.fail([d0])
+    pool.fail_device(d0)
+    off, _ = eng._off(d1, x1, slot * RB)
+    rig.inners[d1].pwrite(off + 9, b"\x13" * 5)
+    (only,) = pool.scrub(repair=True).mismatches
+    assert (only.stripe, only.device, only.repaired) == (peg.id, d1, False)
+    assert "no good copy" in only.how
     pool.close()

@@ -987,6 +987,47 @@ def test_zone_table_crash_before_the_map_commit(tmp_path: Any, monkeypatch: Any)
     pool.close()
 
 
+def test_zone_table_after_a_failed_map_write(tmp_path: Any, monkeypatch: Any) -> None:
+    """zones.json cannot be written once (ENOSPC): the table it still names stays the
+    committed one, so a later crash between the next table record and zones.json still
+    finds it (the reviewer's case: the next record used to overwrite it)."""
+    rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=10)
+    import dwcore.pool.growth as growth
+
+    real = growth.write_state
+
+    def enospc(path: str, state: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    rng = np.random.default_rng(12)
+    monkeypatch.setattr(growth, "write_state", enospc)
+    fill(pool, rng, [60 * KiB] * 6, Ref())  # new zones: a new table generation
+    with pytest.raises(OSError, match="No space"):
+        pool.sync()
+    monkeypatch.setattr(growth, "write_state", real)
+    fill(pool, rng, [60 * KiB] * 6, Ref())
+
+    class Kill(BaseException):
+        """The process dies just before zones.json is replaced."""
+
+    def killed(path: str, state: Any) -> None:
+        raise Kill
+
+    monkeypatch.setattr(growth, "write_state", killed)
+    with pytest.raises(Kill):
+        pool.sync()
+    monkeypatch.undo()
+    pool.close(sync=False)
+    pool = reopen(rig)
+    check_all(pool, ref)
+    fill(pool, rng, [60 * KiB] * 4, ref)
+    pool.sync()
+    pool.close()
+    pool = reopen(rig)
+    check_all(pool, ref)
+    pool.close()
+
+
 def test_zone_table_reaches_replacements_and_added_devices(tmp_path: Any) -> None:
     rig, pool, ref = built(tmp_path, [1, 1, 1], "single", count=10)
     rig.fail([1])

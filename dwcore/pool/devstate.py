@@ -213,6 +213,16 @@ class RecordStore:
         found = self.scan(devices)
         return found[0] if found else None
 
+    def snapshot(self) -> dict[int, tuple[int, int]]:
+        """Which area holds each device's newest record (for :meth:`restore`)."""
+        return dict(self._newest)
+
+    def restore(self, newest: dict[int, tuple[int, int]]) -> None:
+        """Take back the areas :meth:`snapshot` saw as newest: the records written since
+        were never committed, so the next ones overwrite them, not the committed ones.
+        Generation numbers are not taken back (none is ever reused)."""
+        self._newest = dict(newest)
+
     def forget(self, device: int) -> None:
         """Device ``device`` was replaced: its areas hold nothing of ours."""
         self._newest.pop(device, None)

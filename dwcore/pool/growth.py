@@ -406,7 +406,12 @@ class ZoneEngine:
 
     def save(self) -> None:
         """Write the zone table (onto the devices) and the extent map (zones.json,
-        naming the table's generation) atomically, after the devices synced."""
+        naming the table's generation) atomically, after the devices synced.
+
+        When zones.json cannot be written, the table it still names stays the
+        committed one: the next record overwrites the one just written, never it."""
+        committed = (self.zone_gen, self._zone_payload, set(self._holders))
+        newest = self.records.snapshot()
         self._save_zones()
         state = {
             "version": _VERSION,
@@ -419,7 +424,12 @@ class ZoneEngine:
                 for i, pieces in self.extents.items()
             },
         }
-        write_state(self.path, state)
+        try:
+            write_state(self.path, state)
+        except BaseException:
+            self.zone_gen, self._zone_payload, self._holders = committed
+            self.records.restore(newest)
+            raise
         self.version = _VERSION
 
     # ------------------------------------------------------------------

@@ -205,6 +205,19 @@ class HeatEngine:
         at = sb.data_offset + self.pexes[d] * self.lay.pex_size
         return devstate.Area(at, half), devstate.Area(at + half, half)
 
+    def forget_device(self, d: int) -> None:
+        """Device ``d`` was replaced: whatever map records it holds (a former member's
+        old ones) are erased, so no open can ever take them for the map."""
+        self.records.forget(d)
+        mem = self.pool._members[d]
+        if not self.log_pexes or mem.device is None or mem.sb is None:
+            return
+        try:
+            for area in self._log_areas(d):
+                mem.device.pwrite(area.offset, bytes(devstate.HEADER_SIZE))
+        except DeviceError as exc:
+            self.pool._mark_failed(d, f"map log erase failed: {exc}")
+
     def _load(self) -> None:
         if self.log_pexes:
             self._load_log()
@@ -1129,12 +1142,18 @@ class HeatEngine:
                         report.bytes_checked += 2 * self.rb
                         good = next((c for c in copies if c is not None), None)
                         for (d, x), c in zip(peg.members, copies, strict=True):
-                            if c is None and good is not None and not offline(d):
-                                ok = repair and self._write(d, x, slot * self.rb, good)
-                                how = "rewrote copy" if ok else "not repaired"
+                            if c is not None or offline(d):
+                                continue
+                            if good is None:  # no copy left to repair from: reported lost
                                 found.setdefault((peg.id, d, "checksum"), []).append(
-                                    (ok, how, f"slot {slot}")
+                                    (False, "not repaired (no good copy)", f"slot {slot}")
                                 )
+                                continue
+                            ok = repair and self._write(d, x, slot * self.rb, good)
+                            how = "rewrote copy" if ok else "not repaired"
+                            found.setdefault((peg.id, d, "checksum"), []).append(
+                                (ok, how, f"slot {slot}")
+                            )
                 else:
                     pex_of = dict(peg.members)
                     for s in range(peg.filled):
@@ -1244,11 +1263,26 @@ class AdaptivePool(Pool):
 
     @staticmethod
     def _with_map_log(layout: Adaptive, usable: int) -> Adaptive:
-        """``layout`` with its map log sized (module docs); refused when a device would
-        keep no PEX for data."""
+        """``layout`` with its map log sized for the largest map (module docs).
+
+        A ``map_log`` given explicitly must hold two such records (0, the file of pools
+        made before the log, is not made any more); refused too when a device would
+        keep no PEX for data, or the map's 32-bit RB and PEX numbers would not do."""
         totals = layout.total_pexes(usable)
+        need = layout.with_map_log(None).map_log_pexes(totals)
         log = layout.map_log_pexes(totals)
-        if log and min(totals) <= log:
+        if log < need:
+            raise InvalidArgumentError(
+                f"RAID ADAPTIVE: map_log={log} PEXes cannot hold two records of the largest "
+                f"map these devices can hold; it needs {need} (leave map_log unset)"
+            )
+        if max(totals) >= 1 << 32 or layout.capacity_rbs(totals) >= 1 << 32:
+            raise InvalidArgumentError(
+                f"RAID ADAPTIVE: {max(totals)} PEXes per device, "
+                f"{layout.capacity_rbs(totals)} RBs: more than the map numbers (2^32); use a "
+                f"larger pex_size and chunk_size"
+            )
+        if min(totals) <= log:
             raise InvalidArgumentError(
                 f"RAID ADAPTIVE: a device of {min(totals)} PEXes ({layout.pex_size} bytes) "
                 f"cannot hold the map log's {log} PEXes and data; use larger devices or a "
@@ -1280,6 +1314,14 @@ class AdaptivePool(Pool):
                 f"contributes"
             )
         return real
+
+    def replace_device(
+        self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
+    ) -> None:
+        """:meth:`Pool.replace_device`; map records the device may hold are erased."""
+        with self._lock:
+            super().replace_device(i, path_or_device, force=force)
+            self._heat.forget_device(i)
 
     @property
     def heat(self) -> HeatEngine:

@@ -856,7 +856,11 @@ class Pool:
                 # so nothing it started (engine threads, devices) may stay behind
                 pool.close(sync=False)
                 raise
-        pool._resume_background()
+        try:
+            pool._resume_background()
+        except BaseException:
+            pool.close(sync=False)
+            raise
         return pool
 
     def survives(self, failed: set[int] | frozenset[int]) -> bool:

@@ -145,8 +145,9 @@ class Adaptive(Layout):
         opts = {**self.options, "sizes": list(sizes)}
         return Adaptive(self.n_devices, self.chunk_size, **opts)
 
-    def with_map_log(self, pexes: int) -> Adaptive:
-        """This layout with ``pexes`` PEXes per device kept for the map log."""
+    def with_map_log(self, pexes: int | None) -> Adaptive:
+        """This layout with ``pexes`` PEXes per device kept for the map log (None: sized
+        for the largest map by :meth:`map_log_pexes`)."""
         return Adaptive(self.n_devices, self.chunk_size, **{**self.options, "map_log": pexes})
 
     def total_pexes(self, usable: int) -> list[int]:
