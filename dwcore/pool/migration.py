@@ -472,6 +472,30 @@ class HeatEngine:
             return None
         return next(i for i in range(self.per_pex) if i not in live and i not in freed)
 
+    def _free_mirror_run(self, p: Peg, want: int) -> tuple[int, int] | None:
+        """``(first slot, count)``: the first run of at most ``want`` adjacent slots of
+        mirror PEG ``p`` neither live nor freed since the last save; None as
+        :meth:`_free_mirror_slot`."""
+        first = self._free_mirror_slot(p)
+        if first is None:
+            return None
+        live, freed = self.slot_rb[p.id], self.freed.get(p.id, ())
+        end = first + 1
+        while end < self.per_pex and end - first < want and end not in live and end not in freed:
+            end += 1
+        return first, end - first
+
+    def _mirror_run(self, want: int) -> tuple[Peg, int, int] | None:
+        """``(PEG, first slot, count)``: free adjacent mirror slots for up to ``want`` RBs
+        (at least one), the PEG that gave the last ones first (:meth:`_mirror_slot`)."""
+        got = self._mirror_slot()
+        if got is None:
+            return None
+        peg, _slot = got
+        run = self._free_mirror_run(peg, want)
+        assert run is not None  # _mirror_slot found a free slot in it
+        return peg, run[0], run[1]
+
     def _mirror_slot(self) -> tuple[Peg, int] | None:
         # the PEG that gave the last slot first: a write takes one slot per RB, and
         # scanning every PEG for each cost more than writing the RB
@@ -618,12 +642,13 @@ class HeatEngine:
             raise InvalidArgumentError(f"extent {ext!r} is not an extent of this pool")
 
     def _alloc_logical(self, n: int) -> int:
-        free = np.flatnonzero(~self.used)
-        if len(free) >= n:
-            runs = np.split(free, np.flatnonzero(np.diff(free) != 1) + 1)
-            for run in runs:
-                if len(run) >= n:
-                    return int(run[0])
+        """The first run of ``n`` free logical RBs (first fit)."""
+        # run starts and ends from the edges of the used map, all in numpy
+        edges = np.diff(np.concatenate(([True], self.used, [True])).view(np.int8))
+        starts = np.flatnonzero(edges == -1)
+        fits = np.flatnonzero(np.flatnonzero(edges == 1) - starts >= n)
+        if len(fits):
+            return int(starts[fits[0]])
         raise NoSpaceError(
             f"pool {self.pool._path}: no run of {n} free RBs ({int((~self.used).sum())} free)"
         )
@@ -645,49 +670,42 @@ class HeatEngine:
             self.demote(max(n, int(2 * self.lay.low_watermark * total) - free + n))
         now = self.clock()
         heat0 = self.heat[rb0 : rb0 + n].copy(), self.stamp[rb0 : rb0 + n].copy()
-        done: list[int] = []  # RBs given a slot (written or about to be)
-        run: list[int] = []  # RBs in consecutive slots of one PEG, not written yet
-        run_peg: Peg | None = None
-
-        def write_run() -> None:
-            # one write per copy for the whole run: its slots are adjacent on both devices
-            if not run:
-                return
-            assert run_peg is not None
-            i0, slot0 = run[0] - rb0, self.loc[run[0]][1]
-            buf = np.zeros(len(run) * self.rb, dtype=np.uint8)
-            part = src[i0 * self.rb : (i0 + len(run)) * self.rb]
-            buf[: len(part)] = part
-            ok = [self._write(d, x, slot0 * self.rb, buf) for d, x in run_peg.members]
-            if not any(ok):
-                raise DataLossError(
-                    f"pool {self.pool._path}: cannot write: both devices of mirror PEG "
-                    f"{run_peg.id} are unavailable",
-                    failed=[d for d, _ in run_peg.members],
-                )
-            run.clear()
-
+        done: list[int] = []  # RBs given a slot and written
         try:
-            for i in range(n):
-                got = self._mirror_slot()
+            i = 0
+            while i < n:
+                got = self._mirror_run(n - i)
                 if got is None:
-                    write_run()  # a demotion moves mapped RBs: theirs must be written
-                    self.demote(n - i)
-                    got = self._mirror_slot()
+                    self.demote(n - i)  # every RB given a slot so far is written already
+                    got = self._mirror_run(n - i)
                 if got is None:
                     raise NoSpaceError(f"pool {self.pool._path}: no free mirror slot")
-                peg, slot = got
-                if run and (peg is not run_peg or slot != self.loc[run[-1]][1] + 1):
-                    write_run()
-                run_peg = peg
-                rb = rb0 + i
-                self.loc[rb] = (peg.id, slot)  # taken now; written with its run
-                self.slot_rb[peg.id][slot] = rb
-                self.heat[rb] = self._decay(rb, now) + 1.0  # one more write to the address
-                self.stamp[rb] = now
-                done.append(rb)
-                run.append(rb)
-            write_run()
+                peg, slot0, count = got
+                a, z = rb0 + i, rb0 + i + count
+                for j, rb in enumerate(range(a, z)):
+                    self.loc[rb] = (peg.id, slot0 + j)
+                    self.slot_rb[peg.id][slot0 + j] = rb
+                done.extend(range(a, z))
+                # one more write to each address (module docs: heat per logical RB
+                # address), counted now: a demotion later in this write sees them hot
+                age = np.maximum(now - self.stamp[a:z], 0.0)
+                self.heat[a:z] = self.heat[a:z] * np.exp2(-age / self.lay.heat_half_life) + 1.0
+                self.stamp[a:z] = now
+                # one write per copy for the run: its slots are adjacent on both devices
+                part = src[i * self.rb : (i + count) * self.rb]
+                if len(part) == count * self.rb:
+                    buf = part
+                else:  # the extent's last RB, zero-padded
+                    buf = np.zeros(count * self.rb, dtype=np.uint8)
+                    buf[: len(part)] = part
+                ok = [self._write(d, x, slot0 * self.rb, buf) for d, x in peg.members]
+                if not any(ok):
+                    raise DataLossError(
+                        f"pool {self.pool._path}: cannot write: both devices of mirror PEG "
+                        f"{peg.id} are unavailable",
+                        failed=[d for d, _ in peg.members],
+                    )
+                i += count
         except BaseException:
             for rb in done:
                 self._unmap(rb)
@@ -851,10 +869,6 @@ class HeatEngine:
         now = self.clock() if now is None else now
         age = np.maximum(now - self.stamp, 0.0)  # a clock set back does not heat
         return self.heat * np.exp2(-age / self.lay.heat_half_life)
-
-    def _decay(self, rb: int, now: float) -> float:
-        age = max(now - float(self.stamp[rb]), 0.0)
-        return float(self.heat[rb]) * 2.0 ** (-age / self.lay.heat_half_life)
 
     def classes(self) -> dict[int, str]:
         """Logical RB → ``mirror`` or ``parity`` for every live RB."""
