@@ -22,12 +22,21 @@ commits an extent only after :meth:`~Raid7Pool.sync`, as for every pool).
 
 The journal
 -----------
-A write-ahead log on its own device (:class:`Journal`): by default the file
-``cache.journal`` in the pool directory, or any
-:class:`~dwcore.devices.Device` given as ``journal=`` to
-:meth:`Raid7Pool.create` and :meth:`Raid7Pool.open` (a separate log device;
-the pool directory then keeps a small stub naming the journal, and opening
-the pool without that device is refused).  Two header slots (written
+A write-ahead log on its own log device (:class:`Journal`), as md's raid5
+journal or ZFS's SLOG: any :class:`~dwcore.devices.Device` given as
+``journal=`` to :meth:`Raid7Pool.create` and :meth:`Raid7Pool.open` — it
+should be on another disk than the members; the pool directory then keeps a
+small stub naming it — or, by default, a file-backed log device: the file
+``cache.journal`` in the pool directory (as safe as the disk of the pool
+directory).  With the layout option ``journal_on="members"`` (§5's other
+choice) the journal is instead mirrored on members 0 and 1
+(:class:`_MirrorStore`: the free part of their first metadata area, after
+the superblock, about 1 MiB): each record is written and synced on both
+before the write is acknowledged; a copy whose write fails is failed out
+with its member and the journal goes on with the other; at open the copy
+with the newest epoch and the most records is replayed and both copies get
+its next epoch; replacing one of them flushes the cache first and gives the
+new member its copy.  Two header slots (written
 alternately, so a torn header write leaves the other) hold the epoch; each
 record carries the epoch and a sequence number and starts on a 4 KiB
 boundary, so appending never rewrites a page that holds an acknowledged
@@ -35,6 +44,33 @@ record.  Emptying the journal bumps the epoch (older records no longer
 count) and, for the file, truncates it.  A record that does not fit the
 journal device even when it is empty is written through: destaged and
 synced before the write returns.
+
+Journal failure
+---------------
+The manifest records (``pool.json``, key ``raid7_journal``, written
+atomically) the journal in use and its state: ``clean`` (emptied after
+everything it held was on the members and synced: written at each
+checkpoint and clean close), ``dirty`` (written before the first record after
+a checkpoint is appended: it may hold acknowledged writes) or ``failed``
+(retired: never replayed again).  When the journal fails in use (an append,
+its sync, or emptying it raises), nothing acknowledged is lost: the pool
+stops using it, destages and syncs the whole cache, records the journal
+``failed`` (its stub then names no device, a journal file is renamed
+``cache.journal.failed``) and runs **write-through** — every write on the
+members and synced before it returns — warning with
+:class:`~dwcore.pool.PoolDegradedWarning`; :meth:`Raid7Pool.status` reports
+``cache_mode="write-through"``, ``journal_state="failed"``, ``degraded`` and
+the reason in ``reasons[-1]``.  :meth:`Raid7Pool.replace_journal` gives it a
+new, empty journal (a new journal id) and journaled write-back resumes.  At
+open, a journal that is missing, blank or unreadable: when the record says
+``clean`` the pool opens write-through and warns (giving the journal again
+at a later open resumes it); when it says ``dirty`` opening raises
+:class:`JournalMissingError` unless ``force_journal_loss=True`` (the journal
+is then retired and :class:`JournalLostWarning` warns that the writes
+acknowledged since the last checkpoint may be lost); a journal that failed
+earlier keeps the pool write-through.  A journal of another pool (or
+another journal of this pool while the record says ``dirty``) is never
+replayed.  A pool from before the record opens as it did and gains it.
 
 Destaging
 ---------
@@ -97,9 +133,12 @@ from dwcore.alloc import BlockAllocator
 from dwcore.checksum import crc32c, crc32c_blocks
 from dwcore.devices import Device, DeviceError
 from dwcore.devices.base import byte_view
+from dwcore.devices.errors import DeviceIOError
+from dwcore.devices.superblock import METADATA_SIZE, SUPERBLOCK_SIZE, read_superblock
 from dwcore.errors import (
     CorruptionError,
     DataLossError,
+    DWError,
     InvalidArgumentError,
     UnsupportedFormatError,
 )
@@ -107,13 +146,15 @@ from dwcore.memory import CACHES
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
 from dwcore.pool.manifest import Manifest
-from dwcore.pool.pool import DeviceSpec, Pool
+from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning
 from dwcore.pool.status import PoolStatus, ScrubReport
 
 __all__ = [
     "JOURNAL_NAME",
     "CacheStats",
     "Journal",
+    "JournalLostWarning",
+    "JournalMissingError",
     "Raid7Pool",
     "Raid7Status",
     "VolatileCacheWarning",
@@ -133,16 +174,43 @@ _REC_MAGIC = b"J7R2"
 _EXTERNAL = 1  # header flag: a stub, the journal lives on a separate device
 _V1_REC = struct.Struct("<4sQQQII")  # version 1: magic, sequence, first row, rows, length, crc
 _V1_REC_MAGIC = b"J7RC"
+#: manifest.extra key of the journal state record (module documentation, "Journal failure")
+_STATE_KEY = "raid7_journal"
+_STATE_VERSION = 1
+#: the journal id a retired journal's stub names: no journal device matches it
+_NIL_ID = uuid.UUID(int=0)
+#: The members whose metadata areas hold the mirrored journal (``journal_on="members"``).
+MIRROR_MEMBERS = (0, 1)
 #: Requests queued per device before a submitter waits (the queues are bounded).
 QUEUE_DEPTH = 32
 
 #: The journal device :meth:`Raid7Pool.create` / :meth:`Raid7Pool.open` pass to __init__.
 _JOURNAL_ARG: ContextVar[Device | None] = ContextVar("dwcore_raid7_journal", default=None)
+#: ``force_journal_loss`` of :meth:`Raid7Pool.open`, passed to __init__.
+_FORCE_ARG: ContextVar[bool] = ContextVar("dwcore_raid7_force_journal_loss", default=False)
 
 
 class VolatileCacheWarning(UserWarning):
     """A RAID 7 pool runs its write-back cache in ``volatile`` mode: acknowledged
     writes not yet destaged are lost on a power cut."""
+
+
+class JournalLostWarning(PoolDegradedWarning):
+    """A RAID 7 pool was opened with ``force_journal_loss=True`` without the journal
+    that may have held acknowledged writes not yet destaged: those writes (since the
+    last checkpoint) may be lost."""
+
+
+class JournalMissingError(DataLossError):
+    """Opening a journaled RAID 7 pool whose journal is missing, blank or unreadable
+    while it may hold acknowledged writes not yet on the members (the pool was not
+    closed cleanly).  Give the journal device, or open with
+    ``force_journal_loss=True`` to accept losing those writes."""
+
+
+class _JournalAbsent(Exception):
+    """The recorded journal is missing, blank or unreadable (the message says which);
+    :class:`Raid7Pool` decides whether the pool opens without it."""
 
 
 @dataclass
@@ -165,14 +233,22 @@ class CacheStats:
 class Raid7Status(PoolStatus):
     """:class:`~dwcore.pool.status.PoolStatus` plus the write-back cache's state.
 
-    ``cache_mode`` is ``"journaled"`` or ``"volatile"``; ``volatile`` says that
-    acknowledged writes not yet destaged (``dirty_bytes``) are lost on a power cut.
+    ``cache_mode`` is ``"journaled"``, ``"volatile"`` (acknowledged writes not yet
+    destaged, ``dirty_bytes``, are lost on a power cut) or ``"write-through"`` (a
+    journaled pool without a usable journal: every write is on the members and synced
+    before it returns).  ``journal_state`` is ``"ok"``, ``"failed"`` (it failed
+    while in use, or at an earlier run, until :meth:`Raid7Pool.replace_journal`),
+    ``"missing"`` (absent, blank or unreadable at open) or ``"none"`` (volatile);
+    when it is failed or missing the pool is ``degraded`` and ``reasons[-1]`` says
+    why.
     """
 
     cache_mode: str = "journaled"
     volatile: bool = False
     dirty_bytes: int = 0
     dirty_extents: int = 0
+    journal: str | None = None
+    journal_state: str = "ok"
 
 
 def _align(n: int) -> int:
@@ -255,9 +331,88 @@ class _DeviceStore:
         """The caller closes its device."""
 
 
+class _MirrorStore:
+    """The journal mirrored on two members' metadata areas (``journal_on="members"``):
+    the free part of the first 1 MiB metadata area of members :data:`MIRROR_MEMBERS`,
+    after the superblock.  Writes and syncs go to every writable copy (a copy whose
+    write fails is failed out with its member; the journal fails when none is left);
+    reads come from the copy chosen at open (:meth:`Raid7Pool._open_mirror`)."""
+
+    def __init__(self, pool: Raid7Pool) -> None:
+        self._pool = pool
+        self.capacity: int | None = METADATA_SIZE - SUPERBLOCK_SIZE
+        self.name = "members " + ",".join(map(str, MIRROR_MEMBERS)) + " (metadata areas)"
+        self.source = MIRROR_MEMBERS[0]
+
+    def copies(self) -> list[tuple[int, Device]]:
+        """The writable members holding a copy."""
+        out = []
+        for i in MIRROR_MEMBERS:
+            mem = self._pool._members[i]
+            if mem.writable and mem.device is not None:
+                out.append((i, mem.device))
+        return out
+
+    def read(self, offset: int, length: int) -> bytes:
+        assert self.capacity is not None
+        length = max(0, min(length, self.capacity - offset))
+        dev = self._pool._members[self.source].device
+        if dev is None:
+            raise DeviceIOError(f"journal copy on member {self.source} is gone", self.name)
+        return dev.pread(SUPERBLOCK_SIZE + offset, length) if length else b""
+
+    def _each(self, what: str, call: Callable[[Device], object]) -> None:
+        done = 0
+        for i, dev in self.copies():
+            try:
+                call(dev)
+            except DeviceError as exc:
+                self._pool._mark_failed(i, f"journal {what} failed: {exc}")
+            else:
+                done += 1
+        if not done:
+            raise DeviceIOError(f"{self.name}: no journal copy left to {what}", self.name)
+
+    def write(self, offset: int, buffers: Sequence[Any]) -> None:
+        self._each("write", lambda dev: dev.pwritev(SUPERBLOCK_SIZE + offset, buffers))
+
+    def sync(self) -> None:
+        self._each("sync", lambda dev: dev.sync())
+
+    def trim(self, size: int) -> None:
+        """Nothing to give back (old records are told apart by their epoch)."""
+
+    def close(self) -> None:
+        """The members belong to the pool."""
+
+
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def _rename_durably(src: str, dst: str) -> None:
+    """Rename ``src`` over ``dst`` and sync the directory (the new name survives a crash)."""
+    os.replace(src, dst)
+    dfd = os.open(os.path.dirname(dst) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _write_stub(path: str, pool_id: uuid.UUID, jid: uuid.UUID, exclusive: bool = False) -> None:
+    """Write the stub naming the separate journal device ``jid`` (both header slots),
+    synced; ``exclusive``: ``path`` must not exist yet."""
+    if not exclusive and os.path.exists(path):
+        os.unlink(path)
+    stub = _FileStore(path, create=True)
+    try:
+        for slot in range(2):
+            stub.write(slot * _SLOT, [_pack_header(_EXTERNAL, slot, pool_id, jid, 0)])
+        stub.sync()
+    finally:
+        stub.close()
 
 
 def _pack_header(flags: int, epoch: int, pool_id: uuid.UUID, jid: uuid.UUID, cap: int) -> bytes:
@@ -265,7 +420,9 @@ def _pack_header(flags: int, epoch: int, pool_id: uuid.UUID, jid: uuid.UUID, cap
     return head + crc32c(head).to_bytes(4, "little")
 
 
-def _read_header(store: _FileStore | _DeviceStore) -> tuple[int, int, uuid.UUID, uuid.UUID] | None:
+def _read_header(
+    store: _FileStore | _DeviceStore | _MirrorStore,
+) -> tuple[int, int, uuid.UUID, uuid.UUID] | None:
     """``(flags, epoch, pool id, journal id)`` of the newest valid header slot; None when
     neither slot holds one (a blank device).  Raises for another format or version."""
     best: tuple[int, int, uuid.UUID, uuid.UUID] | None = None
@@ -295,7 +452,7 @@ class Journal:
     """The write-ahead journal of a RAID 7 cache (module documentation); not thread-safe
     (the pool lock serialises it).  Build one with :meth:`open_for`."""
 
-    def __init__(self, store: _FileStore | _DeviceStore, pool_id: uuid.UUID) -> None:
+    def __init__(self, store: _FileStore | _DeviceStore | _MirrorStore, pool_id: uuid.UUID) -> None:
         self._store = store
         self.pool_id = pool_id
         self.journal_id = uuid.uuid4()
@@ -307,26 +464,49 @@ class Journal:
     # -- opening ----------------------------------------------------------
 
     @classmethod
-    def open_for(cls, directory: str, pool_id: uuid.UUID, device: Device | None) -> Journal:
+    def open_for(
+        cls, directory: str, pool_id: uuid.UUID, device: Device | None, *, recorded: bool = False
+    ) -> Journal:
         """The journal of the pool in ``directory``: the file ``cache.journal`` there, or
         ``device`` when the pool keeps its journal on a separate device (the file is
-        then a stub naming it).  A new pool gets a new journal.  A version 1 file
-        raises UnsupportedFormatError: the pool replays it (:func:`read_v1_records`),
-        removes it and asks again."""
+        then a stub naming it).  A version 1 file raises UnsupportedFormatError: the
+        pool replays it (:func:`read_v1_records`), removes it and asks again.
+
+        ``recorded``: the pool's manifest records its journal (dwcore since the
+        journal state record), so a journal that is missing, blank or unreadable
+        raises ``_JournalAbsent`` and the pool decides what follows.  Without
+        it (a new pool, or one from before the record) a missing journal is
+        created, as a new pool's is."""
         path = os.path.join(directory, JOURNAL_NAME)
         if not os.path.exists(path):
-            return cls._new(path, pool_id, device)
+            if recorded and device is None:
+                raise _JournalAbsent(f"{path} is missing")
+            return cls._new(path, pool_id, device, recorded)
         if os.path.getsize(path) <= _RECORDS_AT and _MAGIC not in _read_file(path):
+            if recorded:
+                raise _JournalAbsent(f"{path} holds no journal header")
             # created, but its header never reached the disk: no record can be there
             os.unlink(path)
-            return cls._new(path, pool_id, device)
-        stub = _FileStore(path, create=False)
+            return cls._new(path, pool_id, device, recorded)
         try:
-            head = _read_header(stub)
+            stub = _FileStore(path, create=False)
+        except OSError as exc:
+            if recorded:
+                raise _JournalAbsent(f"{path}: {exc}") from None
+            raise
+        try:
+            try:
+                head = _read_header(stub)
+            except OSError as exc:
+                if recorded:
+                    raise _JournalAbsent(f"{path}: {exc}") from None
+                raise
             if head is None:
                 raw = stub.read(0, _PREFIX.size)
                 if len(raw) == _PREFIX.size and _PREFIX.unpack(raw) == (_MAGIC, 1):
                     raise UnsupportedFormatError(f"{path}: a version 1 RAID 7 journal")
+                if recorded:
+                    raise _JournalAbsent(f"{path}: no valid journal header")
                 raise CorruptionError(f"{path}: not a dwcore RAID 7 journal")
             flags, epoch, pid, jid = head
             if pid != pool_id:
@@ -345,12 +525,24 @@ class Journal:
             raise
         stub.close()
         if device is None:
+            if recorded:
+                raise _JournalAbsent(
+                    f"no journal device given (the pool keeps its journal {jid} on a separate "
+                    f"device)"
+                )
             raise InvalidArgumentError(
                 f"pool {directory} keeps its RAID 7 journal on a separate device (journal "
                 f"{jid}); pass that device as journal= to Raid7Pool.open"
             )
         store = _DeviceStore(device)
-        head = _read_header(store)
+        try:
+            head = _read_header(store)
+        except DeviceError as exc:
+            if recorded:
+                raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
+            raise
+        if head is None and recorded:
+            raise _JournalAbsent(f"journal device {device.path} is blank")
         if head is None or head[2] != pool_id or head[3] != jid:
             raise InvalidArgumentError(
                 f"{device.path} is not the RAID 7 journal {jid} of pool {directory}"
@@ -359,14 +551,50 @@ class Journal:
         journal.journal_id, journal.epoch = jid, head[1]
         return journal
 
+    @classmethod
+    def create_for(cls, directory: str, pool_id: uuid.UUID, device: Device | None) -> Journal:
+        """A new, empty journal (a new journal id) for the pool in ``directory``, in
+        place of whatever ``cache.journal`` holds: the file itself, or ``device``
+        (formatted) and a stub naming it.  The file or stub is written aside and renamed
+        into place, so a crash leaves the old one or the new one."""
+        path = os.path.join(directory, JOURNAL_NAME)
+        tmp = path + ".new"
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if device is None:
+            store = _FileStore(tmp, create=True)
+            try:
+                journal = cls(store, pool_id)
+                journal._format(0)
+                _rename_durably(tmp, path)
+            except BaseException:
+                store.close()
+                raise
+            store.name = path
+            return journal
+        journal = cls(_DeviceStore(device), pool_id)
+        _write_stub(tmp, pool_id, journal.journal_id)
+        _rename_durably(tmp, path)
+        journal._format(device.size)
+        return journal
+
     @staticmethod
     def check_blank(device: Device) -> None:
-        """Refuse ``device`` as a new pool's journal device: too small, or it holds a
-        RAID 7 journal already."""
+        """Refuse ``device`` as a new journal device: too small, or it holds a RAID 7
+        journal already, or a dwcore superblock (a pool member)."""
         if device.size < _RECORDS_AT + _ALIGN:
             raise InvalidArgumentError(
                 f"journal device {device.path} is too small ({device.size} bytes; at least "
                 f"{_RECORDS_AT + _ALIGN})"
+            )
+        try:
+            read_superblock(device)
+        except (DWError, OSError):
+            pass  # no valid superblock: not a pool member
+        else:
+            raise InvalidArgumentError(
+                f"journal device {device.path} holds a dwcore superblock (a pool member); "
+                f"give a blank device"
             )
         head = _read_header(_DeviceStore(device))
         if head is not None:
@@ -376,12 +604,19 @@ class Journal:
             )
 
     @classmethod
-    def _new(cls, path: str, pool_id: uuid.UUID, device: Device | None) -> Journal:
+    def _new(cls, path: str, pool_id: uuid.UUID, device: Device | None, recorded: bool) -> Journal:
         if device is None:
             journal = cls(_FileStore(path, create=True), pool_id)
             journal._format(0)
             return journal
-        head = _read_header(_DeviceStore(device))
+        try:
+            head = _read_header(_DeviceStore(device))
+        except DeviceError as exc:
+            if recorded:
+                raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
+            raise
+        if head is None and recorded:
+            raise _JournalAbsent(f"journal device {device.path} is blank")
         if head is None or head[2] != pool_id:
             cls.check_blank(device)  # too small, or another pool's journal
         journal = cls(_DeviceStore(device), pool_id)
@@ -389,15 +624,7 @@ class Journal:
             journal._format(device.size)
         else:  # this pool's journal whose stub was lost: keep its records
             journal.journal_id, journal.epoch = head[3], head[1]
-        stub = _FileStore(path, create=True)
-        try:
-            for slot in range(2):
-                stub.write(
-                    slot * _SLOT, [_pack_header(_EXTERNAL, slot, pool_id, journal.journal_id, 0)]
-                )
-            stub.sync()
-        finally:
-            stub.close()
+        _write_stub(path, pool_id, journal.journal_id, exclusive=True)
         return journal
 
     def _format(self, capacity: int) -> None:
@@ -459,10 +686,11 @@ class Journal:
             self._end, self._seq = pos, seq
             yield first, rows, data
 
-    def clear(self) -> None:
+    def clear(self, force: bool = False) -> None:
         """Empty the journal durably (after the devices hold everything it held): the
-        next epoch goes to the other header slot."""
-        if self._end == _RECORDS_AT and self._seq == 0 and not self._touched:
+        next epoch goes to the other header slot.  ``force``: also when no record was
+        read or written (records of the current epoch are then dropped unread)."""
+        if self._end == _RECORDS_AT and self._seq == 0 and not self._touched and not force:
             return
         epoch = self.epoch + 1
         self._store.write(
@@ -648,9 +876,17 @@ class Raid7Pool(Pool):
         journal: Device | None = None,
         **level_options: Any,
     ) -> Pool:
-        """:meth:`Pool.create` for RAID 7; ``journal`` is a separate device for the
-        write-ahead journal (default: the file ``cache.journal`` in ``path``).  The
-        caller keeps ownership of it and must pass it to every :meth:`open`."""
+        """:meth:`Pool.create` for RAID 7.
+
+        ``journal`` is the device of the write-ahead journal (a separate log
+        device, as ZFS's SLOG or md's raid5 journal): give a
+        :class:`~dwcore.devices.Device` on another disk than the members (a
+        :class:`~dwcore.devices.FileDevice` or :class:`~dwcore.devices.BlockDevice`,
+        ideally a fast one); the caller keeps ownership of it and passes it to
+        every :meth:`open`.  Without it the journal is a file-backed log device:
+        the file ``cache.journal`` in ``path`` — on the file system of the pool
+        directory, so it is only as safe as that disk (on its own disk, away from
+        the members, it is a separate log device too)."""
         try:
             count = devices if isinstance(devices, int) else len(devices)
         except TypeError:
@@ -661,6 +897,14 @@ class Raid7Pool(Pool):
         if journal is not None:  # refused before anything is written
             if lay.cache_mode == "volatile":
                 raise InvalidArgumentError("a volatile RAID 7 cache has no journal; journal= given")
+            if lay.journal_on == "members":
+                raise InvalidArgumentError(
+                    "journal_on='members' keeps the journal on the members; journal= given"
+                )
+            if not isinstance(devices, int) and any(d is journal for d in devices):
+                raise InvalidArgumentError(
+                    f"journal device {journal.path} is also given as a member device"
+                )
             Journal.check_blank(journal)
         token = _JOURNAL_ARG.set(journal)
         try:
@@ -684,14 +928,26 @@ class Raid7Pool(Pool):
         devices: Sequence[DeviceSpec | None] | None = None,
         *,
         journal: Device | None = None,
+        force_journal_loss: bool = False,
     ) -> Pool:
         """:meth:`Pool.open` for RAID 7; ``journal``: the separate journal device the
         pool was created with (refused when the pool keeps its journal in its
-        directory, required when it does not)."""
+        directory).
+
+        A journal that is missing, blank or unreadable (module documentation,
+        "Journal failure"): when it was clean (emptied at the last close or
+        checkpoint) the pool opens write-through and warns
+        (:class:`~dwcore.pool.PoolDegradedWarning`); when it may hold acknowledged
+        writes not yet destaged, opening raises :class:`JournalMissingError`
+        unless ``force_journal_loss`` (then it opens write-through, retires that
+        journal for good and warns with :class:`JournalLostWarning`).  A journal of
+        another pool is refused either way."""
         token = _JOURNAL_ARG.set(journal)
+        force = _FORCE_ARG.set(bool(force_journal_loss))
         try:
             return super().open(path, devices)
         finally:
+            _FORCE_ARG.reset(force)
             _JOURNAL_ARG.reset(token)
 
     def __init__(
@@ -708,6 +964,7 @@ class Raid7Pool(Pool):
         lay: Any = self.layout
         journal_dev = _JOURNAL_ARG.get()
         self._volatile = lay.cache_mode == "volatile"
+        self._mirrored = getattr(lay, "journal_on", "log") == "members"
         if self._volatile and journal_dev is not None:
             raise InvalidArgumentError("a volatile RAID 7 cache has no journal; journal= given")
         self._cache_bytes: int = lay.cache_bytes
@@ -722,6 +979,10 @@ class Raid7Pool(Pool):
         self._settled = 0  # reaps so far (writers waiting for room watch it)
         self.cache_stats = CacheStats()
         self._journal: Journal | None = None
+        #: why a journaled pool runs write-through (no usable journal), else None
+        self._journal_problem: tuple[str, str] | None = None  # (state, reason)
+        #: a journal lost while in use, retired once everything is destaged
+        self._lost_journal: Journal | None = None
         tag = self._pool_id.hex[:8]
         self._workers = [
             _Worker(f"dwcore-raid7-io-{tag}-dev{i}", QUEUE_DEPTH) for i in range(lay.n_devices)
@@ -735,7 +996,7 @@ class Raid7Pool(Pool):
                     stacklevel=3,
                 )
             else:
-                self._open_journal(journal_dev)
+                self._open_journal(journal_dev, _FORCE_ARG.get())
         except BaseException:
             self._stop_workers(discard=True)
             if self._journal is not None:
@@ -749,10 +1010,70 @@ class Raid7Pool(Pool):
         )
         self._destager.start()
 
-    def _open_journal(self, device: Device | None) -> None:
-        """Open (or create) the journal and replay it (module documentation)."""
+    def _journal_record(self) -> dict[str, Any] | None:
+        """The journal state record of the manifest (None: a new pool, or one from
+        before the record)."""
+        rec = self._manifest.extra.get(_STATE_KEY)
+        if rec is None:
+            return None
+        if not isinstance(rec, dict) or not isinstance(rec.get("version"), int):
+            raise CorruptionError(f"pool {self._path}: invalid RAID 7 journal record {rec!r}")
+        if rec["version"] > _STATE_VERSION:
+            raise UnsupportedFormatError(
+                f"pool {self._path}: RAID 7 journal record version {rec['version']} is newer "
+                f"than this dwcore reads ({_STATE_VERSION})"
+            )
+        if rec.get("state") not in ("clean", "dirty", "failed"):
+            raise CorruptionError(f"pool {self._path}: invalid RAID 7 journal record {rec!r}")
+        return rec
+
+    def _save_journal_record(self, journal_id: uuid.UUID, state: str, reason: str = "") -> None:
+        """Record durably (in the manifest) the journal in use and whether it may hold
+        acknowledged writes not on the members (``dirty``), none (``clean``), or was
+        retired (``failed``: never replayed; the pool runs write-through)."""
+        rec = {"version": _STATE_VERSION, "id": str(journal_id), "state": state}
+        if reason:
+            rec["reason"] = reason
+        if self._manifest.extra.get(_STATE_KEY) == rec:
+            return
+        self._manifest.extra[_STATE_KEY] = rec
+        self._manifest.save(self._path)
+
+    def _open_journal(self, device: Device | None, force: bool) -> None:
+        """Open (or create) the journal and replay it; without a usable journal, open
+        write-through or refuse (module documentation)."""
+        rec = self._journal_record()
+        if rec is not None and rec["state"] == "failed":
+            reason = rec.get("reason") or "failed"
+            self._journal_problem = ("failed", f"journal {rec['id']}: {reason}")
+            warnings.warn(
+                f"pool {self._path}: RAID 7 journal {rec['id']} failed earlier ({reason}); "
+                f"the pool runs write-through until replace_journal()",
+                PoolDegradedWarning,
+                stacklevel=4,
+            )
+            return
         try:
-            self._journal = Journal.open_for(self._path, self._pool_id, device)
+            if self._mirrored:
+                if device is not None:
+                    raise InvalidArgumentError(
+                        f"pool {self._path} keeps its RAID 7 journal on members "
+                        f"{MIRROR_MEMBERS}; open it without journal="
+                    )
+                journal, records = self._open_mirror(rec is not None)
+                if records is None:  # a new pool
+                    self._journal = journal
+                    self._save_journal_record(journal.journal_id, "clean")
+                    return
+            else:
+                journal = Journal.open_for(
+                    self._path, self._pool_id, device, recorded=rec is not None
+                )
+                records = None
+        except _JournalAbsent as exc:
+            assert rec is not None
+            self._open_without_journal(rec, str(exc), force)
+            return
         except UnsupportedFormatError:
             path = os.path.join(self._path, JOURNAL_NAME)
             with open(path, "rb") as f:
@@ -763,10 +1084,211 @@ class Raid7Pool(Pool):
             with self._lock:
                 self._replay(read_v1_records(path))
             os.unlink(path)
-            self._journal = Journal.open_for(self._path, self._pool_id, device)
+            journal = Journal.open_for(self._path, self._pool_id, device)
+            self._journal = journal
+            self._save_journal_record(journal.journal_id, "clean")
             return
+        if rec is not None and str(journal.journal_id) != rec["id"]:
+            if rec["state"] == "dirty":
+                journal.close()
+                self._open_without_journal(
+                    rec,
+                    f"{journal.name} holds journal {journal.journal_id}, not the pool's "
+                    f"current journal {rec['id']}",
+                    force,
+                )
+                return
+            # clean: nothing to replay (a replace_journal cut short, say); its records,
+            # if any, are older than the members' contents
+            try:
+                journal.clear(force=True)
+            except (DeviceError, OSError) as exc:
+                journal.close()
+                self._open_without_journal(rec, f"{journal.name}: {exc}", force)
+                return
+        else:
+            try:
+                if records is None:
+                    records = list(journal.records())
+            except (DeviceError, OSError) as exc:
+                journal.close()
+                if rec is None:
+                    raise
+                self._open_without_journal(rec, f"{journal.name} unreadable: {exc}", force)
+                return
+            self._journal = journal
+            with self._lock:
+                self._replay(records)
+                if self._mirrored and self._journal is journal and not records:
+                    # both copies get the chosen copy's (new) epoch
+                    try:
+                        journal.clear(force=True)
+                    except (DeviceError, OSError) as exc:
+                        self._drop_journal(journal, exc)
+                        self._flush_locked()
+            if self._journal is not journal:
+                return  # it failed while being emptied: retired, the pool runs write-through
+        self._journal = journal
+        self._save_journal_record(journal.journal_id, "clean")
+
+    def _open_mirror(self, recorded: bool) -> tuple[Journal, list[tuple[int, int, bytes]] | None]:
+        """The mirrored journal: of the copies on writable members, the one with the
+        newest epoch and the most records (every acknowledged record is on each copy
+        that did not fail), and its records; a new pool (not ``recorded``) formats
+        both (records None).  _JournalAbsent when no copy is readable and valid."""
+        store = _MirrorStore(self)
+        best: tuple[tuple[int, int], int, Journal, list[tuple[int, int, bytes]]] | None = None
+        problems = []
+        for i, _dev in store.copies():
+            store.source = i
+            try:
+                head = _read_header(store)
+                if head is None or head[2] != self._pool_id:
+                    problems.append(f"member {i}: no journal header")
+                    continue
+                journal = Journal(store, self._pool_id)
+                journal.journal_id, journal.epoch = head[3], head[1]
+                records = list(journal.records())
+            except (DeviceError, OSError) as exc:
+                problems.append(f"member {i}: {exc}")
+                continue
+            key = (head[1], len(records))
+            if best is None or key > best[0]:
+                best = (key, i, journal, records)
+        if best is None:
+            if not recorded:
+                journal = Journal(store, self._pool_id)
+                journal._format(METADATA_SIZE - SUPERBLOCK_SIZE)
+                return journal, None
+            raise _JournalAbsent(
+                f"no copy on members {MIRROR_MEMBERS}: " + ("; ".join(problems) or "none writable")
+            )
+        _key, store.source, journal, records = best
+        # the chosen copy's records again, so the journal appends after them
+        return journal, list(journal.records())
+
+    def _open_without_journal(self, rec: dict[str, Any], why: str, force: bool) -> None:
+        """The recorded journal is absent (``why``): open write-through when it was
+        clean; refuse when it may hold acknowledged writes, unless ``force``."""
+        if rec["state"] == "clean":
+            self._journal_problem = ("missing", f"journal {rec['id']} missing: {why}")
+            warnings.warn(
+                f"pool {self._path}: RAID 7 journal {rec['id']} is missing ({why}); it was "
+                f"clean at the last close or checkpoint, so nothing is lost; the pool runs "
+                f"write-through until the journal is given again or replace_journal()",
+                PoolDegradedWarning,
+                stacklevel=5,
+            )
+            return
+        if not force:
+            raise JournalMissingError(
+                f"pool {self._path}: its RAID 7 journal {rec['id']} is missing ({why}) and "
+                f"may hold acknowledged writes not yet on the members (the pool was not "
+                f"closed cleanly); give the journal device as journal=, or pass "
+                f"force_journal_loss=True to open without it and lose the writes "
+                f"acknowledged since the last checkpoint"
+            )
+        reason = f"lost at open ({why}); opened with force_journal_loss"
+        # retired for good: if it comes back, its records are older than what follows
+        self._save_journal_record(uuid.UUID(rec["id"]), "failed", reason)
+        self._invalidate_journal_files()
+        self._journal_problem = ("failed", f"journal {rec['id']}: {reason}")
+        warnings.warn(
+            f"pool {self._path}: RAID 7 journal {rec['id']} is missing ({why}) and may have "
+            f"held acknowledged writes not yet destaged: opened with force_journal_loss, "
+            f"WRITES ACKNOWLEDGED SINCE THE LAST CHECKPOINT MAY BE LOST (extents then raise "
+            f"DataLossError or read older data); the pool runs write-through until "
+            f"replace_journal()",
+            JournalLostWarning,
+            stacklevel=5,
+        )
+
+    def _invalidate_journal_files(self) -> None:
+        """After a journal is retired: a journal file in the pool directory is renamed
+        aside, a stub is made to name no device, so no dwcore (an older one included)
+        replays the retired journal.  Best effort: the manifest record already says it."""
+        path = os.path.join(self._path, JOURNAL_NAME)
+        try:
+            if not os.path.exists(path):
+                return
+            stub = _FileStore(path, create=False)
+            try:
+                head = _read_header(stub)
+            finally:
+                stub.close()
+            if head is not None and head[0] & _EXTERNAL:
+                _write_stub(path + ".new", self._pool_id, _NIL_ID)
+                _rename_durably(path + ".new", path)
+            else:
+                _rename_durably(path, path + ".failed")
+        except (OSError, DWError):
+            pass
+
+    def replace_journal(self, journal: Device | None = None) -> None:
+        """Give the pool a new, empty journal and resume journaled write-back: the file
+        ``cache.journal`` in the pool directory (``None``) or ``journal``, a blank
+        device or one that held a journal of this pool (the caller keeps ownership and
+        passes it to every :meth:`open`).  Everything cached is destaged and synced
+        first; the old journal is never replayed again.  Also moves a healthy journal."""
         with self._lock:
-            self._replay(self._journal.records())
+            self._check_open()
+            if self._volatile:
+                raise InvalidArgumentError("a volatile RAID 7 cache has no journal")
+            if journal is not None and self._mirrored:
+                raise InvalidArgumentError(
+                    f"pool {self._path} keeps its RAID 7 journal on members {MIRROR_MEMBERS} "
+                    f"(journal_on='members'); replace_journal() takes no device"
+                )
+            if journal is not None:
+                if any(m.device is journal for m in self._members):
+                    raise InvalidArgumentError(
+                        f"{journal.path} is a member of this pool, not a journal device"
+                    )
+                head = None
+                if journal.size >= _RECORDS_AT + _ALIGN:
+                    head = _read_header(_DeviceStore(journal))
+                if head is None or head[2] != self._pool_id:
+                    Journal.check_blank(journal)  # too small, another pool's, a member
+            self._flush_locked()  # the old journal emptied (or retired): nothing in it counts
+            if self._mirrored:
+                new = Journal(_MirrorStore(self), self._pool_id)
+                new._format(METADATA_SIZE - SUPERBLOCK_SIZE)
+            else:
+                new = Journal.create_for(self._path, self._pool_id, journal)
+            old, lost = self._journal, self._lost_journal
+            self._journal, self._lost_journal, self._journal_problem = new, None, None
+            self._save_journal_record(new.journal_id, "clean")
+            for j in (old, lost):
+                if j is not None:
+                    j.close()
+
+    def _drop_journal(self, journal: Journal, exc: BaseException) -> None:
+        """The journal failed (lock held): stop using it; every later write is written
+        through, and the journal is retired at the next complete flush (which the
+        caller starts: until then the cache's acknowledged writes may need it)."""
+        if self._journal is journal:
+            self._journal = None
+            self._lost_journal = journal
+        reason = f"journal {journal.name} failed: {exc}"
+        self._journal_problem = ("failed", reason)
+        warnings.warn(
+            f"pool {self._path}: RAID 7 {reason}; destaging the cache, the pool runs "
+            f"write-through until replace_journal()",
+            PoolDegradedWarning,
+            stacklevel=4,
+        )
+
+    def _retire_lost_journal(self) -> None:
+        """After a complete flush without the journal (lock held): record it retired
+        (its records never replayed), then close it."""
+        lost = self._lost_journal
+        if lost is None:
+            return
+        reason = self._journal_problem[1] if self._journal_problem else "failed"
+        self._save_journal_record(lost.journal_id, "failed", reason)
+        self._lost_journal = None
+        self._invalidate_journal_files()
+        lost.close()
 
     # ------------------------------------------------------------------
     # data path
@@ -796,21 +1318,30 @@ class Raid7Pool(Pool):
             self._wait_completion(seen)
 
     def _accept(self, buf: bytes, rows: int) -> Extent:
-        """Allocate, journal and cache one write (lock held, room checked)."""
+        """Allocate, journal and cache one write (lock held, room checked); without a
+        usable journal (not volatile) the write is written through."""
         length = len(buf)
         first = self._alloc.alloc(rows)
         ext = Extent(self._tag, first, rows, length)
-        journal = self._journal
         through = False
         try:
-            if journal is not None:
-                if not journal.fits(length):
-                    if journal.fits(length, empty=True):
-                        self._flush_locked()  # a full journal: checkpoint, then append
-                    else:
-                        through = True
-                if not through:
+            if self._journal is not None and not self._journal.fits(length):
+                if self._journal.fits(length, empty=True):
+                    self._flush_locked()  # a full journal: checkpoint, then append
+                else:
+                    through = True
+            journal = self._journal
+            if journal is None:
+                through = not self._volatile  # no journal: write-through
+            elif not through:
+                # durable before the record: the journal may now hold acknowledged writes
+                self._save_journal_record(journal.journal_id, "dirty")
+                try:
                     journal.append(first, rows, buf)
+                except (DeviceError, OSError) as exc:
+                    self._drop_journal(journal, exc)
+                    through = True  # the flush below destages the cache and retires it
+                else:
                     self.cache_stats.journal_appends += 1
         except BaseException:
             self._alloc.free(first, rows)
@@ -818,7 +1349,8 @@ class Raid7Pool(Pool):
         self._insert(ext, buf)
         self.cache_stats.writes += 1
         if through:
-            # larger than the journal: on the devices and synced before it is acknowledged
+            # larger than the journal, or no journal: on the devices and synced before
+            # it is acknowledged
             try:
                 self._flush_locked()
             except BaseException:
@@ -889,11 +1421,24 @@ class Raid7Pool(Pool):
     def replace_device(
         self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
     ) -> None:
-        """Wait for the destages in flight, then replace as every pool does."""
+        """Wait for the destages in flight, then replace as every pool does.  A member
+        holding a copy of the mirrored journal: the cache is flushed first (the journal
+        emptied), and the new member gets its copy."""
         with self._lock:
             self._check_open()
             self._wait_jobs()
+            mirror = self._mirrored and self._journal is not None and i in MIRROR_MEMBERS
+            if mirror:
+                self._check_index(i)
+                self._flush_locked()
             super().replace_device(i, path_or_device, force=force)
+            journal = self._journal
+            if mirror and journal is not None:
+                try:
+                    journal.clear(force=True)  # a header on every copy, the new one too
+                except (DeviceError, OSError) as exc:
+                    self._drop_journal(journal, exc)
+                    self._flush_locked()
 
     def close(self, sync: bool = True) -> None:
         """Stop the destager; destage and sync, stop the device workers (``sync=False``:
@@ -917,8 +1462,9 @@ class Raid7Pool(Pool):
                 super().close(sync)  # sync=True: self.sync() destages and empties the journal
             finally:
                 self._stop_workers(discard=True)  # nothing is left queued after a sync
-                if self._journal is not None:
-                    self._journal.close()
+                for journal in (self._journal, self._lost_journal):
+                    if journal is not None:
+                        journal.close()
 
     def status(self) -> Raid7Status:
         """:meth:`Pool.status` with the cache's mode and dirty set (:class:`Raid7Status`)."""
@@ -926,13 +1472,29 @@ class Raid7Pool(Pool):
             st = super().status()
             self._reap()
             extra = {
-                "cache_mode": "volatile" if self._volatile else "journaled",
+                "cache_mode": self._cache_mode(),
                 "volatile": self._volatile,
                 "dirty_bytes": self._dirty_bytes,
                 "dirty_extents": len(self._dirty),
+                "journal": None if self._journal is None else self._journal.name,
+                "journal_state": self._journal_state(),
             }
+            problem = self._journal_problem
         base = {f.name: getattr(st, f.name) for f in dataclasses.fields(PoolStatus)}
+        if problem is not None:  # the pool's own reason, as growth's zones report theirs
+            base["degraded"] = True
+            base["reasons"] = {**st.reasons, -1: f"{problem[1]} (write-through)"}
         return Raid7Status(**base, **extra)
+
+    def _cache_mode(self) -> str:
+        if self._volatile:
+            return "volatile"
+        return "journaled" if self._journal is not None else "write-through"
+
+    def _journal_state(self) -> str:
+        if self._volatile:
+            return "none"
+        return "ok" if self._journal_problem is None else self._journal_problem[0]
 
     def cache_status(self) -> dict[str, Any]:
         """Mode (``volatile`` says acknowledged writes can be lost), dirty set, destages
@@ -940,8 +1502,12 @@ class Raid7Pool(Pool):
         with self._lock:
             self._reap()
             return {
-                "cache_mode": "volatile" if self._volatile else "journaled",
+                "cache_mode": self._cache_mode(),
                 "volatile": self._volatile,
+                "journal_state": self._journal_state(),
+                "journal_problem": None
+                if self._journal_problem is None
+                else self._journal_problem[1],
                 "cache_bytes": self._cache_bytes,
                 "max_dirty_s": self._max_age,
                 "dirty_extents": len(self._dirty),
@@ -1192,7 +1758,9 @@ class Raid7Pool(Pool):
 
     def _flush_locked(self, allocator: bool = True) -> None:
         """Destage everything, drain and sync every device queue, sync the allocator and
-        empty the journal; raises (keeping the journal) when an extent stays dirty."""
+        empty the journal (recorded ``clean``; a journal that fails to empty is dropped,
+        and a dropped one retired: write-through); raises (keeping the journal) when an
+        extent stays dirty."""
         self._error = None
         for entry in list(self._dirty.values()):
             if entry.job is None:
@@ -1203,8 +1771,17 @@ class Raid7Pool(Pool):
         self._sync_members()
         Pool.sync(self, allocator=allocator)
         failed = [m.index for m in self._members if not m.writable]
-        if self._journal is not None and allocator and self.layout.survives(failed):
-            self._journal.clear()
+        if not allocator or not self.layout.survives(failed):
+            return
+        journal = self._journal
+        if journal is not None:
+            try:
+                journal.clear()
+            except (DeviceError, OSError) as exc:
+                self._drop_journal(journal, exc)  # everything is on the members already
+            else:
+                self._save_journal_record(journal.journal_id, "clean")
+        self._retire_lost_journal()
 
     def _stop_workers(self, discard: bool) -> None:
         for w in self._workers:
