@@ -78,7 +78,8 @@ treats a device that cannot be opened, has no valid superblock, belongs to
 another pool or index, or has a lower generation (stale) as MISSING, and
 warns (:class:`PoolDegradedWarning`).  Opening with a member MISSING, within
 the tolerance, bumps the generation (as md's event count moves on when an
-array starts degraded): the pool writes without that member from then on, so
+array starts degraded) before the level's own open can write anything (a
+journal replayed, a map migrated): the pool writes without that member, so
 if it comes back at a later open it is stale and stays MISSING until
 :meth:`Pool.replace_device` takes it back and :meth:`Pool.rebuild` rewrites
 it, instead of serving old blocks whose checksums still match.  Beyond the
@@ -187,6 +188,32 @@ def _enter_raw(dev: Device | None, write: bool) -> int | None:
         return dev.enter_raw(write)
     except DeviceError:
         return None
+
+
+def _move_generation_on(root: str, manifest: Manifest, members: list[_Member]) -> None:
+    """Bump the generation on the members present, as md's event count moves on when an
+    array starts degraded: the pool writes without the MISSING members from here on, so
+    one that comes back at a later open holds a stale image and stays MISSING (stale)
+    instead of serving old blocks whose checksums still match.  Done before the level's
+    own open can write anything; a member whose superblock cannot be written is FAILED.
+
+    Only within the tolerance (the caller checks): beyond it (devices given in the wrong
+    order, say) the pool stores nothing it could not read back without them, and making
+    every absent member stale would turn a mistake into data loss."""
+    generation = manifest.generation + 1
+    for mem in members:
+        if mem.sb is None or mem.device is None or mem.state is DeviceState.MISSING:
+            continue
+        sb = mem.sb.bumped(generation=generation)
+        try:
+            write_superblock(mem.device, sb)
+        except DeviceError as exc:
+            mem.state, mem.reason = DeviceState.FAILED, f"superblock write failed: {exc}"
+            continue
+        mem.sb = sb
+    manifest.generation = generation
+    manifest.states = [m.state.value for m in members]
+    manifest.save(root)
 
 
 def _enter_raw_sync(dev: Device) -> int | None:
@@ -820,8 +847,15 @@ class Pool:
                     mem.state = DeviceState.ONLINE
             if not any(m.sb is not None for m in members):
                 raise InvalidArgumentError(f"{root}: none of the pool's devices could be opened")
-            alloc = BlockAllocator.open(os.path.join(root, ALLOC_NAME))
             manifest.generation = generation
+            absent = frozenset(m.index for m in members if m.state is not DeviceState.ONLINE)
+            moved_on = False
+            if any(m.state is DeviceState.MISSING for m in members) and lay.survives(absent):
+                # before the level's own open, which may write (a journal replayed, a
+                # map migrated): see _move_generation_on
+                _move_generation_on(root, manifest, members)
+                moved_on = True
+            alloc = BlockAllocator.open(os.path.join(root, ALLOC_NAME))
             pool = cls._class_for(lay)(root, manifest, lay, members, alloc)
         except BaseException:
             # nothing half-opened stays behind: the devices this call opened, the allocator
@@ -832,14 +866,9 @@ class Pool:
                 alloc.close(sync=False)
             raise
         bad = [m for m in members if m.state is not DeviceState.ONLINE]
-        absent = {m.index for m in members if m.state is not DeviceState.ONLINE}
-        if any(m.state is DeviceState.MISSING for m in members) and pool.survives(absent):
-            # md's event count: the pool moves on without the absent members, so one
-            # that comes back later holds a stale image and opens as MISSING (stale),
-            # never as ONLINE with old blocks whose checksums still match.  Not beyond
-            # the tolerance (devices given in the wrong order, say): such a pool stores
-            # no write it could not read back, and making every absent member stale
-            # would turn a mistake into data loss.
+        missing = any(m.state is DeviceState.MISSING for m in members)
+        if missing and not moved_on and pool.survives(set(absent)):
+            # a level whose map survives more than its layout guarantees: moved on now
             try:
                 pool._commit_membership()
             except BaseException:
