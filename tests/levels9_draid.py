@@ -203,3 +203,60 @@ def check_set(b: Any, pool: Any, failed: frozenset[int], rng: np.random.Generato
         return extent_lost(b.layout, b.rpc, pool.block_size, ext, f, maps)
 
     return check(b, pool, failed, rng, lost, 1000 if SLOW else 100)
+
+
+def spare_moves(
+    base: list[list[int]], children: int, spares: int, t: int, failures: list[int]
+) -> dict[int, int]:
+    """Where each failed device's column of slice t lives after ``failures`` were rebuilt
+    into spare space one after the other (§6: "write it to the first free spare
+    position's device"): spare position j of the slice is ``perm_t[C-1-j]``; a position
+    is free when its device has not failed and holds no other rebuilt column.  A column
+    already rebuilt onto a device that fails later is rebuilt again the same way; a
+    device that is itself a spare position of the slice holds no column there."""
+    p = perm(base, children, t)
+    pos = [p[children - 1 - j] for j in range(spares)]
+    active = set(p[: children - spares])
+    gone: set[int] = set()
+    where: dict[int, int] = {}
+    for f in failures:
+        gone.add(f)
+        again = [g for g, d in where.items() if d == f]  # in the order they were placed
+        for g in again:
+            del where[g]
+        for g in [*again, *([f] if f in active else [])]:
+            taken = set(where.values())
+            where[g] = next(d for d in pos if d not in gone and d not in taken)
+    return where
+
+
+def lost_span(
+    layout: Any, rpc: int, block: int, ext: Any, failed: frozenset[int]
+) -> tuple[int, int] | None:
+    """The byte range ``[lo, hi)`` of ``ext`` spanning every unit that cannot be read with
+    ``failed`` lost (§6 mapping: unit q·D + d of a row is on data column d), or None."""
+    k, u = layout.k, layout.unit
+    upr = block // u
+    lo, hi = None, 0
+    for i in range(ext.rows):
+        g = ext.first_row + i
+        s = g // rpc
+        sm = layout.stripe(s)
+        used = {d for d in range(k) if i * k * block + d * u < ext.length}
+        erased = [
+            m
+            for m in sm.members
+            if m.device in failed and (m.role.data_index is None or m.role.data_index in used)
+        ]
+        if len(erased) <= layout.parity:
+            continue
+        for m in erased:
+            d = m.role.data_index
+            if d is None:
+                continue
+            for q in range(upr):
+                at = i * k * block + (q * k + d) * u
+                if at < ext.length:
+                    lo = at if lo is None else min(lo, at)
+                    hi = max(hi, min(ext.length, at + u))
+    return None if lo is None else (lo, hi)

@@ -25,6 +25,18 @@ replace_device), extents written while devices sit in spare space, P + Sp
 sequential failures, and rebuild time falling as the pool widens with
 bandwidth-limited devices.  P = 3 and Reed-Solomon 4+3 run in the default
 matrix; Reed-Solomon 8+3 (12 devices) only with DWCORE_SLOW_TESTS=1.
+
+Rebuild order and spare state: groups that lost the most redundancy (every
+lost device counted) move first — two failures with one spare, a device lost
+during a spare rebuild, a rebuild onto replacements; status() during and
+after spare rebuilds and copy-back; spare positions against an independent
+"first free spare position" reference (Sp = 1, 2, 3), the older ``slot``
+rule kept for pools saved without ``spare_rule``, out-of-order copy-back;
+the spare state in the superblocks winning over an older pool.json (after
+and in the middle of a move); unrecoverable groups skipped, the rest moved,
+DataLossError naming devices and rows; the failure matrix's ``lost_range``
+against the spec mapping; scrub/read repair and power cuts for P = 3 and
+Reed-Solomon; an older ``critical`` transition still placed as before.
 """
 
 from __future__ import annotations
@@ -567,7 +579,12 @@ def test_spare_rebuild_then_copyback_equals_twin(
     _assert_twin(a, twin)
 
 
-@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[0], PARAMS[4]])
+#: P = 3 and Reed-Solomon 4+2 (default run) and 4+3 (DWCORE_SLOW_TESTS=1) for the scrub and
+#: power-cut tests
+HIGH_PARAMS = [PARAMS[5], PARAMS[6], SLOW_PARAMS[0]]
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[0], PARAMS[4], *HIGH_PARAMS])
 def test_scrub_and_read_repair_silent_corruption(
     tmp_path: Any, level: str, n: int, opts: dict[str, Any]
 ) -> None:
@@ -599,7 +616,7 @@ def test_scrub_and_read_repair_silent_corruption(
     check_all(b.pool, b.ref)
 
 
-@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[1], PARAMS[3]])
+@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[1], PARAMS[3], *HIGH_PARAMS])
 def test_power_cut_during_writes(tmp_path: Any, level: str, n: int, opts: dict[str, Any]) -> None:
     b = build(tmp_path, level, n, opts)
     rng = np.random.default_rng(seed_of("cut9", level, n))
@@ -728,11 +745,10 @@ def test_two_failures_rebuild_critical_groups_first(tmp_path: Any) -> None:
     class Stop(Exception):
         pass
 
-    last = max(b.coverage())
-
     def stop_after_critical(_done: int, _total: int) -> None:
         now = layout_of(b.pool)
-        if now.target is not None and now.critical > last:
+        # the rank-2 pass over both failed devices is done (its level went down to 1)
+        if now.target is not None and now.passes and now.passes[-1][1] < 2:
             raise Stop
 
     with pytest.raises(Stop):
@@ -909,3 +925,466 @@ def test_defaults_follow_the_spec(tmp_path: Any) -> None:
     fr = Pool.create(tmp_path / "f", "FR", 4, 8 * MiB)
     assert fr.layout.chunk_size == 256 * KiB
     fr.close()
+
+
+# -- rebuild order, status, spare placement, superblock state, partial loss -------------------
+
+
+def _ranks(lay: Declustered, stripes: set[int], lost: set[int]) -> dict[int, int]:
+    """Columns of each group on the ``lost`` devices (placement of ``lay``)."""
+    return {s: sum(1 for d in lay.stripe(s).devices if d in lost) for s in stripes}
+
+
+def _moved_order_ok(pool: Pool, f: int, ranks: dict[int, int], seen: list[set[int]]) -> list[str]:
+    """Record which groups of ``f`` have left ``f`` (by the pool's placement now), and
+    say so where one of a lower rank moved while one of a higher rank still waits."""
+    lay = layout_of(pool)
+    moved = {s for s in ranks if f not in lay.stripe(s).devices}
+    seen.append(moved)
+    waiting = [ranks[s] for s in ranks if s not in moved]
+    if not waiting:
+        return []
+    top = max(waiting)
+    return [f"group {s} (rank {ranks[s]}) moved before rank {top}" for s in moved if ranks[s] < top]
+
+
+def test_most_lost_redundancy_first_with_one_spare(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P = 2 and one spare, two devices fail at once: only one fits in spare space, and
+    its groups that also hold the other failed device (no redundancy left) move before
+    any other (§6 "rows whose groups have lost the most redundancy first", counting every
+    lost device, not only the ones being moved); then P more failures are survived."""
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 2)
+    b = build(tmp_path, "DECLUSTERED", 8, {"data": 3, "parity": 2, "spares": 1})
+    lay = layout_of(b.pool)
+    failed = [1, 4]
+    b.rig.fail(failed)
+    for f in failed:
+        b.pool.fail_device(f)
+    ours = {s for s in b.coverage() if 1 in lay.stripe(s).devices}
+    ranks = _ranks(lay, ours, set(failed))
+    assert {1, 2} <= set(ranks.values()), "the fill needs groups of both ranks"
+    seen: list[set[int]] = []
+    problems: list[str] = []
+
+    def watch(_done: int, _total: int) -> None:
+        problems.extend(_moved_order_ok(b.pool, 1, ranks, seen))
+
+    b.pool.rebuild(progress=watch)
+    assert not problems, problems[:5]
+    assert len(seen) > 3, "the move should take several batches"
+    now = layout_of(b.pool)
+    assert now.spared == (1,) and now.target is None
+    assert b.pool.status().devices[4].state is DeviceState.FAILED
+    check_all(b.pool, b.ref)
+    b.rig.fail([0])  # with device 1 in spare space one more failure is survived
+    check_all(b.pool, b.ref)
+
+
+def test_device_lost_during_a_spare_rebuild_reorders_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P = 2, two spares: device 1 is being rebuilt into spare space when device 4 fails.
+    From then on the groups holding both move first (before the rest of the pending move
+    in stripe order), then device 4 goes to spare space too; both redundancies are back."""
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 2)
+    b = build(tmp_path, "DECLUSTERED", 8, {"data": 3, "parity": 2, "spares": 2})
+    lay = layout_of(b.pool)
+    b.rig.fail([1])
+    b.pool.fail_device(1)
+    ours = {s for s in b.coverage() if 1 in lay.stripe(s).devices}
+    ranks = _ranks(lay, ours, {1, 4})
+    calls = 0
+    problems: list[str] = []
+    seen: list[set[int]] = []
+
+    def watch(_done: int, _total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            b.rig.fail([4])
+            b.pool.fail_device(4)
+        elif calls > 2 and layout_of(b.pool).target == (1,):
+            problems.extend(_moved_order_ok(b.pool, 1, ranks, seen))
+
+    b.pool.rebuild(progress=watch)
+    assert not problems, problems[:5]
+    assert any(ranks[s] == 2 for s in ours - seen[0]), "nothing of rank 2 was left to reorder"
+    now = layout_of(b.pool)
+    assert sorted(now.spared) == [1, 4] and now.target is None
+    check_all(b.pool, b.ref)
+    assert b.pool.scrub(repair=False).mismatches == []
+    b.rig.fail([0, 2])
+    check_all(b.pool, b.ref)
+
+
+@pytest.mark.parametrize(("level", "n", "opts"), [PARAMS[0], PARAMS[4]])
+def test_status_reports_spare_space(
+    tmp_path: Any, level: str, n: int, opts: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """status() during and after a rebuild into spare space and a copy-back: progress of
+    the move, the device's redundancy restored and its slot, ``degraded`` until replaced."""
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 3)
+    b = build(tmp_path, level, n, opts)
+    f = 2
+    b.rig.fail([f])
+    b.pool.fail_device(f)
+    during: list[tuple[float | None, str]] = []
+
+    def watch(done: int, total: int) -> None:
+        if 0 < done < total:
+            st = b.pool.status()
+            during.append((st.rebuild_progress, st.reasons.get(f, "")))
+
+    b.pool.rebuild(progress=watch)
+    assert during, "no status taken during the move"
+    for prog, why in during:
+        assert prog is not None and 0 < prog < 1 and "spare" in why
+    assert [p for p, _ in during] == sorted(p for p, _ in during if p is not None)
+    st = b.pool.status()
+    assert st.degraded and st.failed == (f,) and st.rebuild_progress is None
+    why = st.reasons[f]
+    assert "distributed spare slot 0" in why and "redundancy restored" in why
+    b.pool.close()
+    pool = b.reopen()  # the report survives a reopen
+    assert "redundancy restored" in pool.status().reasons[f]
+    during.clear()
+    w = b.rig.replace_inner(f)
+    if level == "FR":
+        pool.replace_device(f, w)  # FR copies back at once; status after it
+    else:
+        pool.replace_device(f, w)
+        st = pool.status()
+        assert st.devices[f].state is DeviceState.REBUILDING
+        pool.rebuild(progress=watch)
+        assert during and all(p is not None and 0 < p < 1 for p, _ in during)
+        assert all("copy-back" in why for _, why in during)
+    st = pool.status()
+    assert not st.degraded and st.reasons == {} and st.rebuild_progress is None
+    check_all(pool, b.ref)
+
+
+@pytest.mark.parametrize(("c", "d", "p", "sp"), [(8, 3, 1, 1), (9, 3, 2, 2), (12, 4, 2, 3)])
+def test_spare_placement_matches_reference(c: int, d: int, p: int, sp: int) -> None:
+    """The spare position of every rebuilt column, for every sequence of up to Sp failures
+    rebuilt one after the other, against ``levels9_draid.spare_moves`` (the spec's
+    "first free spare position", written independently), over several slices."""
+    lay = dlay("declustered", c, CHUNK, data=d, parity=p, spares=sp)
+    base = ref.base_perms(c, DEFAULT_SEED)
+    seqs = [list(x) for k in range(1, sp + 1) for x in itertools.permutations(range(c), k)]
+    cap = 400 if SLOW else 120  # sequences drawn from a fixed seed
+    if len(seqs) > cap:
+        seqs = [seqs[int(i)] for i in np.random.default_rng(c).choice(len(seqs), cap, False)]
+    slices = range(0, 3 * c, 2)
+    bad = 0
+    for seq in seqs:
+        state = lay
+        for f in seq:  # rebuilt one after the other, as rebuild() does
+            st, left = state.spare_added([f])
+            assert not left
+            state = state.with_state(st)
+        assert sorted(state.spared_devices) == sorted(seq)
+        for t in slices:
+            want = ref.spare_moves(base, c, sp, t, seq)
+            for gi in range(lay.groups_per_slice):
+                s = t * lay.groups_per_slice + gi
+                for a, z in zip(lay.stripe(s).members, state.stripe(s).members, strict=True):
+                    expect = want.get(a.device, a.device)
+                    if z.device != expect or z.device_offset != a.device_offset:
+                        bad += 1
+    assert bad == 0
+
+
+def test_pool_saved_with_the_older_spare_rule_still_reads(tmp_path: Any) -> None:
+    """A pool whose pool.json has no ``spare_rule`` (made before it existed) keeps the
+    older rule (own slot's position first) and reads exactly as before; new pools follow
+    §6's first free position, and with three spares the two differ."""
+    opts = {"data": 3, "parity": 2, "spares": 3}
+    b = build(tmp_path, "DECLUSTERED", 12, {**opts, "spare_rule": "slot"})
+    new = dlay("declustered", 12, CHUNK, **opts)
+    assert new.spare_rule == "first-free"
+    old = layout_of(b.pool)
+    cover = b.coverage()
+
+    def differ(pair: tuple[int, int]) -> bool:
+        a, z = old.with_state(pair), new.with_state(pair)
+        return any(a.stripe(s).devices != z.stripe(s).devices for s in cover)
+
+    pair = next(p for p in itertools.permutations(range(12), 2) if differ(p))
+    for f in pair:
+        b.rig.fail([f])
+        b.pool.fail_device(f)
+        b.pool.rebuild()
+    lay = layout_of(b.pool)
+    assert lay.spared == pair and lay.spare_rule == "slot"
+    b.pool.replace_device(pair[0], b.rig.replace_inner(pair[0]))
+    b.pool.rebuild()  # copy-back: slot 0 free, slot 1 still used
+    assert layout_of(b.pool).spared == (-1, pair[1])
+    b.pool.close()
+    path = os.path.join(b.path, "pool.json")
+    with open(path) as fh:
+        man = json.load(fh)
+    del man["layout"]["spare_rule"]
+    with open(path, "w") as fh:
+        json.dump(man, fh)
+    pool = b.reopen()
+    assert layout_of(pool).spare_rule == "slot" and layout_of(pool).spared == (-1, pair[1])
+    check_all(pool, b.ref)
+    assert pool.scrub(repair=False).mismatches == []
+    others = [i for i in range(12) if i not in pair][:2]
+    b.rig.fail(others)  # P more: the columns are where the older rule put them
+    check_all(pool, b.ref)
+
+
+def test_superblocks_carry_the_spare_state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spare state is checkpointed in every member's superblock too (§0.4): with
+    pool.json put back to a copy from before a spare rebuild (older), open takes the
+    superblocks' newer state — both after the rebuild and in the middle of one (the move
+    then resumes there)."""
+    from dwcore.devices.superblock import read_superblock
+
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 3)
+    b = build(tmp_path, "DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 2})
+    n = 6
+    path = os.path.join(b.path, "pool.json")
+
+    def saved() -> str:
+        with open(path) as fh:
+            return fh.read()
+
+    def put_back(text: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(text)
+
+    f = 2
+    b.rig.fail([f])
+    b.pool.fail_device(f)
+    failed_only = saved()  # the device failed, nothing moved yet
+    b.pool.rebuild()
+    for i in range(n):
+        if i != f:
+            assert read_superblock(b.rig.inners[i]).layout_params["spared"] == [f]
+    b.pool.close()
+    put_back(failed_only)
+    pool = b.reopen()
+    assert layout_of(pool).spared == (f,) and layout_of(pool).target is None
+    check_all(pool, b.ref)
+    b.rig.fail([0])  # the redundancy is there: one more failure is survived
+    check_all(pool, b.ref)
+    b.rig.heal()
+    # in the middle of a move: cut after a few batches, pool.json older than the cut
+    g = 4
+    b.rig.fail([g])
+    pool.fail_device(g)
+    older = saved()
+    calls = 0
+
+    class Cut(Exception):
+        pass
+
+    def boom(_done: int, _total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise Cut
+
+    with pytest.raises(Cut):
+        pool.rebuild(progress=boom)
+    mid = layout_of(pool)
+    assert mid.target is not None and mid.moved > 0
+    crash(b, 31)
+    put_back(older)
+    pool = b.reopen()
+    now = layout_of(pool)
+    assert (now.spared, now.target, now.moved) == (mid.spared, mid.target, mid.moved)
+    check_all(pool, b.ref)
+    pool.rebuild()
+    assert sorted(layout_of(pool).spared) == [f, g] and layout_of(pool).target is None
+    check_all(pool, b.ref)
+    assert pool.scrub(repair=False).mismatches == []
+    b.rig.fail([0])
+    check_all(pool, b.ref)
+
+
+def test_unrecoverable_groups_do_not_stop_the_spare_rebuild(tmp_path: Any) -> None:
+    """P = 1, two spares, two devices fail at once (beyond the tolerance): every group that
+    can be reconstructed moves into spare space (the redundancy of the surviving extents
+    is back), then rebuild() raises DataLossError naming the failed devices and the lost
+    pool rows — exactly the rows of the extents the spec's predicate says are lost, whose
+    reads raise while every other extent reads; status() lists the lost rows."""
+    b = build(tmp_path, "DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 2})
+    lay = layout_of(b.pool)
+    failed = frozenset({0, 3})
+    b.rig.fail(failed)
+    for f in sorted(failed):
+        b.pool.fail_device(f)
+    lost = [e for e, _ in b.ref if extent_lost(lay, b.rpc, BLOCK, e, failed)]
+    assert lost and len(lost) < len(b.ref)
+    with pytest.raises(DataLossError) as info:
+        b.pool.rebuild()
+    exc = info.value
+    assert set(exc.failed) == failed
+    rows = {r for a, n in exc.lost_rows for r in range(a, a + n)}  # type: ignore[attr-defined]
+    hit = {e for e, _ in b.ref if rows & set(range(e.first_row, e.first_row + e.rows))}
+    assert hit == set(lost)
+    now = layout_of(b.pool)
+    assert sorted(now.spared) == sorted(failed) and now.target is None
+    st = b.pool.status()
+    assert "data lost" in st.reasons[-1] and f"[{min(rows)}, " in st.reasons[-1]
+    for f in failed:
+        assert "redundancy restored" in st.reasons[f]
+    for ext, data in b.ref:
+        if ext in hit:
+            with pytest.raises(DataLossError):
+                b.pool.read(ext)
+        else:
+            assert b.pool.read(ext) == data
+    b.rig.fail([1])  # the others have their redundancy back: one more failure
+    for ext, data in b.ref:
+        if ext not in hit:
+            assert b.pool.read(ext) == data
+    b.rig.heal()
+    for ext in hit:
+        b.pool.free(ext)
+    assert -1 not in b.pool.status().reasons  # nothing lost is allocated any more
+
+
+def test_failure_matrix_names_the_lost_range(tmp_path: Any) -> None:
+    """§0.3: a read of a lost extent raises DataLossError whose ``lost_range`` spans exactly
+    the units the spec's mapping puts on erased columns of rows beyond the tolerance
+    (``levels9_draid.lost_span``) and whose ``failed`` lists failed devices only; the
+    bytes before and after that range still read (every |F| = 2, P = 1)."""
+    level, n, opts = CONFIGS[0]
+    b = build(tmp_path, level, n, opts)
+    lay = layout_of(b.pool)
+    b.pool.close()
+    image = Image.save(b.rig)
+    checked = 0
+    for failed in itertools.combinations(range(n), 2):
+        fs = frozenset(failed)
+        image.restore(b.rig)
+        pool = b.reopen()
+        b.rig.fail(fs)
+        try:
+            for ext, data in b.ref:
+                span = ref.lost_span(lay, b.rpc, BLOCK, ext, fs)
+                if span is None:
+                    assert pool.read(ext) == data
+                    continue
+                with pytest.raises(DataLossError) as info:
+                    pool.read(ext)
+                assert info.value.lost_range == span, (sorted(fs), ext)  # type: ignore[attr-defined]
+                assert info.value.failed and set(info.value.failed) <= fs
+                lo, hi = span
+                assert pool.read(ext, 0, lo) == data[:lo]
+                assert pool.read(ext, hi) == data[hi:]
+                checked += 1
+        finally:
+            quiet_close(pool)
+            b.rig.heal()
+    assert checked > 20
+
+
+def test_rebuild_onto_replacements_does_critical_groups_first(tmp_path: Any) -> None:
+    """P = 2, no spare slot free: two devices fail and are replaced.  The groups holding
+    both (no redundancy left) are rebuilt onto the replacements before the ordered pass
+    starts, so a third device failing right then loses nothing; the rebuild completes
+    with it failed and every extent reads."""
+    b = build(tmp_path, "DECLUSTERED", 8, {"data": 3, "parity": 2, "spares": 0})
+    lay = layout_of(b.pool)
+    failed = [1, 4]
+    b.rig.fail(failed)
+    for f in failed:
+        b.pool.fail_device(f)
+    for f in failed:
+        b.pool.replace_device(f, b.rig.replace_inner(f))
+    x = 6
+    crit = {s for s in b.coverage() if {1, 4, x} <= set(lay.stripe(s).devices)}
+    assert crit, "the fill has no group holding all three devices"
+    first = True
+    problems: list[str] = []
+
+    def third_fails(_done: int, _total: int) -> None:
+        nonlocal first
+        if not first:
+            return
+        first = False  # the ordered pass starts: device x goes now
+        b.rig.fail([x])
+        for ext, data in b.ref:
+            try:
+                if b.pool.read(ext) != data:
+                    problems.append(f"{ext!r} wrong")
+            except DataLossError as exc:
+                problems.append(f"{ext!r}: {exc}")
+
+    with pytest.raises(InvalidArgumentError, match="no distributed spare slot"):
+        b.pool.rebuild(progress=third_fails)  # x: no spare space to rebuild it into
+    assert not problems, problems[:3]
+    st = b.pool.status()
+    assert st.devices[1].state is DeviceState.ONLINE and st.devices[4].state is DeviceState.ONLINE
+    assert st.failed == (x,)
+    check_all(b.pool, b.ref)
+    b.rig.heal()
+
+
+def test_copy_back_out_of_order_then_more_failures(tmp_path: Any) -> None:
+    """Two devices in spare space (first free positions), the first one replaced and copied
+    back: the second one's columns end where §6's rule puts them without the first (moved
+    only onto free places, crash-safe), a third failure goes to spare space after it, P
+    more failures are then survived, and copying everything back leaves devices equal to
+    a never-failed twin's."""
+    opts = {"data": 2, "parity": 1, "spares": 2}
+    a, twin = _twin_pair(tmp_path, "DECLUSTERED", 6, opts)
+    home = layout_of(twin.pool)
+    for f in (1, 4):
+        a.rig.fail([f])
+        a.pool.fail_device(f)
+        a.pool.rebuild()
+    assert layout_of(a.pool).spared == (1, 4)
+    a.pool.replace_device(1, a.rig.replace_inner(1))
+    a.pool.rebuild()
+    now = layout_of(a.pool)
+    assert now.spared == (4,) and now.target is None
+    base = ref.base_perms(6, DEFAULT_SEED)
+    for s in a.coverage():
+        t = s // now.groups_per_slice
+        want = ref.spare_moves(base, 6, 2, t, [4])
+        assert list(now.stripe(s).devices) == [want.get(d, d) for d in home.stripe(s).devices]
+    check_all(a.pool, a.ref)
+    assert a.pool.scrub(repair=False).mismatches == []
+    a.rig.fail([2])
+    a.pool.fail_device(2)
+    a.pool.rebuild()
+    assert layout_of(a.pool).spared == (4, 2)
+    check_all(a.pool, a.ref)
+    a.rig.fail([0])  # P = 1 more
+    check_all(a.pool, a.ref)
+    a.rig.heal()
+    for f in (4, 2):
+        a.pool.replace_device(f, a.rig.replace_inner(f))
+        a.pool.rebuild()
+    assert layout_of(a.pool).spared == () and not a.pool.status().degraded
+    check_all(a.pool, a.ref)
+    assert a.pool.scrub(repair=False).mismatches == []
+    a.pool.sync()
+    twin.pool.sync()
+    _assert_twin(a, twin)
+
+
+def test_transition_saved_with_the_older_critical_boundary() -> None:
+    """A transition saved by the older format (``critical``: the groups with all P of
+    their redundancy on the devices being moved, below that boundary, are moved) opens
+    as one priority pass and places every decodable group as the older rule did."""
+    opts = {"data": 3, "parity": 2, "spares": 2, "spare_rule": "slot"}
+    for moved, critical in [(0, 0), (0, 40), (17, 90)]:
+        lay = dlay("declustered", 8, CHUNK, **opts, target=[1, 4], moved=moved, critical=critical)
+        assert lay.passes == ((frozenset({1, 4}), 2, critical),)
+        assert "critical" not in lay.options and lay.options["passes"] == [[[1, 4], 2, critical]]
+        plain = lay.with_state(())
+        for s in range(200):
+            n_lost = sum(1 for d in plain.stripe(s).devices if d in (1, 4))
+            older = s < moved or (s < critical and n_lost >= 2)
+            assert lay.in_target(s) == older, (moved, critical, s)
+    one = dlay("declustered", 8, CHUNK, **opts, spared=[1], target=[1, 4], moved=5)
+    assert one.passes == ()  # one device moved: the older format had no critical pass

@@ -38,20 +38,41 @@ a stripe).  It adds:
 * A plain replacement of a device that was never spared is rebuilt onto the
   replacement by the row engine, as for every other level.
 
-Both moves are *transitions* of the layout (``target``, ``moved``): stripes
-are handled in order, in batches of allocated rows — when two or more devices
-of a P ≥ 2 layout move at once, first the groups that lost all their
-redundancy (boundary ``critical``), then all the others; after each batch the
-written devices are synced and the boundary ``moved`` is saved in the
-manifest, and only then are vacated blocks zeroed.  A move never writes a
-place the old placement uses (checked per slice before a batch is written),
-so a crash leaves every stripe readable by the saved boundary and
-``rebuild()`` resumes there.  Reads and writes go on between batches: below
-the boundary the new placement is used, above it the old one.
+Both moves are *transitions* of the layout (``target``, ``moved``, ``passes``):
+stripes are handled in batches of allocated rows.  A rebuild into spare space
+first moves the groups that have lost the most redundancy — ranked by their
+columns on every device lost now (FAILED or MISSING, the ones being moved
+included, a device lost during the move too) — rank by rank down to 2, then
+all the others in stripe order (copy-back moves columns that have all their
+redundancy, in stripe order).  After each batch the written devices are
+synced and the boundary is saved in the manifest and in every member's
+superblock (layout parameters plus the checkpoint number ``draid_seq``; open
+takes the superblocks' state when it is newer than ``pool.json``'s or
+``pool.json`` has none, and ``pool.json``'s otherwise — the manifest is written
+first, so a crash between the two leaves it the newer), and only then are
+vacated blocks zeroed.  A move never writes a place the old placement uses
+(checked per slice before a batch is written), so a crash leaves every stripe
+readable by the saved boundary and ``rebuild()`` resumes there.  Reads and
+writes go on between batches: stripes already moved use the new placement,
+the others the old one.
+
+A group that cannot be reconstructed (more devices lost than the code
+tolerates) does not stop the move: its rows on the new place are written
+with checksum entries that cannot match (reads of them raise
+:class:`~dwcore.errors.DataLossError`, never wrong bytes), every other group
+is moved, the lost rows and devices are recorded in the manifest
+(``status().reasons[-1]`` lists those still allocated), and ``rebuild()``
+raises DataLossError at the end naming them (``failed``, ``lost_rows``).
+
+:meth:`DeclusteredPool.status` reports the spare space: a device rebuilt into
+it stays FAILED (its slot is empty; ``degraded`` stays True until it is
+replaced) with ``reasons`` saying its redundancy is restored and in which
+slot; during a move ``rebuild_progress`` is the share of allocated rows moved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Sequence
@@ -62,27 +83,36 @@ import numpy as np
 
 from dwcore._native import new_bytes_to_fill
 from dwcore.alloc import BlockAllocator
-from dwcore.checksum import crc32c_blocks
+from dwcore.checksum import crc32c, crc32c_blocks
 from dwcore.devices import DeviceError
+from dwcore.devices.superblock import write_superblock
 from dwcore.errors import DataLossError, InvalidArgumentError
 from dwcore.pool import codec
 from dwcore.pool.extent import Extent
 from dwcore.pool.manifest import Manifest
 from dwcore.pool.pool import DeviceSpec, Pool, PoolDegradedWarning, _Member, _Segment
-from dwcore.pool.status import DeviceState
+from dwcore.pool.status import DeviceState, PoolStatus
 from dwcore.raid import Layout, StripeMap
-from dwcore.raid.declustered import Declustered
+from dwcore.raid.declustered import LEGACY_SPARE_RULE, Declustered, Pass
 
 __all__ = ["BATCH_STRIPES", "DeclusteredPool"]
 
 #: Stripes (groups) one transition step moves at most.
 BATCH_STRIPES = 64
+#: The spare-state checkpoint number (``manifest.extra`` and superblock layout params).
+SEQ_KEY = "draid_seq"
+#: Rows a move could not reconstruct: ``[[first_row, rows, [devices]], ...]`` (manifest).
+LOST_KEY = "draid_lost"
+#: States of a device whose columns cannot be read.
+_LOST_STATES = (DeviceState.FAILED, DeviceState.MISSING)
+#: The layout options that make up the spare state (the rest is geometry).
+_STATE_KEYS = ("spared", "target", "moved", "passes", "critical")
 
 
 class _Move:
     """One segment of one stripe in a transition: where its members are, before and after."""
 
-    __slots__ = ("bufs", "erased", "movers", "new", "old", "seg", "whole")
+    __slots__ = ("bad", "bufs", "erased", "lost_rows", "movers", "new", "old", "seg", "whole")
 
     def __init__(self, seg: _Segment, old: StripeMap, new: StripeMap) -> None:
         self.seg = seg
@@ -96,6 +126,8 @@ class _Move:
         self.erased: set[int] = set()
         self.whole = False
         self.bufs: list[np.ndarray | None] = [None] * len(old.members)
+        self.lost_rows: set[int] = set()  # rows of the movers that cannot be reconstructed
+        self.bad: set[int] = set()  # the devices that made them lost
 
 
 def _words(a: np.ndarray, u: int) -> tuple[np.ndarray, int]:
@@ -151,6 +183,32 @@ def _place(
         outv[a:z] = _to_logical(cols, n, k, upr, u)[skip : skip + z - a]
 
 
+class _Slot(_Member):
+    """A pool slot that also knows the stripes a priority pass rebuilt onto it (while
+    REBUILDING) ahead of its checkpoint: those are readable too.  Kept in memory only —
+    after a crash they are simply rebuilt again in order."""
+
+    early: set[int]
+    rpc: int
+
+    @classmethod
+    def adopt(cls, mem: _Member, rpc: int) -> _Slot:
+        out = cls.__new__(cls)
+        out.__dict__.update(mem.__dict__)
+        out.early, out.rpc = set(), rpc
+        return out
+
+    def readable(self, row_end: int) -> bool:
+        if super().readable(row_end):
+            return True
+        return (
+            self.state is DeviceState.REBUILDING
+            and self.device is not None
+            and row_end > 0
+            and (row_end - 1) // self.rpc in self.early
+        )
+
+
 class DeclusteredPool(Pool):
     """A pool over a declustered layout: distributed spares (module documentation)."""
 
@@ -167,19 +225,37 @@ class DeclusteredPool(Pool):
         alloc: BlockAllocator,
     ) -> None:
         assert isinstance(layout, Declustered)
+        legacy: dict[str, Any] = {}
         if "unit" not in manifest.layout:
             # saved before the U-interleaved mapping: the engine's column order (unit 0)
-            layout = type(layout)(
-                layout.n_devices, layout.chunk_size, **{**layout.options, "unit": 0}
-            )
+            legacy["unit"] = 0
+        if "spare_rule" not in manifest.layout:
+            # saved before spare_rule: its spare positions keep their older rule
+            legacy["spare_rule"] = LEGACY_SPARE_RULE
+        if legacy:
+            # from the saved parameters themselves: read with the newer defaults, the
+            # spare state would already be normalised for the other rule
+            saved = {
+                k: v
+                for k, v in manifest.layout.items()
+                if k not in ("name", "n_devices", "chunk_size")
+            }
+            layout = type(layout)(layout.n_devices, layout.chunk_size, **{**saved, **legacy})
             manifest.layout = layout.params
+        newer = _superblock_state(manifest, layout, members)
+        if newer is not None:
+            layout = newer
         unit = layout.unit
         if unit and manifest.block_size % unit:
             raise InvalidArgumentError(
                 f"RAID {layout.level}: block_size {manifest.block_size} is not a multiple of "
                 f"the mapping unit {unit}; use block_size >= unit or a smaller unit"
             )
+        rpc = layout.chunk_size // manifest.block_size
+        members = [_Slot.adopt(m, rpc) for m in members]
         super().__init__(path, manifest, layout, members, alloc)
+        if newer is not None:
+            manifest.save(path)
 
     @classmethod
     def _device_sizes(
@@ -386,14 +462,17 @@ class DeclusteredPool(Pool):
         Devices beyond the free spare slots stay FAILED (a
         :class:`~dwcore.pool.PoolDegradedWarning` says so); raises
         :class:`~dwcore.errors.InvalidArgumentError` when no slot is free at all
-        (nothing is moved: replace them), and :class:`~dwcore.errors.DataLossError`
-        for groups beyond the tolerance.
+        (nothing is moved: replace them).  Groups beyond the tolerance do not stop a
+        move: every other group is moved, then :class:`~dwcore.errors.DataLossError`
+        names the lost devices (``failed``) and pool rows (``lost_rows``: ``(first row,
+        rows)`` runs; an extent is hit when its rows overlap one).
         """
+        lost: list[list[Any]] = []
         with self._lock:
             self._check_open()
             pending = self.layout.target is not None
         if pending:
-            self._run(progress)
+            lost += self._run(progress)
         with self._lock:
             lay = self.layout
             back = [
@@ -402,42 +481,57 @@ class DeclusteredPool(Pool):
                 if m.state is DeviceState.REBUILDING and m.index in lay.spared_devices
             ]
             if back:
-                state = [-1 if f in back else f for f in lay.spared]
-                self._start(state)
+                self._start(lay.spare_removed(back))
         if back:
-            self._run(progress)
+            lost += self._run(progress)
+        with self._lock:
+            lay = self.layout
+            tidy = lay.tidied() if lay.ghosts else lay.spared
+            if tidy != lay.spared:
+                # the ghosts a copy-back left: the columns they kept in place move now
+                self._start(tidy)
+        if tidy != lay.spared:
+            lost += self._run(progress)
         with self._lock:
             plain = any(m.state is DeviceState.REBUILDING for m in self._members)
         if plain:
+            self._rebuild_critical_in_place()
             super().rebuild(progress)
-        with self._lock:
-            lay = self.layout
-            failed = [
-                m.index
-                for m in self._members
-                if m.state in (DeviceState.FAILED, DeviceState.MISSING)
-                and m.index not in lay.spared_devices
-            ]
-            if not failed:
-                return
-            free = lay.free_slots()
-            if not free:
-                raise InvalidArgumentError(
-                    f"pool {self._path}: devices {failed} are failed and no distributed spare "
-                    f"slot is free; replace them (replace_device, then rebuild)"
-                )
-            state = list(lay.spared) + [-1] * (lay.spares - len(lay.spared))
-            for slot, f in zip(free, failed, strict=False):
-                state[slot] = f
-            self._start(state)
-        self._run(progress)
-        if len(failed) > len(free):
+        left: list[int] = []
+        rounds = 0
+        while True:
+            # into spare space; again when a device failed during the move
+            with self._lock:
+                lay = self.layout
+                failed = [
+                    m.index
+                    for m in self._members
+                    if m.state in (DeviceState.FAILED, DeviceState.MISSING)
+                    and m.index not in lay.spared_devices
+                ]
+                if not failed:
+                    left = []
+                    break
+                state, left = lay.spare_added(failed)
+                if len(left) == len(failed):
+                    if rounds or lost:
+                        break  # those that fitted moved; the rest stay failed (warning)
+                    raise InvalidArgumentError(
+                        f"pool {self._path}: devices {failed} are failed and no distributed "
+                        f"spare slot is free; replace them (replace_device, then rebuild)"
+                    )
+                self._start(state)
+            rounds += 1
+            lost += self._run(progress)
+        if left:
             warnings.warn(
-                f"pool {self._path}: devices {failed[len(free) :]} stay failed: no distributed "
-                f"spare slot is left for them; replace them",
+                f"pool {self._path}: devices {left} stay failed: no distributed spare slot is "
+                f"left for them; replace them",
                 PoolDegradedWarning,
                 stacklevel=2,
             )
+        if lost:
+            raise self._lost_error(lost)
 
     def replace_device(
         self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
@@ -445,37 +539,245 @@ class DeclusteredPool(Pool):
         """Put a blank device in slot ``i`` (see :meth:`Pool.replace_device`); for RAID
         FR a spared slot's copy-back runs at once."""
         super().replace_device(i, path_or_device, force=force)
+        with self._lock:
+            mem = self._members[i]
+            if isinstance(mem, _Slot):
+                mem.early.clear()  # a blank device: nothing on it is rebuilt yet
         if getattr(self.layout, "copyback_on_replace", False) and i in self.layout.spared_devices:
             self.rebuild()
+
+    def status(self) -> PoolStatus:
+        """:meth:`Pool.status` plus the distributed spare space: a device rebuilt into it
+        is FAILED (its slot is empty, so ``degraded`` stays True) with ``reasons`` saying
+        its redundancy is restored and in which slot; during a move (into spare space or
+        copy-back) ``rebuild_progress`` is the share of allocated rows moved and
+        ``reasons`` names the devices moving; ``reasons[-1]`` lists rows a move could not
+        reconstruct that are still allocated."""
+        st = super().status()
+        with self._lock:
+            lay = self.layout
+            reasons = dict(st.reasons)
+            progress = st.rebuild_progress
+
+            def note(f: int, text: str) -> None:
+                old = reasons.get(f, "")
+                reasons[f] = f"{old}; {text}" if old else text
+
+            moving = set(lay.newly_spared)
+            back: set[int] = set()
+            if lay.target is not None:
+                back = {f for f in lay.spared if f >= 0} - {f for f in lay.target if f >= 0}
+                rows = moved = 0
+                for first, n in self._allocated_runs():
+                    for seg in self._segments(first, n):
+                        rows += seg.n
+                        if lay.in_target(seg.stripe):
+                            moved += seg.n
+                progress = moved / rows if rows else 1.0
+                pct = f"{100 * progress:.0f}% of allocated rows moved"
+                for f in sorted(moving):
+                    note(f, f"being rebuilt into distributed spare space ({pct})")
+                for f in sorted(back):
+                    note(f, f"copy-back from distributed spare space in progress ({pct})")
+            for j, f in enumerate(lay.spared):
+                if f >= 0 and f not in back:
+                    note(
+                        f,
+                        f"rebuilt into distributed spare slot {j} (redundancy restored; "
+                        f"replace it to copy back)",
+                    )
+            lost = self._lost_records()
+            if lost:
+                runs = ", ".join(f"[{a}, {a + n})" for a, n, _ in lost)
+                devs = sorted({d for _, _, ds in lost for d in ds})
+                reasons[-1] = (
+                    f"data lost: pool rows {runs} could not be reconstructed (devices {devs}); "
+                    f"reads of the extents holding them raise DataLossError"
+                )
+        return dataclasses.replace(st, reasons=reasons, rebuild_progress=progress)
+
+    def _rebuild_critical_in_place(self) -> None:
+        """Before the row engine rebuilds the replacements (REBUILDING) in order: the
+        groups that have lost the most redundancy — ranked by their columns on every lost
+        device, the replacements and the FAILED or MISSING ones — rank by rank down to 2,
+        are rebuilt onto the replacements first (§6 rebuild-critical first) and are
+        readable there at once; the ordered pass then skips them."""
+        with self._lock:
+            self._check_open()
+            targets = [m for m in self._members if m.state is DeviceState.REBUILDING]
+            tdev = {m.index for m in targets}
+            gone = {m.index for m in self._members if m.state in _LOST_STATES}
+            lost = tdev | gone
+            if self._flat or len(lost) < 2 or not targets:
+                return
+            lay = self.layout
+            start = min(m.rebuilt_rows for m in targets)
+            rank: dict[int, int] = {}
+            for first, rows in self._allocated_runs(start):
+                for seg in self._segments(first, rows):
+                    if seg.stripe not in rank:
+                        devs = set(lay.stripe(seg.stripe).devices)
+                        # only groups with a column on a replacement, and decodable
+                        r = len(devs & lost) if devs & tdev else 0
+                        rank[seg.stripe] = r if r <= lay.parity else 0
+        for level in sorted({r for r in rank.values() if r >= 2}, reverse=True):
+            stripes = sorted(s for s, r in rank.items() if r == level)
+            for i in range(0, len(stripes), BATCH_STRIPES):
+                part = stripes[i : i + BATCH_STRIPES]
+                with self._admitted(), self._lock:
+                    self._check_open()
+                    if any(m.state is not DeviceState.REBUILDING for m in targets):
+                        raise InvalidArgumentError("device states changed during rebuild")
+                    for s in part:
+                        lo = max(start, s * self._rpc)
+                        for first, rows in self._allocated_runs(lo):
+                            if first >= (s + 1) * self._rpc:
+                                break
+                            n = min(rows, (s + 1) * self._rpc - first)
+                            for seg in self._segments(first, n):
+                                Pool._rebuild_segment(self, seg, tdev)
+                    for m in targets:
+                        if m.device is not None:
+                            m.device.sync()
+                        if isinstance(m, _Slot):
+                            m.early.update(part)
+
+    def _rebuild_segment(self, seg: _Segment, tdev: set[int]) -> None:
+        """The row engine's step (see :meth:`Pool._rebuild_segment`), skipping the stripes a
+        priority pass already rebuilt onto every replacement."""
+        mems = [self._members[d] for d in tdev]
+        if all(isinstance(m, _Slot) and seg.stripe in m.early for m in mems):
+            return
+        super()._rebuild_segment(seg, tdev)
+
+    # ------------------------------------------------------------------
+    # the spare state: manifest and superblocks
+    # ------------------------------------------------------------------
+
+    def _replace_layout(self, layout: Layout) -> None:
+        """Switch the layout (see :meth:`Pool._replace_layout`): saved in the manifest,
+        then, with the next checkpoint number, in every member's superblock."""
+        seq = int(self._manifest.extra.get(SEQ_KEY, 0)) + 1
+        self._manifest.extra[SEQ_KEY] = seq
+        super()._replace_layout(layout)
+        params = {**self.layout.params, "block_size": self._block, SEQ_KEY: seq}
+        mems = [
+            m for m in self._members if m.writable and m.sb is not None and m.device is not None
+        ]
+        try:
+            news = [dataclasses.replace(m.sb, layout_params=params) for m in mems if m.sb]
+        except InvalidArgumentError as exc:
+            # more state than a superblock holds (many lost devices on a wide pool): the
+            # manifest alone has this checkpoint (it stays the newer one on open)
+            warnings.warn(
+                f"pool {self._path}: spare state not written to the superblocks: {exc}",
+                PoolDegradedWarning,
+                stacklevel=3,
+            )
+            return
+
+        def put(i: int) -> None:
+            dev = mems[i].device
+            assert dev is not None
+            write_superblock(dev, news[i])
+
+        # one thread per device: the superblock writes (two synced copies) overlap
+        with ThreadPoolExecutor(max(1, len(mems)), thread_name_prefix="dwcore-sb") as ex:
+            errors = list(ex.map(_catch, [functools.partial(put, i) for i in range(len(mems))]))
+        for mem, sb, err in zip(mems, news, errors, strict=True):
+            if err is None:
+                mem.sb = sb
+            elif isinstance(err, DeviceError):
+                self._mark_failed(mem.index, f"superblock write failed: {err}")
+            else:
+                raise err
+
+    def _lost_records(self) -> list[tuple[int, int, list[int]]]:
+        """The recorded lost row runs still allocated (under the lock)."""
+        out = []
+        for first, n, devs in self._manifest.extra.get(LOST_KEY, []):
+            if self._alloc.count_allocated(first, n):
+                out.append((int(first), int(n), list(devs)))
+        return out
+
+    def _lost_error(self, lost: list[list[Any]]) -> DataLossError:
+        """The DataLossError of a move that could not reconstruct the rows ``lost``."""
+        devs = sorted({d for _, _, ds in lost for d in ds})
+        runs = sorted((int(a), int(n)) for a, n, _ in lost)
+        text = ", ".join(f"[{a}, {a + n})" for a, n in runs)
+        err = DataLossError(
+            f"pool {self._path}: rows {text} could not be reconstructed: devices {devs} are "
+            f"failed or corrupt beyond what RAID {self.layout.level} tolerates; every other "
+            f"group was moved",
+            failed=devs,
+        )
+        err.lost_rows = tuple(runs)  # type: ignore[attr-defined]
+        return err
 
     # ------------------------------------------------------------------
     # transitions
     # ------------------------------------------------------------------
 
-    def _start(self, state: list[int]) -> None:
+    def _start(self, state: Sequence[int]) -> None:
         """Save a transition to spare state ``state`` (under the lock)."""
         lay = self.layout
         self._replace_layout(lay.with_state(lay.spared, state, 0))
 
-    def _run(self, progress: Callable[[int, int], Any] | None) -> None:
-        """Move every allocated stripe from the ``moved`` boundary on, batch by batch."""
+    def _lost_now(self, lay: Declustered) -> frozenset[int]:
+        """The devices whose columns (placed by ``lay.spared``) are lost now."""
+        gone = {
+            m.index for m in self._members if m.state in (DeviceState.FAILED, DeviceState.MISSING)
+        }
+        return frozenset((gone | lay.newly_spared) - {f for f in lay.spared if f >= 0})
+
+    def _replan(self, lay: Declustered) -> Declustered:
+        """A rebuild into spare space whose lost devices grew (two at once, or one more
+        during the move) gets a priority pass entry over all of them (under the lock)."""
+        if not lay.newly_spared:
+            return lay  # a copy-back restores no lost redundancy
+        lost = self._lost_now(lay)
+        last = lay.passes[-1][0] if lay.passes else frozenset()
+        if len(lost) < 2 or lost <= last:
+            return lay
+        entry: Pass = (lost, min(lay.width, len(lost)), 0)
+        nxt = lay.with_state(lay.spared, lay.target, lay.moved, [*lay.passes, entry])
+        self._replace_layout(nxt)
+        return nxt
+
+    def _batch(
+        self, lay: Declustered, start: int, want: Callable[[int], bool] | None
+    ) -> tuple[list[_Segment], int]:
+        """The allocated segments of the next batch from stripe ``start`` (those ``want``
+        accepts, from the first one on, over at most BATCH_STRIPES stripes) and the stripe
+        after the batch; ``([], start)`` when there is none."""
+        rpc = self._rpc
+        segs: list[_Segment] = []
+        s1 = start
+        for first, rows in self._allocated_runs(start * rpc):
+            for seg in self._segments(first, rows):
+                if segs and seg.stripe >= s1:
+                    return segs, s1
+                if want is not None and not want(seg.stripe):
+                    continue
+                if not segs:
+                    s1 = min(seg.stripe + BATCH_STRIPES, self._geo.stripes)
+                segs.append(seg)
+        return segs, (s1 if segs else start)
+
+    def _run(self, progress: Callable[[int, int], Any] | None) -> list[list[Any]]:
+        """Move every allocated stripe of the pending transition: priority passes, then
+        the rest in stripe order from the ``moved`` boundary, batch by batch.  Returns the
+        lost row runs ``[first_row, rows, devices]`` (recorded in the manifest too)."""
         b, rpc = self._block, self._rpc
         with self._lock:
             self._check_open()
             lay = self.layout
             assert lay.target is not None
-            total = sum(n for _, n in self._allocated_runs(lay.moved * rpc)) * b
-            if lay.critical_pass and lay.critical < self._geo.stripes:
-                runs = self._allocated_runs(lay.critical * rpc)
-                total += (
-                    sum(
-                        seg.n
-                        for first, rows in runs
-                        for seg in self._segments(first, rows)
-                        if lay.is_critical(seg.stripe)
-                    )
-                    * b
-                )
+            total = 0
+            for first, rows in self._allocated_runs():
+                for seg in self._segments(first, rows):
+                    if not lay.in_target(seg.stripe):
+                        total += seg.n * b
             back = [
                 m
                 for m in self._members
@@ -490,6 +792,7 @@ class DeclusteredPool(Pool):
             start_row = lay.moved * rpc
             whole = [m for m in back if m.rebuilt_rows >= start_row]
         done = 0
+        lost: list[list[Any]] = []
         if progress is not None:
             progress(0, total)
         workers = ThreadPoolExecutor(max(1, lay.n_devices), thread_name_prefix="dwcore-draid")
@@ -500,38 +803,26 @@ class DeclusteredPool(Pool):
                     lay = self.layout
                     if lay.target is None:
                         break
-                    # first pass: the groups that lost all their redundancy (critical)
-                    first_pass = lay.critical_pass and lay.critical < self._geo.stripes
-                    start = lay.critical if first_pass else lay.moved
-                    runs = self._allocated_runs(start * rpc)
-                    if not runs:
-                        if first_pass:
+                    lay = self._replan(lay)
+                    assert lay.target is not None
+                    cur = lay.passes[-1] if lay.passes and lay.passes[-1][1] >= 2 else None
+                    if cur is not None:
+                        # a priority pass: the groups of rank `level` not moved yet
+                        lost_devs, level, bound = cur
+                        want = functools.partial(_in_pass, lay, lost_devs, level)
+                        segs, s1 = self._batch(lay, bound, want)
+                        if not segs:
+                            # this rank is done: the next one (saved, reported as a step)
+                            rest = [*lay.passes[:-1], (lost_devs, level - 1, 0)]
                             self._replace_layout(
-                                lay.with_state(lay.spared, lay.target, 0, self._geo.stripes)
+                                lay.with_state(lay.spared, lay.target, lay.moved, rest)
                             )
-                            continue
-                        self._replace_layout(lay.with_state(lay.target))
-                        break
-                    s0 = runs[0][0] // rpc
-                    s1 = min(s0 + BATCH_STRIPES, self._geo.stripes)
-                    segs: list[_Segment] = []
-                    for first, rows in runs:
-                        if first >= s1 * rpc:
-                            break
-                        segs += self._segments(first, min(rows, s1 * rpc - first))
-                    if first_pass:
-                        segs = [seg for seg in segs if lay.is_critical(seg.stripe)]
-                    moves = self._plan(lay, segs)
-                    self._move(moves, workers)
-                    if first_pass:
-                        nxt = lay.with_state(lay.spared, lay.target, 0, s1)
                     else:
-                        for m in whole:
-                            m.rebuilt_rows = s1 * rpc
-                        nxt = lay.with_state(lay.spared, lay.target, s1, lay.critical)
-                    self._replace_layout(nxt)
-                    self._vacate(moves)
-                    step = sum(seg.n for seg in segs) * b
+                        segs, s1 = self._batch(lay, lay.moved, None)
+                        if not segs:
+                            self._replace_layout(lay.with_state(lay.target))
+                            break
+                    step = self._step(lay, cur, segs, s1, whole, lost, workers) if segs else 0
                 done += step
                 if progress is not None:
                     progress(min(done, total), total)
@@ -546,6 +837,42 @@ class DeclusteredPool(Pool):
             self._commit_membership()
         if progress is not None and done != total:
             progress(total, total)
+        return lost
+
+    def _step(
+        self,
+        lay: Declustered,
+        cur: Pass | None,
+        segs: list[_Segment],
+        s1: int,
+        whole: list[_Member],
+        lost: list[list[Any]],
+        workers: ThreadPoolExecutor,
+    ) -> int:
+        """Move one batch ``segs`` (up to stripe ``s1``) of the priority pass ``cur`` (None:
+        the stripe-order pass), save the new boundary, zero what the movers left; returns
+        the bytes moved (under the lock)."""
+        moves = self._plan(lay, segs)
+        self._move(moves, workers)
+        found = _lost_runs(moves)
+        if found:
+            lost += found
+            kept = [
+                r
+                for r in self._manifest.extra.get(LOST_KEY, [])
+                if self._alloc.count_allocated(r[0], r[1])
+            ]
+            self._manifest.extra[LOST_KEY] = [*kept, *found]
+        if cur is not None:
+            rest = [*lay.passes[:-1], (cur[0], cur[1], s1)]
+            nxt = lay.with_state(lay.spared, lay.target, lay.moved, rest)
+        else:
+            for m in whole:
+                m.rebuilt_rows = s1 * self._rpc
+            nxt = lay.with_state(lay.spared, lay.target, s1, lay.passes)
+        self._replace_layout(nxt)
+        self._vacate(moves)
+        return sum(seg.n for seg in segs) * self._block
 
     def _plan(self, lay: Declustered, segs: list[_Segment]) -> list[_Move]:
         """The moves of ``segs`` from ``lay.spared`` to ``lay.target``; refuses a move onto
@@ -617,18 +944,22 @@ class DeclusteredPool(Pool):
             failed_moves.update(res)
         for mv in moves:
             seg = mv.seg
-            if id(mv) in failed_moves:
-                # a read failed or a block is bad: the careful path reconstructs and repairs
-                out = self._rows(seg, {}, need_all=True)
-                lost = {j for j in mv.movers if out.lost.get(j)}
-                if lost:
-                    raise self._lost(mv, out.bad_devices)
-                mv.bufs = list(out.bufs)
-                continue
-            if mv.whole:
+            if id(mv) not in failed_moves and mv.whole:
                 full = [x for x in mv.bufs if x is not None]
-                if len(full) != len(mv.old.members) or codec.reconstruct(mv.old, full, mv.erased):
-                    raise self._lost(mv, {mv.old.members[j].device for j in mv.erased})
+                if len(full) == len(mv.old.members) and not codec.reconstruct(
+                    mv.old, full, mv.erased
+                ):
+                    continue
+            elif id(mv) not in failed_moves:
+                continue
+            # a read failed, a block is bad or too much is erased: the careful path
+            # reconstructs (and repairs) what it can, row by row; the rest is lost
+            out = self._rows(seg, {}, need_all=True)
+            for j in mv.movers:
+                mv.lost_rows |= set(out.lost.get(j, ()))
+            if mv.lost_rows:
+                mv.bad = set(out.bad_devices) | {mv.old.members[j].device for j in mv.erased}
+            mv.bufs = list(out.bufs)
         writes: dict[int, list[tuple[_Move, int]]] = {}
         for mv in moves:
             for j in mv.movers:
@@ -644,9 +975,17 @@ class DeclusteredPool(Pool):
             for mv, j in writes[dv]:
                 buf = mv.bufs[j]
                 assert buf is not None
+                crcs = crc32c_blocks(buf, b)
+                if mv.lost_rows:
+                    # lost rows: zeros under checksum entries that cannot match them, so
+                    # a read raises DataLossError instead of returning wrong bytes
+                    buf, crcs = buf.copy(), np.array(crcs, dtype="<u4")
+                    for r in mv.lost_rows:
+                        buf[r * b : (r + 1) * b] = 0
+                        crcs[r] = _never_matches(b)
                 off, coff = self._addr(mem, mv.new.members[j], mv.seg.row)
                 mem.device.pwrite(off, buf)
-                mem.device.pwrite(coff, crc32c_blocks(buf, b))
+                mem.device.pwrite(coff, crcs)
             mem.device.sync()
 
         devs = list(writes)
@@ -679,13 +1018,69 @@ class DeclusteredPool(Pool):
                 except DeviceError as exc:
                     self._mark_failed(m.device, f"write failed while zeroing spare: {exc}")
 
-    def _lost(self, mv: _Move, devices: set[int]) -> DataLossError:
-        failed = sorted(devices)
-        return DataLossError(
-            f"pool {self._path}: cannot move group {mv.seg.stripe}: devices {failed} are failed "
-            f"or corrupt beyond what RAID {self.layout.level} tolerates",
-            failed=failed,
-        )
+
+def _in_pass(lay: Declustered, lost: frozenset[int], level: int, s: int) -> bool:
+    """Group ``s`` belongs to the priority pass ``(lost, level)`` and is not moved yet."""
+    return lay.rank(s, lost) == level and not lay.in_target(s)
+
+
+@functools.lru_cache(maxsize=8)
+def _never_matches(block: int) -> int:
+    """A checksum entry no zero block of ``block`` bytes matches."""
+    return crc32c(bytes(block)) ^ 0xFFFFFFFF
+
+
+def _lost_runs(moves: list[_Move]) -> list[list[Any]]:
+    """``[first_row, rows, devices]`` for each run of lost rows of ``moves``."""
+    out: list[list[Any]] = []
+    for mv in moves:
+        rows = sorted(mv.lost_rows)
+        devs = sorted(mv.bad)
+        i = 0
+        while i < len(rows):
+            k = i
+            while k + 1 < len(rows) and rows[k + 1] == rows[k] + 1:
+                k += 1
+            a, n = mv.seg.first + rows[i], rows[k] - rows[i] + 1
+            if out and out[-1][0] + out[-1][1] == a and out[-1][2] == devs:
+                out[-1][1] += n  # the same run going on in the next segment
+            else:
+                out.append([a, n, devs])
+            i = k + 1
+    return out
+
+
+def _superblock_state(
+    manifest: Manifest, layout: Declustered, members: list[_Member]
+) -> Declustered | None:
+    """The layout with the spare state of the newest superblock, when it is newer than
+    the manifest's (checkpoint number ``draid_seq``) or the manifest has none; None when
+    the manifest's state stands.  Superblocks of another geometry are ignored."""
+    mseq = int(manifest.extra.get(SEQ_KEY, 0))
+    has_state = "spared" in manifest.layout
+    best: tuple[int, dict[str, Any]] | None = None
+    for mem in members:
+        if mem.sb is None:
+            continue
+        params = mem.sb.layout_params
+        if "spared" not in params or params.get("name") != layout.level:
+            continue
+        seq = int(params.get(SEQ_KEY, 0))
+        if best is None or seq > best[0]:
+            best = (seq, params)
+    if best is None or (has_state and best[0] <= mseq):
+        return None
+    seq, params = best
+    geometry = {k: v for k, v in layout.params.items() if k not in _STATE_KEYS}
+    theirs = {k: v for k, v in params.items() if k in geometry}
+    if any(theirs[k] != geometry[k] for k in theirs if k not in ("unit", "spare_rule")):
+        return None
+    opts = {k: v for k, v in layout.options.items() if k not in _STATE_KEYS}
+    opts.update({k: params[k] for k in _STATE_KEYS if k in params})
+    newer = type(layout)(layout.n_devices, layout.chunk_size, **opts)
+    manifest.layout = newer.params
+    manifest.extra[SEQ_KEY] = seq
+    return newer
 
 
 def _catch(call: Callable[[], None]) -> BaseException | None:

@@ -36,15 +36,40 @@ kept so that they still read: such a pool's saved parameters have no
 **Distributed spares.**  ``spared`` lists, per spare slot j, the device that
 was rebuilt into that slot (-1 for a free slot).  In slice t every spared
 device that holds columns there (an *active* one) is redirected, at the same
-device offsets, to a spare position of that slice: first to its own slot's
-device ``perm_t[C-1-j]`` when that device is not itself spared, then (slot
-order) to the first spare position that is neither spared nor taken.  There
-are always enough: a spared device that is a spare position of slice t holds
-nothing there.  A change of ``spared`` (rebuild into spare, copy-back onto a
-replacement) is a *transition*: ``target`` is the new state and stripes below
-``moved`` already use it (:mod:`dwcore.pool.draid` moves them in order, after a
-first pass — boundary ``critical`` — over the groups that lost all their
-redundancy when two or more devices of a P ≥ 2 layout are moved at once).
+device offsets, to a spare position of that slice.  Which one is the
+``spare_rule``:
+
+* ``"first-free"`` (§6, pools made by this version): the first *free* spare
+  position of the slice (position order j = 0, 1, ...: not a spared device,
+  not holding another spared device's column), the devices taken in the order
+  they were spared (slot order).  Columns already placed never move when a
+  later device is spared: a device's column moves again only when the device
+  holding it is itself spared (then it goes to the first free position too).
+  A copy-back that would let a later device's column slide onto a place still
+  in use leaves a *ghost* in the slot (``-2 - f``): it keeps reserving the
+  positions ``f`` had (empty) so that nothing else moves in that transition;
+  the next transition drops it (the columns that slide then land on free
+  places), and a new failure can take a ghost's slot the same way.  Trailing
+  ghosts change nothing and are dropped at once.
+* ``"slot"`` (pools saved without ``spare_rule``, which keep reading exactly
+  as before): first to its own slot's device ``perm_t[C-1-j]`` when that
+  device is not itself spared, then (slot order) to the first spare position
+  that is neither spared nor taken.
+
+There are always enough positions: a spared device that is a spare position of
+slice t holds nothing there.  A change of ``spared`` (rebuild into spare,
+copy-back onto a replacement) is a *transition*: ``target`` is the new state;
+stripes below ``moved`` already use it, and so do the groups the *priority
+passes* ``passes`` have moved.  Each pass entry ``(lost, level, boundary)``
+ranks a group by how many of its columns (placed by ``spared``) sit on the
+devices ``lost`` — the redundancy it has lost — and stands for "every group
+of rank > level, and those of rank = level below ``boundary``, are moved":
+:mod:`dwcore.pool.draid` moves the groups that lost the most redundancy first
+(§6: rebuild-critical first), rank by rank down to 2, then all the others in
+stripe order (boundary ``moved``).  A device lost during a transition adds an
+entry with the larger lost set.  Layouts saved with the older single
+``critical`` boundary (all P redundancy on the devices being moved) open as
+one such entry.
 
 **RAID FR** (IBM Distributed RAID, an interpretation, §5) is a profile of the
 same engine with IBM's parameters: ``raid="raid5"|"raid6"`` (P = 1 or 2),
@@ -86,6 +111,8 @@ __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_UNIT",
     "FR_DEFAULT_CHUNK",
+    "LEGACY_SPARE_RULE",
+    "SPARE_RULE",
     "Declustered",
     "Fr",
     "base_permutations",
@@ -105,6 +132,14 @@ FR_DEFAULT_CHUNK = 256 << 10
 DEFAULT_UNIT = 4096
 #: Largest Reed–Solomon code of §6 (8+3).
 MAX_RS_DATA, MAX_RS_PARITY = 8, 3
+#: §6's spare-position rule ("first free spare position"), used by new pools.
+SPARE_RULE = "first-free"
+#: The rule of pools saved before ``spare_rule`` existed (own slot's position first).
+LEGACY_SPARE_RULE = "slot"
+_SPARE_RULES = (SPARE_RULE, LEGACY_SPARE_RULE)
+
+#: One priority pass of a transition: ``(lost devices, level, boundary)``.
+Pass = tuple[frozenset[int], int, int]
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -132,23 +167,51 @@ def base_permutations(children: int, nperms: int, seed: int) -> np.ndarray:
     return out
 
 
-def _spared_tuple(name: str, value: object, n_devices: int, slots: int) -> tuple[int, ...]:
+def _spared_tuple(
+    name: str, value: object, n_devices: int, slots: int, ghosts: bool = False
+) -> tuple[int, ...]:
+    """A spare state: device per slot, -1 free, ``-2 - f`` a ghost of ``f`` (``ghosts``,
+    the first-free rule, where free slots are dropped: only the order counts); trailing
+    free slots and ghosts are dropped (they change no placement)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise InvalidArgumentError(f"{name} must be a list of device indices, got {value!r}")
+    low = -1 - n_devices if ghosts else -1
     out = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or not -1 <= v < n_devices:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v < n_devices:
             raise InvalidArgumentError(
-                f"{name} entries must be device indices in 0..{n_devices - 1} or -1, got {v!r}"
+                f"{name} entries must be device indices in 0..{n_devices - 1} or -1"
+                f"{' (or -2-f for a ghost)' if ghosts else ''}, got {v!r}"
             )
         out.append(v)
-    while out and out[-1] == -1:
+    if ghosts:
+        # first-free rule: the order is all that counts, a free slot places nothing
+        out = [v for v in out if v != -1]
+    while out and out[-1] < 0:
         out.pop()
     if len(out) > slots:
         raise InvalidArgumentError(f"{name} lists {len(out)} spare slots, the layout has {slots}")
     used = [v for v in out if v >= 0]
     if len(set(used)) != len(used):
         raise InvalidArgumentError(f"{name} lists a device twice: {out}")
+    return tuple(out)
+
+
+def _passes(value: object, n_devices: int) -> tuple[Pass, ...]:
+    """Validated priority-pass entries ``[[lost devices], level, boundary], ...``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InvalidArgumentError(
+            f"passes must be a list of [lost, level, boundary], got {value!r}"
+        )
+    out = []
+    for entry in value:
+        if isinstance(entry, (str, bytes)) or not isinstance(entry, Sequence) or len(entry) != 3:
+            raise InvalidArgumentError(f"passes entries are [lost, level, boundary], got {entry!r}")
+        lost, level, bound = entry
+        devs = _spared_tuple("passes lost", lost, n_devices, n_devices)
+        if any(d < 0 for d in devs):
+            raise InvalidArgumentError(f"passes lost devices must be indices, got {lost!r}")
+        out.append((frozenset(devs), check_int("level", level, 0), check_int("boundary", bound, 0)))
     return tuple(out)
 
 
@@ -159,16 +222,18 @@ class Declustered(Layout):
     #: The chunk (row height H) :func:`dwcore.raid.layout` and ``Pool.create`` use when
     #: none is given (§6: 16 MiB, as dRAID).
     DEFAULT_CHUNK: ClassVar[int] = DEFAULT_HEIGHT
-    OPTIONS = (
+    OPTIONS: ClassVar[tuple[str, ...]] = (
         "parity",
         "data",
         "spares",
         "code",
         "unit",
         "seed",
+        "spare_rule",
         "spared",
         "target",
         "moved",
+        "passes",
         "critical",
     )
 
@@ -183,9 +248,11 @@ class Declustered(Layout):
         code: str = "parity",
         unit: int = DEFAULT_UNIT,
         seed: int = DEFAULT_SEED,
+        spare_rule: str = SPARE_RULE,
         spared: Sequence[int] = (),
         target: Sequence[int] | None = None,
         moved: int = 0,
+        passes: Sequence[Sequence[Any]] | None = None,
         critical: int = 0,
     ) -> None:
         if code not in ("parity", "rs"):
@@ -216,14 +283,31 @@ class Declustered(Layout):
             raise InvalidArgumentError(
                 f"RAID {self.level} supports at most {MAX_CHILDREN} devices, got {n_devices}"
             )
-        self.spared = _spared_tuple("spared", spared, n, self.spares)
-        self.target = None if target is None else _spared_tuple("target", target, n, self.spares)
-        self.moved = check_int("moved", moved, 0)
-        self.critical = check_int("critical", critical, 0)
-        if self.target is None and (self.moved or self.critical):
+        if spare_rule not in _SPARE_RULES:
             raise InvalidArgumentError(
-                "moved and critical must be 0 when no transition (target) is pending"
+                f"spare_rule must be one of {', '.join(_SPARE_RULES)}, got {spare_rule!r}"
             )
+        self.spare_rule = spare_rule
+        ghosts = spare_rule == SPARE_RULE
+        self.spared = _spared_tuple("spared", spared, n, self.spares, ghosts)
+        self.target = (
+            None if target is None else _spared_tuple("target", target, n, self.spares, ghosts)
+        )
+        self.moved = check_int("moved", moved, 0)
+        critical = check_int("critical", critical, 0)
+        if self.target is None and (self.moved or critical or passes):
+            raise InvalidArgumentError(
+                "moved, passes and critical must be empty when no transition (target) is pending"
+            )
+        if passes is not None and critical:
+            raise InvalidArgumentError("give passes or the older critical, not both")
+        if passes is None:
+            # saved by the older format: one critical pass when two or more devices of a
+            # P >= 2 layout moved at once (groups with all P redundancy on them)
+            new = frozenset(f for f in self.target or () if f >= 0) - set(self.spared)
+            legacy = self.parity >= 2 and len(new) >= 2
+            passes = [[sorted(new), self.parity, critical]] if legacy else []
+        self.passes = _passes(passes, n)
         super().__init__(n_devices, chunk_size)
         if self.unit > self.chunk_size:
             raise InvalidArgumentError(
@@ -260,12 +344,13 @@ class Declustered(Layout):
             "code": self.code,
             "unit": self.unit,
             "seed": self.seed,
+            "spare_rule": self.spare_rule,
             "spared": list(self.spared),
         }
         if self.target is not None:
             out["target"] = list(self.target)
             out["moved"] = self.moved
-            out["critical"] = self.critical
+            out["passes"] = [[sorted(lost), lv, bd] for lost, lv, bd in self.passes]
         return out
 
     @property
@@ -326,29 +411,117 @@ class Declustered(Layout):
         return frozenset(out)
 
     def free_slots(self) -> list[int]:
-        """Spare slots not used by ``spared`` (in slot order)."""
-        used = {j for j, f in enumerate(self.spared) if f >= 0}
-        return [j for j in range(self.spares) if j not in used]
+        """Spare slots not used by ``spared`` (in slot order; a ghost is not free)."""
+        return [j for j in range(self.spares) if j >= len(self.spared) or self.spared[j] == -1]
 
     def with_state(
         self,
         spared: Sequence[int],
         target: Sequence[int] | None = None,
         moved: int = 0,
-        critical: int = 0,
+        passes: Sequence[Pass] = (),
     ) -> Declustered:
         """This layout with another spare state (same geometry and permutations)."""
-        opts = {
-            **self.options,
-            "spared": list(spared),
-            "target": target,
-            "moved": moved,
-            "critical": critical,
-        }
+        opts: dict[str, Any] = {**self.options, "spared": list(spared), "target": target}
         if target is None:
-            opts.pop("moved")
-            opts.pop("critical")
+            opts.pop("moved", None)
+            opts.pop("passes", None)
+        else:
+            opts["moved"] = moved
+            opts["passes"] = [[sorted(lost), lv, bd] for lost, lv, bd in passes]
         return type(self)(self.n_devices, self.chunk_size, **opts)
+
+    def _live(self, state: Sequence[int]) -> set[int]:
+        return {f for f in state if f >= 0}
+
+    def _conflicts(self, a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+        """True when a transition from spare state ``a`` to ``b`` would write a column
+        onto a place that ``a`` still uses (full period): such a move cannot be made
+        crash-safe in one transition (it is what :mod:`dwcore.pool.draid` refuses)."""
+        live = self._live(b)
+        if not live:
+            return False
+        for t in range(self.nperms * self.n_devices):
+            ra, rb = self.redirect(t, a), self.redirect(t, b)
+            if ra == rb:
+                continue
+            perm = self.permutation(t)
+            occupied = {ra.get(int(d), int(d)) for d in perm[: self.active]}
+            for f, dest in rb.items():
+                if dest != ra.get(f, f) and dest in occupied:
+                    return True
+        return False
+
+    def _tidy(self, state: list[int]) -> tuple[int, ...]:
+        """``state`` with every ghost dropped whose reservation can go (the columns that
+        then slide into its positions move onto free places)."""
+        for j, v in enumerate(state):
+            if v <= -2:
+                trial = list(state)
+                trial[j] = -1
+                if not self._conflicts(tuple(state), tuple(trial)):
+                    state = trial
+        return _spared_tuple("state", state, self.n_devices, self.spares, True)
+
+    def spare_added(self, devices: Sequence[int]) -> tuple[tuple[int, ...], list[int]]:
+        """``(state, left)``: ``spared`` with ``devices`` (in order) rebuilt into spare slots
+        and the devices no slot is left for.  With the ``first-free`` rule a device goes
+        after every device already in spare space (nothing else moves) or, when the slots
+        are full, in a ghost's place if the columns that then move land on free places."""
+        if self.spare_rule == LEGACY_SPARE_RULE:
+            slots = list(self.spared) + [-1] * (self.spares - len(self.spared))
+            left = []
+            for f in devices:
+                if -1 in slots:
+                    slots[slots.index(-1)] = f
+                else:
+                    left.append(f)
+            return _spared_tuple("state", slots, self.n_devices, self.spares), left
+        state = list(self.spared)
+        left = []
+        for f in devices:
+            if len(state) < self.spares:
+                state.append(f)  # after every device already in spare space: nothing moves
+                continue
+            # no room left: a ghost's place (dropped, or taken), where the columns that
+            # move then land on free places only
+            trials = []
+            for j in [j for j, v in enumerate(state) if v <= -2]:
+                trials.append([*state[:j], *state[j + 1 :], f])
+                trials.append([*state[:j], f, *state[j + 1 :]])
+            for trial in trials:
+                if not self._conflicts(tuple(state), tuple(trial)):
+                    state = trial
+                    break
+            else:
+                left.append(f)
+        return _spared_tuple("state", state, self.n_devices, self.spares, True), left
+
+    def spare_removed(self, devices: Sequence[int]) -> tuple[int, ...]:
+        """``spared`` with ``devices`` copied back: their slots free or, with the
+        ``first-free`` rule where freeing one would slide another device's column onto a
+        place still in use, ghosts (dropped by a later transition once they can go)."""
+        gone = set(devices)
+        if self.spare_rule == LEGACY_SPARE_RULE:
+            return tuple(-1 if f in gone else f for f in self.spared)
+        old = tuple(self.spared)
+        state = [(-2 - f) if f in gone else f for f in self.spared]
+        for j, f in enumerate(self.spared):
+            if f in gone:
+                trial = list(state)
+                trial[j] = -1
+                if not self._conflicts(old, tuple(trial)):
+                    state = trial
+        return _spared_tuple("state", state, self.n_devices, self.spares, True)
+
+    @property
+    def ghosts(self) -> bool:
+        """True when ``spared`` holds a ghost (module documentation)."""
+        return any(v <= -2 for v in self.spared)
+
+    def tidied(self) -> tuple[int, ...]:
+        """``spared`` without the ghosts that can go now."""
+        return self._tidy(list(self.spared))
 
     def permutation(self, t: int) -> np.ndarray:
         """``perm_t``: position → device for slice ``t``."""
@@ -363,7 +536,7 @@ class Declustered(Layout):
 
     def redirect(self, t: int, state: tuple[int, ...] | None = None) -> dict[int, int]:
         """Spared device → spare device of slice ``t`` under ``state`` (default ``spared``)."""
-        state = self.spared if state is None else state
+        state = self.spared if state is None else tuple(state)
         if not any(f >= 0 for f in state):
             return {}
         key = (t, state)
@@ -371,9 +544,23 @@ class Declustered(Layout):
         if hit is not None:
             return hit
         perm = self.permutation(t)
-        failed = {f for f in state if f >= 0}
         active = {int(x) for x in perm[: self.active]}
         positions = [int(perm[self.n_devices - 1 - j]) for j in range(self.spares)]
+        if self.spare_rule == LEGACY_SPARE_RULE:
+            mapping = self._redirect_slot(state, active, positions)
+        else:
+            mapping = self._redirect_first_free(state, active, positions)
+        if len(self._redirect_cache) > 65536:
+            self._redirect_cache.clear()
+        self._redirect_cache[key] = mapping
+        return mapping
+
+    @staticmethod
+    def _redirect_slot(
+        state: tuple[int, ...], active: set[int], positions: list[int]
+    ) -> dict[int, int]:
+        """The ``slot`` rule: own slot's position first, then the first one left."""
+        failed = {f for f in state if f >= 0}
         mapping: dict[int, int] = {}
         used: set[int] = set()
         second = []
@@ -389,10 +576,30 @@ class Declustered(Layout):
             p = next(p for p in positions if p not in failed and p not in used)
             mapping[f] = p
             used.add(p)
-        if len(self._redirect_cache) > 65536:
-            self._redirect_cache.clear()
-        self._redirect_cache[key] = mapping
         return mapping
+
+    @staticmethod
+    def _redirect_first_free(
+        state: tuple[int, ...], active: set[int], positions: list[int]
+    ) -> dict[int, int]:
+        """The ``first-free`` rule (§6), replayed in slot order (module documentation):
+        each device added takes the first free position; a column whose position is the
+        device added moves to the first free one (ghosts reserve like devices)."""
+        failed: set[int] = set()
+        place: dict[int, int] = {}  # slot -> spare device holding that slot's column
+        for j, v in enumerate(state):
+            if v == -1:
+                continue
+            f = v if v >= 0 else -2 - v
+            failed.add(f)
+            for i, p in list(place.items()):
+                if p == f:  # its column was on f: lost with f, placed again
+                    used = set(place.values())
+                    place[i] = next(q for q in positions if q not in failed and q not in used)
+            if f in active:
+                used = set(place.values())
+                place[j] = next(q for q in positions if q not in failed and q not in used)
+        return {state[j]: p for j, p in place.items() if state[j] >= 0}
 
     # -- placement --------------------------------------------------------
 
@@ -408,13 +615,28 @@ class Declustered(Layout):
         return out
 
     def state_of(self, s: int) -> tuple[int, ...]:
-        """The spare state stripe ``s`` is placed by: ``target`` below ``moved``, and
-        below ``critical`` for the groups :meth:`is_critical` names."""
-        if self.target is not None and (
-            s < self.moved or (s < self.critical and self.is_critical(s))
-        ):
+        """The spare state stripe ``s`` is placed by: ``target`` below ``moved`` and for
+        the groups the priority passes have moved (module documentation)."""
+        if self.target is None:
+            return self.spared
+        if s < self.moved:
             return self.target
+        if self.passes:
+            devs = self.group_devices(s, self.spared)
+            for lost, level, bound in self.passes:
+                r = sum(1 for d in devs if d in lost)
+                if r > level or (r == level and s < bound):
+                    return self.target
         return self.spared
+
+    def rank(self, s: int, lost: frozenset[int] | set[int]) -> int:
+        """Columns of group ``s`` (placed by ``spared``) on the devices ``lost``: the
+        redundancy the group has lost."""
+        return sum(1 for d in self.group_devices(s, self.spared) if d in lost)
+
+    def in_target(self, s: int) -> bool:
+        """True when stripe ``s`` is already placed by the pending ``target``."""
+        return self.target is not None and self.state_of(s) is self.target
 
     @property
     def newly_spared(self) -> frozenset[int]:
@@ -422,19 +644,6 @@ class Declustered(Layout):
         if self.target is None:
             return frozenset()
         return frozenset(f for f in self.target if f >= 0) - {f for f in self.spared if f >= 0}
-
-    @property
-    def critical_pass(self) -> bool:
-        """A transition moving two or more failed devices of a P ≥ 2 layout first moves the
-        groups that lost all their redundancy (§6: rebuild-critical first)."""
-        return self.parity >= 2 and len(self.newly_spared) >= 2
-
-    def is_critical(self, s: int) -> bool:
-        """True when group ``s`` has all P of its redundancy on devices being moved."""
-        if not self.critical_pass:
-            return False
-        lost = self.newly_spared
-        return sum(1 for d in self.group_devices(s, self.spared) if d in lost) >= self.parity
 
     def stripe(self, s: int) -> StripeMap:
         s = self._check_stripe(s)
@@ -505,15 +714,17 @@ class Fr(Declustered):
     level = "FR"
     #: §5: IBM's 256 KiB strip.
     DEFAULT_CHUNK: ClassVar[int] = FR_DEFAULT_CHUNK
-    OPTIONS = (
+    OPTIONS: ClassVar[tuple[str, ...]] = (
         "raid",
         "stripewidth",
         "rebuildareas",
         "unit",
         "seed",
+        "spare_rule",
         "spared",
         "target",
         "moved",
+        "passes",
         "critical",
     )
     #: A replacement starts the copy-back at once (mandatory for FR).
@@ -529,9 +740,11 @@ class Fr(Declustered):
         rebuildareas: int = 1,
         unit: int = DEFAULT_UNIT,
         seed: int = DEFAULT_SEED,
+        spare_rule: str = SPARE_RULE,
         spared: Sequence[int] = (),
         target: Sequence[int] | None = None,
         moved: int = 0,
+        passes: Sequence[Sequence[Any]] | None = None,
         critical: int = 0,
     ) -> None:
         name = raid.lower() if isinstance(raid, str) else ""
@@ -569,9 +782,11 @@ class Fr(Declustered):
             spares=areas,
             unit=unit,
             seed=seed,
+            spare_rule=spare_rule,
             spared=spared,
             target=target,
             moved=moved,
+            passes=passes,
             critical=critical,
         )
 
