@@ -26,6 +26,12 @@ dirty cache then replays); opening without the journal writes through after a
 clean close and is refused after a crash with dirty entries (forced: warns,
 the journal retired).  ``journal_on="members"``: the journal mirrored on two
 members survives a power cut, also with one of them failed or replaced.
+Journal format 3 (records name their journal): records an earlier journal
+left on the same space are never replayed — after ``replace_journal`` (on
+the members, or a journal device given again), in a new mirrored pool on
+reused members — and a member that comes back with an earlier journal's
+header does not hide the current journal; a version 2 journal (records
+without a journal id) is replayed by its own rule and upgraded.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import os
 import struct
 import threading
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -52,7 +59,7 @@ from levels7_pool import (
     seed_of,
 )
 from levels9_pool import check_set, crash
-from pool_helpers import Image, KiB, MiB, Ref, check_all, fill, quiet_close
+from pool_helpers import Image, KiB, MiB, Ref, Rig, check_all, fill, quiet_close
 
 from dwcore import raid
 from dwcore.checksum import crc32c
@@ -110,7 +117,7 @@ def cut_power(b: Built, jw: FaultyDevice, keep: Any = "none", seed: int = 0) -> 
     b.pool.close(sync=False)
 
 
-def journal_record(b: Built) -> dict[str, Any]:
+def journal_record(b: Any) -> dict[str, Any]:
     """The journal state record of ``b``'s manifest."""
     with open(os.path.join(b.path, "pool.json")) as f:
         rec: dict[str, Any] = json.load(f)["extra"]["raid7_journal"]
@@ -461,7 +468,7 @@ def test_version_1_journal_is_replayed_and_replaced(tmp_path: Any) -> None:
     assert pool.read(ext) == data
     check_all(pool, b.ref)
     with open(jpath, "rb") as f:
-        assert struct.unpack("<8sI", f.read(12)) == (b"DWRAID7J", 2)
+        assert struct.unpack("<8sI", f.read(12)) == (b"DWRAID7J", 3)
     assert journal_record(b)["state"] == "clean"  # an old pool gains the record
     pool.close()
     with open(jpath, "r+b") as f:  # a newer version is refused, not misread
@@ -1004,3 +1011,241 @@ def test_journal_mirrored_on_two_members(tmp_path: Any) -> None:
         Raid7Pool.create(
             tmp_path / "x", "7", 3, 8 * MiB, journal=journal_device(), journal_on="members"
         )
+
+
+# -- the journal names its records' journal (format version 3) ---------------------------------
+
+
+class Small:
+    """A small, empty RAID 7 pool on RAM devices behind fault-injecting wrappers (no fill:
+    the journal tests below place their own extents)."""
+
+    def __init__(
+        self, tmp_path: Any, name: str, n: int = 3, rig: Rig | None = None, **kw: Any
+    ) -> None:
+        self.path = str(tmp_path / name)
+        os.makedirs(self.path, exist_ok=True)
+        self.rig = rig if rig is not None else Rig.ram(self.path, n, 16 * MiB)
+        self.journal: FaultyDevice | None = kw.get("journal")
+        self.pool = r7(
+            Raid7Pool.create(
+                self.path,
+                "7",
+                self.rig.wrappers,
+                16 * MiB,
+                chunk_size=CHUNK,
+                block_size=BLOCK,
+                max_dirty_s=600,
+                **kw,
+            )
+        )
+
+    def reopen(self, force_journal_loss: bool = False) -> Raid7Pool:
+        if self.journal is not None:
+            self.journal.heal()
+        self.pool = r7(
+            Raid7Pool.open(
+                self.path,
+                devices=self.rig.rewrap(),
+                journal=self.journal,
+                force_journal_loss=force_journal_loss,
+            )
+        )
+        return self.pool
+
+    def cut(self, *others: FaultyDevice) -> None:
+        """A power cut that drops every unsynced write of the members and the journal
+        devices; the pool dropped as a crash would."""
+        every = [*self.rig.wrappers, *others]
+        if self.journal is not None and self.journal not in others:
+            every.append(self.journal)
+        for w in every:
+            w.fail_now("any")
+        for i, w in enumerate(every):
+            w.power_cut(seed=seed_of("r7-small-cut", i), keep="none")
+        self.pool.close(sync=False)
+        for w in others:
+            w.heal()
+
+
+@pytest.mark.parametrize("where", ["members", "device"])
+def test_replace_journal_never_brings_back_old_records(tmp_path: Any, where: str) -> None:
+    """``replace_journal`` formats a journal again (the mirrored one on the same metadata
+    areas, or a device that held a journal of this pool before): the records of the
+    earlier journal still lie there, at the new journal's first epoch and sequence
+    numbers, and must never be replayed — after a power cut (an old record of a freed
+    extent after a new acknowledged write in its rows) nor after a clean close."""
+    jdevs = [journal_device(1 * MiB), journal_device(1 * MiB)]
+    kw: dict[str, Any] = {"journal_on": "members"} if where == "members" else {"journal": jdevs[0]}
+    s = Small(tmp_path, where, **kw)
+    rng = np.random.default_rng(seed_of("r7-replace-old", where))
+
+    def replace() -> None:
+        if where == "members":
+            s.pool.replace_journal()
+        else:  # away and back: the first device is formatted again
+            s.pool.replace_journal(jdevs[1])
+            s.pool.replace_journal(jdevs[0])
+
+    size = 32 * KiB
+    a0, a1 = s.pool.write(b"0" * size), s.pool.write(b"1" * size)
+    s.pool.flush()  # destaged, the journal emptied: both records stay on its space
+    s.pool.free(a1)
+    s.pool.sync()
+    s.pool.close()
+    pool = s.reopen()
+    replace()
+    data = rng.bytes(size)
+    ext = pool.write(data)  # the new journal's first record, in a1's rows
+    assert (ext.first_row, ext.rows) == (a1.first_row, a1.rows)
+    assert pool.cache_status()["dirty_extents"] == 1
+    s.cut(*jdevs)
+    pool = s.reopen()
+    assert pool.cache_status()["replayed_extents"] == 1
+    assert pool.read(ext) == data and pool.read(a0) == b"0" * size
+    # an old record replayed after a clean close: the new journal never got a record
+    old = pool.write(b"A" * 64 * KiB)
+    pool.flush()
+    replace()
+    pool.free(old)
+    pool.sync()
+    big = rng.bytes(2 * MiB)  # larger than the journal: written through, no record
+    big_ext = pool.write(big)
+    assert pool.cache_status()["write_through"] == 1
+    pool.close()
+    pool = s.reopen()
+    assert pool.cache_status()["replayed_extents"] == 0
+    assert pool.read(big_ext) == big and pool.read(ext) == data
+    quiet_close(pool)
+    s.rig.close()
+
+
+def test_new_mirrored_pool_on_reused_members_ignores_old_records(tmp_path: Any) -> None:
+    """A ``journal_on="members"`` pool created (``force=True``) on the members of an older
+    one: the old pool's journal records in the metadata areas are never replayed into
+    the new pool, after a clean close or a power cut."""
+    old = Small(tmp_path, "old", journal_on="members")
+    old.pool.write(b"OLD!" * 8192)  # journaled in the old pool's mirrored journal
+    old.pool.close()
+    rig = old.rig
+    rig.rewrap()
+    new = Small(tmp_path, "new", rig=rig, journal_on="members", force=True)
+    rng = np.random.default_rng(83)
+    big = rng.bytes(2 * MiB)  # written through: the new journal gets no record
+    ext = new.pool.write(big)
+    new.pool.close()
+    pool = new.reopen()
+    assert pool.cache_status()["replayed_extents"] == 0
+    assert pool.read(ext) == big
+    small = rng.bytes(20 * KiB)
+    acked = pool.write(small)
+    new.cut()
+    pool = new.reopen()
+    assert pool.cache_status()["replayed_extents"] == 1
+    assert pool.read(ext) == big and pool.read(acked) == small
+    quiet_close(pool)
+    rig.close()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_returning_member_keeps_the_current_mirrored_journal(tmp_path: Any, force: bool) -> None:
+    """Member 0 fails on a journal write at a high epoch; ``replace_journal`` then
+    formats the new journal on member 1 only; member 0 comes back (``replace_device``
+    with the same device): its copy of the earlier journal (a newer epoch) must not
+    win over the pool's journal at open — a power cut keeps every acknowledged
+    write (``force_journal_loss`` changes nothing: nothing is missing)."""
+    s = Small(tmp_path, "pool", 4, journal_on="members")
+    rng = np.random.default_rng(89)
+    kept = Ref()
+    for _ in range(4):  # epoch 5
+        fill(s.pool, rng, [8 * KiB], kept)
+        s.pool.flush()
+    s.rig.fail([0])
+    fill(s.pool, rng, [8 * KiB], kept)  # its journal write fails member 0 out
+    assert s.pool.status().failed == (0,)
+    s.pool.flush()
+    s.rig.heal()
+    s.pool.replace_journal()  # a new journal, on member 1 only
+    s.pool.replace_device(0, s.rig.wrappers[0])  # the same disk comes back
+    s.pool.rebuild()
+    assert s.pool.status().failed == ()
+    acked = fill(s.pool, rng, [20 * KiB] * 3)
+    assert s.pool.cache_status()["dirty_extents"] == 3
+    s.cut()
+    pool = s.reopen(force_journal_loss=force)
+    assert pool.cache_status()["replayed_extents"] == 3
+    assert pool.status().journal_state == "ok"
+    check_all(pool, acked)
+    check_all(pool, kept)
+    quiet_close(pool)
+    s.rig.close()
+
+
+def _v2_header(flags: int, epoch: int, pool_id: bytes, jid: bytes, cap: int) -> bytes:
+    head = struct.pack("<8sIIQ16s16sQ", b"DWRAID7J", 2, flags, epoch, pool_id, jid, cap)
+    return head + crc32c(head).to_bytes(4, "little")
+
+
+def _v2_record(epoch: int, seq: int, first: int, rows: int, data: bytes) -> bytes:
+    head = struct.pack("<4sQQQQQI", b"J7R2", epoch, seq, first, rows, len(data), crc32c(data))
+    return head + crc32c(head).to_bytes(4, "little") + data
+
+
+@pytest.mark.parametrize("where", ["file", "device"])
+def test_version_2_journal_is_replayed_and_upgraded(tmp_path: Any, where: str) -> None:
+    """A version 2 journal (records without a journal id, from dwcore before format 3)
+    of a pool that crashed is replayed by its own rule (the epoch and the next
+    sequence number; a record of another epoch ends it), then emptied into a version 3
+    header; journaled writes after it survive a power cut."""
+    jw = journal_device() if where == "device" else None
+    s = Small(tmp_path, where, **({} if jw is None else {"journal": jw}))
+    rng = np.random.default_rng(seed_of("r7-v2", where))
+    data = rng.bytes(30000)
+    ext = s.pool.write(data)
+    s.cut()  # the members never got it: only the journal has it
+    with open(os.path.join(s.path, "pool.json")) as f:
+        man = json.load(f)
+    pid = uuid.UUID(man["pool_id"]).bytes
+    jid_text = man["extra"]["raid7_journal"]["id"]
+    jid = uuid.UUID(jid_text).bytes
+
+    def headers(flags: int, cap: int) -> bytearray:
+        out = bytearray(8192)
+        for slot in range(2):  # epochs 0 and 1, as a new version 2 journal
+            head = _v2_header(flags, slot, pid, jid, cap)
+            out[slot * 4096 : slot * 4096 + len(head)] = head
+        return out
+
+    # the write as the version 2 journal held it (epoch 1, sequence 1), then a record of
+    # an earlier epoch where the next one would be
+    rec = _v2_record(1, 1, ext.first_row, ext.rows, data)
+    records = rec + bytes(-len(rec) % 4096)
+    records += _v2_record(0, 2, ext.first_row + ext.rows, 2, rng.bytes(5000))
+    jpath = os.path.join(s.path, JOURNAL_NAME)
+    with open(jpath, "wb") as f:
+        f.write(headers(0, 0) + records if jw is None else headers(1, 0))  # else a stub
+    if jw is not None:
+        jw.heal()
+        jw.pwrite(0, bytes(headers(0, jw.size) + records))
+        jw.sync()
+    pool = s.reopen()
+    assert pool.cache_status()["replayed_extents"] == 1
+    assert pool.read(ext) == data
+    # upgraded: the slot of the next epoch holds a version 3 header of the same journal
+    if jw is not None:
+        raw = jw.pread(0, 8192)
+    else:
+        with open(jpath, "rb") as f:
+            raw = f.read(8192)
+    slots = [struct.unpack_from("<8sIIQ16s16s", raw, slot * 4096) for slot in range(2)]
+    newest = max(slots, key=lambda h: h[3])
+    assert (newest[1], newest[3], newest[5]) == (3, 2, jid)
+    assert journal_record(s) == {"version": 1, "id": jid_text, "state": "clean"}
+    acked = fill(pool, rng, [20 * KiB, 3 * KiB])
+    s.cut()
+    pool = s.reopen()
+    assert pool.cache_status()["replayed_extents"] == 2
+    check_all(pool, acked)
+    assert pool.read(ext) == data
+    quiet_close(pool)
+    s.rig.close()

@@ -34,16 +34,29 @@ choice) the journal is instead mirrored on members 0 and 1
 the superblock, about 1 MiB): each record is written and synced on both
 before the write is acknowledged; a copy whose write fails is failed out
 with its member and the journal goes on with the other; at open the copy
-with the newest epoch and the most records is replayed and both copies get
-its next epoch; replacing one of them flushes the cache first and gives the
-new member its copy.  Two header slots (written
-alternately, so a torn header write leaves the other) hold the epoch; each
-record carries the epoch and a sequence number and starts on a 4 KiB
-boundary, so appending never rewrites a page that holds an acknowledged
-record.  Emptying the journal bumps the epoch (older records no longer
-count) and, for the file, truncates it.  A record that does not fit the
-journal device even when it is empty is written through: destaged and
-synced before the write returns.
+of the journal the pool records (a copy an earlier journal left on a member
+that failed and came back never wins), then with the newest epoch and the
+most records, is replayed and both copies get its next epoch in both header
+slots; replacing one of them flushes the cache first and gives the new
+member its copy (both slots written, so no header of another journal or
+pool stays there).
+
+The on-disk format (version 3).  Two header slots of 4 KiB (written
+alternately, so a torn header write leaves the other) hold the magic, the
+version, the pool id, the journal id (new at every format: a new pool,
+:meth:`~Raid7Pool.replace_journal`) and the epoch; of the two slots, one of
+this pool is preferred over another pool's, one of the journal the pool
+records over another journal's, then the newest epoch.  Each record starts
+on a 4 KiB boundary (appending never rewrites a page that holds an
+acknowledged record) and its header carries the journal id, the epoch, a
+sequence number (1, 2, … in each epoch), the rows, the length and the data's
+CRC-32C, under a CRC of its own.  Emptying the journal bumps the epoch (older
+records no longer count) and, for the file, truncates it.  Formatting leaves
+whatever the space held (a device or metadata area that held an earlier
+journal of this pool, or another pool's), but those records name another
+journal id (or are of version 2, another record magic), so none can count in
+the new journal.  A record that does not fit the journal device even when it
+is empty is written through: destaged and synced before the write returns.
 
 Journal failure
 ---------------
@@ -103,9 +116,24 @@ On open, every complete record of the current epoch (a torn last record is
 an unacknowledged write) is put back in the cache in order — its rows marked
 allocated — and flushed as above.  Replaying an extent that was freed after
 its write leaves its rows allocated (a leak that
-:meth:`~dwcore.pool.pool.Pool.reconcile` frees).  A version 1 journal (an
-appended file, dwcore before the journal device) is replayed the same way and
-replaced by a version 2 one.
+:meth:`~dwcore.pool.pool.Pool.reconcile` frees).  How each version is read:
+
+* version 3 (this dwcore): the records from the first on, while each names
+  the header's journal id and epoch and has the next sequence number (and its
+  CRCs hold);
+* version 2 (dwcore before the journal id in records; an older dwcore
+  refuses version 3): its records carry no journal id, so they are read by
+  that version's rule — the header's epoch and the next sequence number, as
+  that dwcore read them.  That rule is safe for a version 2 journal formatted
+  on blank space, as a pool's first journal was (a new file, a blank device,
+  the metadata area of new members); only one formatted over older records of
+  the same space (``replace_journal``, reused members) was exposed, which is
+  what version 3 closes.  Once replayed
+  (or when it holds nothing) the journal is emptied into a version 3 header of
+  the same journal id, and every later record is a version 3 one (until then,
+  an append would be a version 2 record);
+* version 1 (an appended file, dwcore before the journal device): replayed
+  the same way and replaced by a version 3 journal.
 """
 
 from __future__ import annotations
@@ -124,7 +152,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -162,15 +190,22 @@ __all__ = [
 
 JOURNAL_NAME = "cache.journal"
 _MAGIC = b"DWRAID7J"
-_VERSION = 2
+_VERSION = 3
+#: the oldest header version read (version 1 is an appended file, read apart)
+_V2 = 2
 _PREFIX = struct.Struct("<8sI")  # magic, version: the same in every version
-# magic, version, flags, epoch, pool id, journal id, capacity (0: a growing file)
+# magic, version, flags, epoch, pool id, journal id, capacity (0: a growing file); the
+# same in versions 2 and 3
 _HEADER = struct.Struct("<8sIIQ16s16sQ")
 _SLOT = 4096  # two header slots, then the records
 _RECORDS_AT = 2 * _SLOT
 _ALIGN = 4096  # every record starts on a page of its own
-_REC = struct.Struct("<4sQQQQQI")  # magic, epoch, sequence, first row, rows, length, data crc
-_REC_MAGIC = b"J7R2"
+# version 3: magic, journal id, epoch, sequence, first row, rows, length, data crc
+_REC = struct.Struct("<4s16sQQQQQI")
+_REC_MAGIC = b"J7R3"
+# version 2 (no journal id): magic, epoch, sequence, first row, rows, length, data crc
+_V2_REC = struct.Struct("<4sQQQQQI")
+_V2_REC_MAGIC = b"J7R2"
 _EXTERNAL = 1  # header flag: a stub, the journal lives on a separate device
 _V1_REC = struct.Struct("<4sQQQII")  # version 1: magic, sequence, first row, rows, length, crc
 _V1_REC_MAGIC = b"J7RC"
@@ -420,12 +455,28 @@ def _pack_header(flags: int, epoch: int, pool_id: uuid.UUID, jid: uuid.UUID, cap
     return head + crc32c(head).to_bytes(4, "little")
 
 
+class _Head(NamedTuple):
+    """A valid header slot."""
+
+    flags: int
+    epoch: int
+    pool_id: uuid.UUID
+    journal_id: uuid.UUID
+    version: int
+
+
 def _read_header(
     store: _FileStore | _DeviceStore | _MirrorStore,
-) -> tuple[int, int, uuid.UUID, uuid.UUID] | None:
-    """``(flags, epoch, pool id, journal id)`` of the newest valid header slot; None when
-    neither slot holds one (a blank device).  Raises for another format or version."""
-    best: tuple[int, int, uuid.UUID, uuid.UUID] | None = None
+    pool_id: uuid.UUID | None = None,
+    want: uuid.UUID | None = None,
+) -> _Head | None:
+    """The header slot that counts; None when neither slot holds a valid one (a blank
+    device).  Slots of pool ``pool_id`` are preferred over those of another pool, then
+    slots of journal ``want`` (the journal the pool records) over those of another
+    journal, then the newest epoch: a slot left by another pool or an earlier journal
+    on the same space never hides the current journal's.  Raises for another format or
+    a newer version."""
+    best: tuple[tuple[bool, bool, int], _Head] | None = None
     for slot in range(2):
         raw = store.read(slot * _SLOT, _HEADER.size + 4)
         if len(raw) < _PREFIX.size:
@@ -437,15 +488,21 @@ def _read_header(
             raise UnsupportedFormatError(
                 f"{store.name}: RAID 7 journal version {version} is newer than this dwcore"
             )
-        if len(raw) < _HEADER.size + 4 or version != _VERSION:
+        if len(raw) < _HEADER.size + 4 or version < _V2:
             continue
         head = raw[: _HEADER.size]
         if crc32c(head) != int.from_bytes(raw[_HEADER.size :], "little"):
             continue  # a torn header write: the other slot holds the previous epoch
         _m, _v, flags, epoch, pid, jid, _cap = _HEADER.unpack(head)
-        if best is None or epoch > best[1]:
-            best = (flags, epoch, uuid.UUID(bytes=pid), uuid.UUID(bytes=jid))
-    return best
+        got = _Head(flags, epoch, uuid.UUID(bytes=pid), uuid.UUID(bytes=jid), version)
+        key = (
+            pool_id is not None and got.pool_id == pool_id,
+            want is not None and got.journal_id == want,
+            epoch,
+        )
+        if best is None or key > best[0]:
+            best = (key, got)
+    return None if best is None else best[1]
 
 
 class Journal:
@@ -457,9 +514,16 @@ class Journal:
         self.pool_id = pool_id
         self.journal_id = uuid.uuid4()
         self.epoch = 0
+        #: the on-disk version of the current epoch's records (a version 2 journal is
+        #: read, and appended to, by its own rule until it is next emptied)
+        self.version = _VERSION
         self._end = _RECORDS_AT
         self._seq = 0
         self._touched = False  # bytes may lie past the records (a failed append)
+
+    def _adopt(self, head: _Head) -> None:
+        """Continue the journal ``head`` names (its id, epoch and version)."""
+        self.journal_id, self.epoch, self.version = head.journal_id, head.epoch, head.version
 
     # -- opening ----------------------------------------------------------
 
@@ -496,7 +560,7 @@ class Journal:
             raise
         try:
             try:
-                head = _read_header(stub)
+                head = _read_header(stub, pool_id)
             except OSError as exc:
                 if recorded:
                     raise _JournalAbsent(f"{path}: {exc}") from None
@@ -508,7 +572,7 @@ class Journal:
                 if recorded:
                     raise _JournalAbsent(f"{path}: no valid journal header")
                 raise CorruptionError(f"{path}: not a dwcore RAID 7 journal")
-            flags, epoch, pid, jid = head
+            flags, pid, jid = head.flags, head.pool_id, head.journal_id
             if pid != pool_id:
                 raise CorruptionError(f"{path}: the RAID 7 journal of another pool ({pid})")
             if not flags & _EXTERNAL:
@@ -518,7 +582,7 @@ class Journal:
                         f"without journal="
                     )
                 journal = cls(stub, pool_id)
-                journal.journal_id, journal.epoch = jid, epoch
+                journal._adopt(head)
                 return journal
         except BaseException:
             stub.close()
@@ -536,19 +600,19 @@ class Journal:
             )
         store = _DeviceStore(device)
         try:
-            head = _read_header(store)
+            head = _read_header(store, pool_id, jid)
         except DeviceError as exc:
             if recorded:
                 raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
             raise
         if head is None and recorded:
             raise _JournalAbsent(f"journal device {device.path} is blank")
-        if head is None or head[2] != pool_id or head[3] != jid:
+        if head is None or head.pool_id != pool_id or head.journal_id != jid:
             raise InvalidArgumentError(
                 f"{device.path} is not the RAID 7 journal {jid} of pool {directory}"
             )
         journal = cls(store, pool_id)
-        journal.journal_id, journal.epoch = jid, head[1]
+        journal._adopt(head)
         return journal
 
     @classmethod
@@ -600,7 +664,7 @@ class Journal:
         if head is not None:
             raise InvalidArgumentError(
                 f"journal device {device.path} holds the RAID 7 journal of another pool "
-                f"({head[2]}); give a blank device"
+                f"({head.pool_id}); give a blank device"
             )
 
     @classmethod
@@ -610,31 +674,33 @@ class Journal:
             journal._format(0)
             return journal
         try:
-            head = _read_header(_DeviceStore(device))
+            head = _read_header(_DeviceStore(device), pool_id)
         except DeviceError as exc:
             if recorded:
                 raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
             raise
         if head is None and recorded:
             raise _JournalAbsent(f"journal device {device.path} is blank")
-        if head is None or head[2] != pool_id:
+        if head is None or head.pool_id != pool_id:
             cls.check_blank(device)  # too small, or another pool's journal
         journal = cls(_DeviceStore(device), pool_id)
         if head is None:
             journal._format(device.size)
         else:  # this pool's journal whose stub was lost: keep its records
-            journal.journal_id, journal.epoch = head[3], head[1]
+            journal._adopt(head)
         _write_stub(path, pool_id, journal.journal_id, exclusive=True)
         return journal
 
     def _format(self, capacity: int) -> None:
-        """Write both header slots (epochs 0 and 1: the journal starts empty at epoch 1)."""
+        """Write both header slots (epochs 0 and 1: the journal starts empty at epoch 1).
+        Whatever the space held before stays, but no record there can count: every
+        record names its journal, and this one's id is new."""
         for slot in range(2):
             self._store.write(
                 slot * _SLOT, [_pack_header(0, slot, self.pool_id, self.journal_id, capacity)]
             )
         self._store.sync()
-        self.epoch = 1
+        self.epoch, self.version = 1, _VERSION
 
     # -- records ----------------------------------------------------------
 
@@ -650,11 +716,21 @@ class Journal:
         at = _RECORDS_AT if empty else self._end
         return cap is None or at + _REC.size + 4 + length <= cap
 
+    def _pack_record(self, seq: int, first_row: int, rows: int, data: bytes) -> bytes:
+        """A record's header (with its CRC) in the journal's version."""
+        dcrc = crc32c(data)
+        if self.version == _V2:
+            head = _V2_REC.pack(_V2_REC_MAGIC, self.epoch, seq, first_row, rows, len(data), dcrc)
+        else:
+            head = _REC.pack(
+                _REC_MAGIC, self.journal_id.bytes, self.epoch, seq, first_row, rows, len(data), dcrc
+            )
+        return head + crc32c(head).to_bytes(4, "little")
+
     def append(self, first_row: int, rows: int, data: bytes) -> None:
         """Append one record and sync the journal device (the write is then acknowledged)."""
         seq = self._seq + 1
-        head = _REC.pack(_REC_MAGIC, self.epoch, seq, first_row, rows, len(data), crc32c(data))
-        head += crc32c(head).to_bytes(4, "little")
+        head = self._pack_record(seq, first_row, rows, data)
         # gathered: the data is not copied into one record first
         self._touched = True
         self._store.write(self._end, [head, data])
@@ -665,40 +741,55 @@ class Journal:
 
     def records(self) -> Iterator[tuple[int, int, bytes]]:
         """``(first_row, rows, data)`` of every complete record of the current epoch, in
-        order; stops at the first torn, stale or corrupt one (appends continue there)."""
+        order; stops at the first torn, stale, foreign or corrupt one (appends continue
+        there).  A version 3 record counts only when it names this journal, its epoch
+        and the next sequence number; a version 2 record (no journal id) when it has
+        the epoch and the next sequence number."""
+        rec, magic_want = (_V2_REC, _V2_REC_MAGIC) if self.version == _V2 else (_REC, _REC_MAGIC)
+        jid = self.journal_id.bytes
         pos, seq = _RECORDS_AT, 0
         self._end, self._seq = pos, seq
         while True:
-            raw = self._store.read(pos, _REC.size + 4)
-            if len(raw) < _REC.size + 4:
+            raw = self._store.read(pos, rec.size + 4)
+            if len(raw) < rec.size + 4:
                 return
-            head = raw[: _REC.size]
-            if crc32c(head) != int.from_bytes(raw[_REC.size :], "little"):
+            head = raw[: rec.size]
+            if crc32c(head) != int.from_bytes(raw[rec.size :], "little"):
                 return
-            magic, epoch, rseq, first, rows, length, dcrc = _REC.unpack(head)
-            if magic != _REC_MAGIC or epoch != self.epoch or rseq != seq + 1:
+            if rec is _V2_REC:
+                magic, epoch, rseq, first, rows, length, dcrc = rec.unpack(head)
+                owner = jid
+            else:
+                magic, owner, epoch, rseq, first, rows, length, dcrc = rec.unpack(head)
+            if magic != magic_want or owner != jid or epoch != self.epoch or rseq != seq + 1:
                 return
-            data = self._store.read(pos + _REC.size + 4, length)
+            data = self._store.read(pos + rec.size + 4, length)
             if len(data) != length or crc32c(data) != dcrc:
                 return
             seq = rseq
-            pos = _align(pos + _REC.size + 4 + length)
+            pos = _align(pos + rec.size + 4 + length)
             self._end, self._seq = pos, seq
             yield first, rows, data
 
-    def clear(self, force: bool = False) -> None:
+    def clear(self, force: bool = False, both: bool = False) -> None:
         """Empty the journal durably (after the devices hold everything it held): the
-        next epoch goes to the other header slot.  ``force``: also when no record was
-        read or written (records of the current epoch are then dropped unread)."""
+        next epoch goes to the other header slot, in the current version (a version 2
+        journal is upgraded here).  ``force``: also when no record was read or written
+        (records of the current epoch are then dropped unread).  ``both``: then the
+        other slot too, so neither holds a header of another journal or pool (a member
+        that gets its copy of the mirrored journal)."""
         if self._end == _RECORDS_AT and self._seq == 0 and not self._touched and not force:
             return
         epoch = self.epoch + 1
-        self._store.write(
-            (epoch % 2) * _SLOT,
-            [_pack_header(0, epoch, self.pool_id, self.journal_id, self._store.capacity or 0)],
-        )
-        self._store.sync()
-        self.epoch, self._end, self._seq, self._touched = epoch, _RECORDS_AT, 0, False
+        slots = [epoch % 2, (epoch + 1) % 2] if both else [epoch % 2]
+        for slot in slots:  # one at a time: a torn write leaves a valid slot
+            self._store.write(
+                slot * _SLOT,
+                [_pack_header(0, epoch, self.pool_id, self.journal_id, self._store.capacity or 0)],
+            )
+            self._store.sync()
+        self.epoch, self.version = epoch, _VERSION
+        self._end, self._seq, self._touched = _RECORDS_AT, 0, False
         self._store.trim(_RECORDS_AT)
 
     @property
@@ -1060,7 +1151,7 @@ class Raid7Pool(Pool):
                         f"pool {self._path} keeps its RAID 7 journal on members "
                         f"{MIRROR_MEMBERS}; open it without journal="
                     )
-                journal, records = self._open_mirror(rec is not None)
+                journal, records = self._open_mirror(rec)
                 if records is None:  # a new pool
                     self._journal = journal
                     self._save_journal_record(journal.journal_id, "clean")
@@ -1076,11 +1167,13 @@ class Raid7Pool(Pool):
             return
         except UnsupportedFormatError:
             path = os.path.join(self._path, JOURNAL_NAME)
+            if self._mirrored or not os.path.exists(path):
+                raise  # a newer version: only a journal file can be of version 1
             with open(path, "rb") as f:
                 raw = f.read(_PREFIX.size)
             if len(raw) != _PREFIX.size or _PREFIX.unpack(raw) != (_MAGIC, 1):
                 raise
-            # version 1: replay it, then replace it by a version 2 journal
+            # version 1: replay it, then replace it by a journal of the current version
             with self._lock:
                 self._replay(read_v1_records(path))
             os.unlink(path)
@@ -1101,7 +1194,7 @@ class Raid7Pool(Pool):
             # clean: nothing to replay (a replace_journal cut short, say); its records,
             # if any, are older than the members' contents
             try:
-                journal.clear(force=True)
+                journal.clear(force=True, both=self._mirrored)
             except (DeviceError, OSError) as exc:
                 journal.close()
                 self._open_without_journal(rec, f"{journal.name}: {exc}", force)
@@ -1119,10 +1212,13 @@ class Raid7Pool(Pool):
             self._journal = journal
             with self._lock:
                 self._replay(records)
-                if self._mirrored and self._journal is journal and not records:
-                    # both copies get the chosen copy's (new) epoch
+                upgrade = journal.version != _VERSION
+                if (self._mirrored or upgrade) and self._journal is journal and not records:
+                    # mirrored: both copies get the chosen copy's (new) epoch, in both
+                    # slots; version 2: emptied into a current-version header, so its
+                    # next records name the journal (with records, the flush did it)
                     try:
-                        journal.clear(force=True)
+                        journal.clear(force=True, both=self._mirrored)
                     except (DeviceError, OSError) as exc:
                         self._drop_journal(journal, exc)
                         self._flush_locked()
@@ -1131,28 +1227,43 @@ class Raid7Pool(Pool):
         self._journal = journal
         self._save_journal_record(journal.journal_id, "clean")
 
-    def _open_mirror(self, recorded: bool) -> tuple[Journal, list[tuple[int, int, bytes]] | None]:
-        """The mirrored journal: of the copies on writable members, the one with the
-        newest epoch and the most records (every acknowledged record is on each copy
-        that did not fail), and its records; a new pool (not ``recorded``) formats
-        both (records None).  _JournalAbsent when no copy is readable and valid."""
+    def _open_mirror(
+        self, rec: dict[str, Any] | None
+    ) -> tuple[Journal, list[tuple[int, int, bytes]] | None]:
+        """The mirrored journal: of the copies on writable members, the one of the
+        journal the pool records (``rec``; a copy left by an earlier journal, on a
+        member that failed and came back, never wins over it), then with the newest
+        epoch and the most records (every acknowledged record is on each copy that did
+        not fail), and its records; a new pool (no ``rec``) without a copy of its own
+        formats both (records None: the new journal id, so no record an earlier pool
+        or journal left there counts).  _JournalAbsent when no copy is readable and
+        valid."""
+        recorded = rec is not None
+        want: uuid.UUID | None = None
+        if rec is not None:
+            try:
+                want = uuid.UUID(str(rec.get("id")))
+            except ValueError:
+                raise CorruptionError(
+                    f"pool {self._path}: invalid RAID 7 journal record {rec!r}"
+                ) from None
         store = _MirrorStore(self)
-        best: tuple[tuple[int, int], int, Journal, list[tuple[int, int, bytes]]] | None = None
+        best: tuple[tuple[bool, int, int], int, Journal, list[tuple[int, int, bytes]]] | None = None
         problems = []
         for i, _dev in store.copies():
             store.source = i
             try:
-                head = _read_header(store)
-                if head is None or head[2] != self._pool_id:
+                head = _read_header(store, self._pool_id, want)
+                if head is None or head.pool_id != self._pool_id:
                     problems.append(f"member {i}: no journal header")
                     continue
                 journal = Journal(store, self._pool_id)
-                journal.journal_id, journal.epoch = head[3], head[1]
+                journal._adopt(head)
                 records = list(journal.records())
             except (DeviceError, OSError) as exc:
                 problems.append(f"member {i}: {exc}")
                 continue
-            key = (head[1], len(records))
+            key = (head.journal_id == want, head.epoch, len(records))
             if best is None or key > best[0]:
                 best = (key, i, journal, records)
         if best is None:
@@ -1213,10 +1324,10 @@ class Raid7Pool(Pool):
                 return
             stub = _FileStore(path, create=False)
             try:
-                head = _read_header(stub)
+                head = _read_header(stub, self._pool_id)
             finally:
                 stub.close()
-            if head is not None and head[0] & _EXTERNAL:
+            if head is not None and head.flags & _EXTERNAL:
                 _write_stub(path + ".new", self._pool_id, _NIL_ID)
                 _rename_durably(path + ".new", path)
             else:
@@ -1246,8 +1357,8 @@ class Raid7Pool(Pool):
                     )
                 head = None
                 if journal.size >= _RECORDS_AT + _ALIGN:
-                    head = _read_header(_DeviceStore(journal))
-                if head is None or head[2] != self._pool_id:
+                    head = _read_header(_DeviceStore(journal), self._pool_id)
+                if head is None or head.pool_id != self._pool_id:
                     Journal.check_blank(journal)  # too small, another pool's, a member
             self._flush_locked()  # the old journal emptied (or retired): nothing in it counts
             if self._mirrored:
@@ -1435,7 +1546,9 @@ class Raid7Pool(Pool):
             journal = self._journal
             if mirror and journal is not None:
                 try:
-                    journal.clear(force=True)  # a header on every copy, the new one too
+                    # both slots on every copy: the new member's may hold headers of
+                    # another journal (it held a copy before) or another pool
+                    journal.clear(force=True, both=True)
                 except (DeviceError, OSError) as exc:
                     self._drop_journal(journal, exc)
                     self._flush_locked()
