@@ -155,3 +155,43 @@ def test_generation_moves_on_before_the_level_writes_at_open(
         assert pool.read(ext) == data
     finally:
         pool.close()
+
+
+def test_a_membership_change_cut_short_leaves_every_member_current(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A crash while a membership change writes the new generation leaves some members
+    one generation ahead of the others and of the manifest.  Nothing was stored without
+    any of them yet, so all are current: the next open must not call the ones behind
+    stale (here that would be three of a RAID 5's four devices)."""
+    import dwcore.pool.pool as pool_module
+
+    root = str(tmp_path / "pool")
+    rng = np.random.default_rng(10)
+    pool = Pool.create(root, "5", 4, 8 * MiB, chunk_size=16 * KiB)
+    ref = [(pool.write(data), data) for data in (rng.bytes(40 * KiB) for _ in range(10))]
+    pool.sync()
+    real = pool_module.write_superblock
+    calls = 0
+
+    def cut(device: Any, sb: Any, **kw: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt("the process dies here")
+        real(device, sb, **kw)
+
+    monkeypatch.setattr(pool_module, "write_superblock", cut)
+    with pytest.raises(KeyboardInterrupt):
+        pool.fail_device(3)
+    monkeypatch.undo()
+    pool.close(sync=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PoolDegradedWarning)
+        pool = Pool.open(root)
+    try:
+        assert not pool.status().degraded
+        for ext, data in ref:
+            assert pool.read(ext) == data
+    finally:
+        pool.close()

@@ -829,13 +829,19 @@ class Pool:
                 if owned:
                     dev.close()
                 mem.device = None
+            # A membership change writes the new generation to the members in use, then
+            # saves the manifest: the manifest's generation is the last one committed.  A
+            # member below it missed a committed change (stale); members above it were
+            # written by a change a crash cut short, before anything could be stored
+            # without the others, so they are all current.
+            committed = manifest.generation
             gens = [m.sb.generation for m in members if m.sb is not None]
-            generation = max(gens) if gens else manifest.generation
+            generation = max([*gens, committed])
             for mem in members:
                 if mem.sb is None:
                     continue
-                if mem.sb.generation < generation:
-                    mem.reason = f"stale: generation {mem.sb.generation} < {generation}"
+                if mem.sb.generation < committed:
+                    mem.reason = f"stale: generation {mem.sb.generation} < {committed}"
                     if mem.owned and mem.device is not None:
                         mem.device.close()
                     mem.device, mem.sb = None, None
