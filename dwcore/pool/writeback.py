@@ -465,6 +465,22 @@ class _Head(NamedTuple):
     version: int
 
 
+def _device_header(
+    device: Device, pool_id: uuid.UUID, want: uuid.UUID | None, recorded: bool
+) -> _Head | None:
+    """:func:`_read_header` of a journal device; where the manifest records a journal
+    there (``recorded``), a read failure or a blank device is :class:`_JournalAbsent`."""
+    try:
+        head = _read_header(_DeviceStore(device), pool_id, want)
+    except DeviceError as exc:
+        if recorded:
+            raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
+        raise
+    if head is None and recorded:
+        raise _JournalAbsent(f"journal device {device.path} is blank")
+    return head
+
+
 def _read_header(
     store: _FileStore | _DeviceStore | _MirrorStore,
     pool_id: uuid.UUID | None = None,
@@ -599,14 +615,7 @@ class Journal:
                 f"{jid}); pass that device as journal= to Raid7Pool.open"
             )
         store = _DeviceStore(device)
-        try:
-            head = _read_header(store, pool_id, jid)
-        except DeviceError as exc:
-            if recorded:
-                raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
-            raise
-        if head is None and recorded:
-            raise _JournalAbsent(f"journal device {device.path} is blank")
+        head = _device_header(device, pool_id, jid, recorded)
         if head is None or head.pool_id != pool_id or head.journal_id != jid:
             raise InvalidArgumentError(
                 f"{device.path} is not the RAID 7 journal {jid} of pool {directory}"
@@ -673,14 +682,7 @@ class Journal:
             journal = cls(_FileStore(path, create=True), pool_id)
             journal._format(0)
             return journal
-        try:
-            head = _read_header(_DeviceStore(device), pool_id)
-        except DeviceError as exc:
-            if recorded:
-                raise _JournalAbsent(f"journal device {device.path}: {exc}") from None
-            raise
-        if head is None and recorded:
-            raise _JournalAbsent(f"journal device {device.path} is blank")
+        head = _device_header(device, pool_id, None, recorded)
         if head is None or head.pool_id != pool_id:
             cls.check_blank(device)  # too small, or another pool's journal
         journal = cls(_DeviceStore(device), pool_id)
