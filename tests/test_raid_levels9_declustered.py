@@ -37,6 +37,12 @@ and in the middle of a move); unrecoverable groups skipped, the rest moved,
 DataLossError naming devices and rows; the failure matrix's ``lost_range``
 against the spec mapping; scrub/read repair and power cuts for P = 3 and
 Reed-Solomon; an older ``critical`` transition still placed as before.
+
+Regressions: a power cut during copy-back with another device failed (the
+replacement's checkpoint saved with the boundary); a spare destination lost
+during a spare rebuild (the move goes on); a ghost slot taken by a new failure
+(its heir) and everything copied back equal to the twin; lost-row records (no
+duplicates, failed devices named, cleared when the rows are freed).
 """
 
 from __future__ import annotations
@@ -1388,3 +1394,182 @@ def test_transition_saved_with_the_older_critical_boundary() -> None:
             assert lay.in_target(s) == older, (moved, critical, s)
     one = dlay("declustered", 8, CHUNK, **opts, spared=[1], target=[1, 4], moved=5)
     assert one.passes == ()  # one device moved: the older format had no critical pass
+
+
+# -- regressions: crash-safe copy-back, devices lost mid-move, ghost slots, lost rows ----------
+
+
+@pytest.mark.parametrize("cut", [2, 7])
+def test_power_cut_during_copy_back_with_another_device_failed(
+    tmp_path: Any, cut: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P = 1, two spares: device 1 sits in spare space, device 2 fails, device 1 is
+    replaced and the power goes in the middle of the copy-back.  The replacement's
+    checkpoint is saved with the boundary (the spare copies below it are already zeroed),
+    so after the reopen every extent reads and rebuild() completes the copy-back."""
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 3)
+    b = build(tmp_path, "DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 2})
+    b.rig.fail([1])
+    b.pool.fail_device(1)
+    b.pool.rebuild()
+    b.rig.fail([2])
+    b.pool.fail_device(2)
+    b.pool.replace_device(1, b.rig.replace_inner(1))
+    check_all(b.pool, b.ref)
+    calls = 0
+
+    class Cut(Exception):
+        pass
+
+    def boom(_done: int, _total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == cut:
+            raise Cut
+
+    with pytest.raises(Cut):
+        b.pool.rebuild(progress=boom)
+    crash(b, 41 + cut)
+    pool = b.reopen()
+    now = layout_of(pool)
+    assert now.target == () and now.moved > 0, "the cut should leave the copy-back half done"
+    check_all(pool, b.ref)
+    pool.rebuild()
+    now = layout_of(pool)
+    assert now.spared == (2,) and now.target is None
+    st = pool.status().devices
+    assert st[1].state is DeviceState.ONLINE and st[2].state is DeviceState.FAILED
+    check_all(pool, b.ref)
+    assert pool.scrub(repair=False).mismatches == []
+
+
+@pytest.mark.parametrize(("n", "g"), [(9, 2), (9, 5), (8, 0), (8, 7)])
+def test_spare_destination_lost_during_a_spare_rebuild(
+    tmp_path: Any, n: int, g: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P = 2, two spares: device 1 is being rebuilt into spare space when device ``g``
+    fails — a device the pending move puts some of 1's columns on.  The move is re-planned
+    without ``g`` as a destination (its columns go to spare space with it): the running
+    rebuild() completes, both devices end in spare space and every extent reads with P
+    more failures."""
+    monkeypatch.setattr(draid, "BATCH_STRIPES", 2)
+    b = build(tmp_path, "DECLUSTERED", n, {"data": 3, "parity": 2, "spares": 2})
+    lay = layout_of(b.pool)
+    assert any(dv == g for _, dv in _moved_columns(lay, b.coverage(), lay.with_state([1])))
+    b.rig.fail([1])
+    b.pool.fail_device(1)
+    calls = 0
+
+    def watch(_done: int, _total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            b.rig.fail([g])
+            b.pool.fail_device(g)
+
+    b.pool.rebuild(progress=watch)
+    assert calls > 2, "the move should go on after the failure"
+    now = layout_of(b.pool)
+    assert sorted(now.spared) == sorted([1, g]) and now.target is None
+    check_all(b.pool, b.ref)
+    assert b.pool.scrub(repair=False).mismatches == []
+    b.rig.fail([x for x in range(n) if x not in (1, g)][:2])
+    check_all(b.pool, b.ref)
+
+
+def test_copy_back_out_of_order_leaves_a_slot_usable(tmp_path: Any) -> None:
+    """P = 1, three spares, all taken (devices 2, 7, 3); the first one is replaced and
+    copied back.  Its slot cannot simply be freed (the others' columns would slide onto
+    places still in use: a ghost stays), but it stays usable (§6: "copy back and free
+    spares"): device 4 failing then goes to spare space as the ghost's heir (its columns
+    into the ghost's places), P more failures are survived, status() names the slot,
+    and copying everything back leaves devices equal to a never-failed twin's."""
+    a, twin = _twin_pair(tmp_path, "DECLUSTERED", 8, {"data": 2, "parity": 1, "spares": 3})
+    for f in (2, 7, 3):
+        a.rig.fail([f])
+        a.pool.fail_device(f)
+        a.pool.rebuild()
+    assert layout_of(a.pool).spared == (2, 7, 3)
+    a.pool.replace_device(2, a.rig.replace_inner(2))
+    a.pool.rebuild()
+    now = layout_of(a.pool)
+    assert now.target is None and 2 not in now.spared_devices
+    a.rig.fail([4])
+    a.pool.fail_device(4)
+    a.pool.rebuild()
+    now = layout_of(a.pool)
+    assert now.spared_devices == {3, 4, 7} and now.target is None
+    assert "spare slot 0" in a.pool.status().reasons[4]
+    check_all(a.pool, a.ref)
+    assert a.pool.scrub(repair=False).mismatches == []
+    a.rig.fail([0])
+    check_all(a.pool, a.ref)
+    a.rig.heal()
+    for f in (7, 4, 3):
+        a.pool.replace_device(f, a.rig.replace_inner(f))
+        a.pool.rebuild()
+        check_all(a.pool, a.ref)
+    assert layout_of(a.pool).spared == () and not a.pool.status().degraded
+    assert a.pool.scrub(repair=False).mismatches == []
+    a.pool.sync()
+    twin.pool.sync()
+    _assert_twin(a, twin)
+
+
+def test_lost_rows_bookkeeping_after_an_unrecoverable_spare_rebuild(tmp_path: Any) -> None:
+    """P = 1, two spares, devices 0 and 3 fail at once; the spare rebuild skips the groups
+    it cannot reconstruct.  Reads of the lost extents name the failed devices (not the
+    healthy ones holding the placeholder columns); the copy-back onto a replacement keeps
+    them lost and names the same devices and rows, each once; the record does not grow
+    at every move; once the lost extents are freed and their rows written again, status()
+    no longer reports data lost."""
+    b = build(tmp_path, "DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 2})
+    lay = layout_of(b.pool)
+    failed = frozenset({0, 3})
+    b.rig.fail(failed)
+    for f in sorted(failed):
+        b.pool.fail_device(f)
+    with pytest.raises(DataLossError) as info:
+        b.pool.rebuild()
+    runs = sorted(info.value.lost_rows)  # type: ignore[attr-defined]
+    rows = {r for a, n in runs for r in range(a, a + n)}
+    hit = [(e, d) for e, d in b.ref if rows & set(range(e.first_row, e.first_row + e.rows))]
+    assert hit and all(extent_lost(lay, b.rpc, BLOCK, e, failed) for e, _ in hit)
+
+    def reads_name_failed() -> None:
+        for ext, data in b.ref:
+            if any(ext is e for e, _ in hit):
+                with pytest.raises(DataLossError) as got:
+                    b.pool.read(ext)
+                assert got.value.failed and set(got.value.failed) <= failed, got.value.failed
+            else:
+                assert b.pool.read(ext) == data
+
+    reads_name_failed()
+    b.pool.replace_device(0, b.rig.replace_inner(0))
+    with pytest.raises(DataLossError) as info:
+        b.pool.rebuild()
+    assert set(info.value.failed) <= failed
+    again = list(info.value.lost_rows)  # type: ignore[attr-defined]
+    assert len(again) == len(set(again)) and sorted(again) == runs
+    assert layout_of(b.pool).spared == (3,)
+    reads_name_failed()
+    with open(os.path.join(b.path, "pool.json")) as fh:
+        records = json.load(fh)["extra"][draid.LOST_KEY]
+    assert sorted((a, n) for a, n, _ in records) == runs
+    reason = b.pool.status().reasons[-1]
+    assert reason.count(f"[{runs[0][0]}, ") == 1
+    for ext, _ in hit:
+        b.pool.free(ext)
+        b.ref.remove(ext)
+    b.pool.sync()
+    rng = np.random.default_rng(7)
+    reused: list[Any] = []
+    for _ in range(100):  # until the allocator hands the freed rows out again
+        fill(b.pool, rng, [e.length for e, _ in hit], b.ref)
+        reused = [e for e, _ in b.ref if rows & set(range(e.first_row, e.first_row + e.rows))]
+        if reused:
+            break
+    assert reused, "the new extents should take the freed rows"
+    assert -1 not in b.pool.status().reasons
+    check_all(b.pool, b.ref)

@@ -34,7 +34,10 @@ a stripe).  It adds:
   replacement when the first one failed during it) onto a device not known
   to hold the groups below the boundary — its checkpoint is below it — goes
   on from the boundary, and the device is then rebuilt in place from its
-  checkpoint by the row engine before it is ONLINE.
+  checkpoint by the row engine before it is ONLINE.  The replacement's checkpoint
+  (``rebuild_offset``) is saved in its superblock with every batch, before the
+  boundary, so after a crash the rows below the boundary (whose spare copies are
+  zeroed) are read from it.
 * A plain replacement of a device that was never spared is rebuilt onto the
   replacement by the row engine, as for every other level.
 
@@ -44,7 +47,9 @@ first moves the groups that have lost the most redundancy — ranked by their
 columns on every device lost now (FAILED or MISSING, the ones being moved
 included, a device lost during the move too) — rank by rank down to 2, then
 all the others in stripe order (copy-back moves columns that have all their
-redundancy, in stripe order).  After each batch the written devices are
+redundancy, in stripe order).  A destination lost during a rebuild into spare
+space is skipped: the columns meant for it are lost with it, and the next
+round moves them into spare space with it.  After each batch the written devices are
 synced and the boundary is saved in the manifest and in every member's
 superblock (layout parameters plus the checkpoint number ``draid_seq``; open
 takes the superblocks' state when it is newer than ``pool.json``'s or
@@ -61,8 +66,11 @@ tolerates) does not stop the move: its rows on the new place are written
 with checksum entries that cannot match (reads of them raise
 :class:`~dwcore.errors.DataLossError`, never wrong bytes), every other group
 is moved, the lost rows and devices are recorded in the manifest
-(``status().reasons[-1]`` lists those still allocated), and ``rebuild()``
-raises DataLossError at the end naming them (``failed``, ``lost_rows``).
+(``status().reasons[-1]`` lists those still allocated; a record goes when its
+rows are freed), and ``rebuild()`` raises DataLossError at the end naming them
+(``failed``, ``lost_rows``).  Rows recorded lost stay lost through later moves
+under their first record (devices and rows named once), and reads of them name
+the devices that lost them.
 
 :meth:`DeclusteredPool.status` reports the spare space: a device rebuilt into
 it stays FAILED (its slot is empty; ``degraded`` stays True until it is
@@ -484,13 +492,15 @@ class DeclusteredPool(Pool):
                 self._start(lay.spare_removed(back))
         if back:
             lost += self._run(progress)
-        with self._lock:
-            lay = self.layout
-            tidy = lay.tidied() if lay.ghosts else lay.spared
-            if tidy != lay.spared:
-                # the ghosts a copy-back left: the columns they kept in place move now
+        while True:
+            with self._lock:
+                lay = self.layout
+                tidy = lay.tidied() if lay.ghosts else lay.spared
+                if tidy == lay.spared:
+                    break
+                # the ghosts a copy-back left: the columns they kept in place move now,
+                # step by step, until their slots are free (or no step can be made)
                 self._start(tidy)
-        if tidy != lay.spared:
             lost += self._run(progress)
         with self._lock:
             plain = any(m.state is DeviceState.REBUILDING for m in self._members)
@@ -583,7 +593,8 @@ class DeclusteredPool(Pool):
                 if f >= 0 and f not in back:
                     note(
                         f,
-                        f"rebuilt into distributed spare slot {j} (redundancy restored; "
+                        f"rebuilt into distributed spare slot {lay.slot_of(j)} (redundancy "
+                        f"restored; "
                         f"replace it to copy back)",
                     )
             lost = self._lost_records()
@@ -700,10 +711,46 @@ class DeclusteredPool(Pool):
                 out.append((int(first), int(n), list(devs)))
         return out
 
+    def _lost_range_error(
+        self, ext: Extent, ranges: list[tuple[int, int]], devices: set[int]
+    ) -> DataLossError:
+        """:meth:`Pool._lost_range_error`, naming for rows a move recorded lost the
+        devices that lost them (not the healthy ones now holding their placeholders)."""
+        with self._lock:
+            known = {
+                d
+                for a, n, ds in self._lost_records()
+                if a < ext.first_row + ext.rows and ext.first_row < a + n
+                for d in ds
+            }
+            if known:
+                gone = {d for d in devices if self._members[d].state in _LOST_STATES}
+                devices = known | gone
+        return super()._lost_range_error(ext, ranges, devices)
+
+    def free(self, ext: Extent) -> None:
+        """Release the rows of ``ext`` (see :meth:`Pool.free`); rows recorded lost by a move
+        are no longer reported once freed (they may be written again)."""
+        super().free(ext)
+        with self._lock:
+            recs = self._manifest.extra.get(LOST_KEY, [])
+            lo, hi = ext.first_row, ext.first_row + ext.rows
+            if not recs or not any(a < hi and lo < a + n for a, n, _ in recs):
+                return
+            keep: list[list[Any]] = []
+            for a, n, ds in recs:
+                if a < lo:
+                    keep.append([a, min(n, lo - a), ds])
+                if a + n > hi:
+                    b0 = max(a, hi)
+                    keep.append([b0, a + n - b0, ds])
+            self._manifest.extra[LOST_KEY] = keep
+            self._manifest.save(self._path)
+
     def _lost_error(self, lost: list[list[Any]]) -> DataLossError:
         """The DataLossError of a move that could not reconstruct the rows ``lost``."""
         devs = sorted({d for _, _, ds in lost for d in ds})
-        runs = sorted((int(a), int(n)) for a, n, _ in lost)
+        runs = _merged((int(a), int(n)) for a, n, _ in lost)
         text = ", ".join(f"[{a}, {a + n})" for a, n in runs)
         err = DataLossError(
             f"pool {self._path}: rows {text} could not be reconstructed: devices {devs} are "
@@ -853,26 +900,41 @@ class DeclusteredPool(Pool):
         the stripe-order pass), save the new boundary, zero what the movers left; returns
         the bytes moved (under the lock)."""
         moves = self._plan(lay, segs)
-        self._move(moves, workers)
+        self._move(moves, workers, spare=bool(lay.newly_spared))
         found = _lost_runs(moves)
         if found:
-            lost += found
-            kept = [
-                r
-                for r in self._manifest.extra.get(LOST_KEY, [])
-                if self._alloc.count_allocated(r[0], r[1])
-            ]
-            self._manifest.extra[LOST_KEY] = [*kept, *found]
+            # rows already recorded lost (moved again) keep their record and the devices
+            # that lost them; only the others are new
+            kept = [list(r) for r in self._lost_records()]
+            carried, new = _split_known(found, kept)
+            lost += carried + new
+            if new or len(kept) != len(self._manifest.extra.get(LOST_KEY, [])):
+                self._manifest.extra[LOST_KEY] = [*kept, *new]
         if cur is not None:
             rest = [*lay.passes[:-1], (cur[0], cur[1], s1)]
             nxt = lay.with_state(lay.spared, lay.target, lay.moved, rest)
         else:
             for m in whole:
                 m.rebuilt_rows = s1 * self._rpc
+            # the copies are synced: the replacements' checkpoints go with the boundary
+            # (before the manifest, which holds it first): below it the spare copies are
+            # zeroed next, so after a crash the replacement is where those rows are read
+            self._save_checkpoints(whole)
             nxt = lay.with_state(lay.spared, lay.target, s1, lay.passes)
         self._replace_layout(nxt)
         self._vacate(moves)
         return sum(seg.n for seg in segs) * self._block
+
+    def _save_checkpoints(self, mems: list[_Member]) -> None:
+        """Save the checkpoints (``rebuilt_rows``) of the replacements ``mems`` in their
+        superblocks (synced first); one whose write fails is marked FAILED."""
+        for m in mems:
+            if m.device is None or m.sb is None or not m.writable:
+                continue
+            try:
+                self._checkpoint([m])
+            except DeviceError as exc:
+                self._mark_failed(m.index, f"checkpoint write failed during copy-back: {exc}")
 
     def _plan(self, lay: Declustered, segs: list[_Segment]) -> list[_Move]:
         """The moves of ``segs`` from ``lay.spared`` to ``lay.target``; refuses a move onto
@@ -907,8 +969,13 @@ class DeclusteredPool(Pool):
         mem = self._members[dev]
         return mem.sb is not None and mem.readable(row_end)
 
-    def _move(self, moves: list[_Move], workers: ThreadPoolExecutor) -> None:
-        """Read (in parallel, one thread per device), reconstruct and write the movers."""
+    def _move(self, moves: list[_Move], workers: ThreadPoolExecutor, spare: bool = False) -> None:
+        """Read (in parallel, one thread per device), reconstruct and write the movers.
+
+        In a rebuild into spare space (``spare``) a destination lost during the move
+        (FAILED or MISSING) is skipped: its columns are erased like every other column
+        it held, and the next round moves them into spare space too.  A copy-back
+        refuses it (the replacement must be replaced again)."""
         b = self._block
         reads: dict[int, list[tuple[_Move, int]]] = {}
         for mv in moves:
@@ -967,6 +1034,8 @@ class DeclusteredPool(Pool):
 
         def store(dv: int) -> None:
             mem = self._members[dv]
+            if spare and mem.state in _LOST_STATES:
+                return  # lost during the move: its columns are moved with it later
             if mem.device is None or not mem.writable:
                 raise DataLossError(
                     f"pool {self._path}: device {dv} is not writable, cannot move columns onto it",
@@ -1048,6 +1117,42 @@ def _lost_runs(moves: list[_Move]) -> list[list[Any]]:
                 out.append([a, n, devs])
             i = k + 1
     return out
+
+
+def _split_known(
+    found: list[list[Any]], known: list[list[Any]]
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """``found`` lost runs split into the pieces inside ``known`` runs (with the known
+    runs' devices) and the new pieces (with their own)."""
+    carried: list[list[Any]] = []
+    new: list[list[Any]] = []
+    spans = sorted((int(a), int(a) + int(n), list(ds)) for a, n, ds in known)
+    for a, n, devs in found:
+        pos, end = int(a), int(a) + int(n)
+        for ka, kz, kd in spans:
+            if kz <= pos or ka >= end:
+                continue
+            if ka > pos:
+                new.append([pos, ka - pos, devs])
+            top = min(kz, end)
+            carried.append([max(pos, ka), top - max(pos, ka), kd])
+            pos = top
+            if pos >= end:
+                break
+        if pos < end:
+            new.append([pos, end - pos, devs])
+    return carried, new
+
+
+def _merged(runs: Any) -> list[tuple[int, int]]:
+    """``(first, rows)`` runs sorted, overlapping or touching ones merged."""
+    out: list[list[int]] = []
+    for a, n in sorted(runs):
+        if out and a <= out[-1][0] + out[-1][1]:
+            out[-1][1] = max(out[-1][1], a + n - out[-1][0])
+        else:
+            out.append([a, n])
+    return [(a, n) for a, n in out]
 
 
 def _superblock_state(

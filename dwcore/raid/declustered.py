@@ -50,7 +50,14 @@ device offsets, to a spare position of that slice.  Which one is the
   positions ``f`` had (empty) so that nothing else moves in that transition;
   the next transition drops it (the columns that slide then land on free
   places), and a new failure can take a ghost's slot the same way.  Trailing
-  ghosts change nothing and are dropped at once.
+  ghosts change nothing and are dropped at once.  When no ghost can go (every
+  drop would slide a column onto a place in use) a new failure becomes the
+  ghost's *heir*: listed past the last slot (the i-th such entry inherits the
+  i-th ghost in slot order; a ghost without one is listed as itself there),
+  it takes the ghost's hole in each slice (the ghost's reserved place, or the
+  ghost's own position where it holds no column) for its column or for the
+  column that was on it, and nothing else moves.  A ghost with an heir stays
+  until the heir is copied back (its columns return, the hole is empty again).
 * ``"slot"`` (pools saved without ``spare_rule``, which keep reading exactly
   as before): first to its own slot's device ``perm_t[C-1-j]`` when that
   device is not itself spared, then (slot order) to the first spare position
@@ -189,7 +196,10 @@ def _spared_tuple(
         out = [v for v in out if v != -1]
     while out and out[-1] < 0:
         out.pop()
-    if len(out) > slots:
+    # with ghosts, entries past the last slot are heirs: the i-th one takes the i-th
+    # ghost's place (module documentation)
+    heirs = sum(1 for v in out[:slots] if v <= -2) if ghosts else 0
+    if len(out) > slots + heirs:
         raise InvalidArgumentError(f"{name} lists {len(out)} spare slots, the layout has {slots}")
     used = [v for v in out if v >= 0]
     if len(set(used)) != len(used):
@@ -452,22 +462,40 @@ class Declustered(Layout):
                     return True
         return False
 
+    def _split(self, state: Sequence[int]) -> tuple[list[int], dict[int, int]]:
+        """A ``first-free`` state as its slots and its heirs (ghost's device -> heir)."""
+        main = list(state[: self.spares])
+        ghosts = [-2 - v for v in main if v <= -2]
+        heirs = {ghosts[k]: v for k, v in enumerate(state[self.spares :]) if v >= 0}
+        return main, heirs
+
+    def _join(self, main: list[int], heirs: dict[int, int]) -> tuple[int, ...]:
+        """The state of slots ``main`` (all of them taken when there are heirs) and
+        ``heirs``: past the last slot, per ghost in slot order its heir or itself (no-op)."""
+        over = [heirs.get(-2 - v, v) for v in main if v <= -2] if heirs else []
+        return _spared_tuple("state", [*main, *over], self.n_devices, self.spares, True)
+
     def _tidy(self, state: list[int]) -> tuple[int, ...]:
         """``state`` with every ghost dropped whose reservation can go (the columns that
-        then slide into its positions move onto free places)."""
-        for j, v in enumerate(state):
+        then slide into its positions move onto free places); none while a ghost has an
+        heir (its slots stay as they are)."""
+        main, heirs = self._split(state)
+        if heirs:
+            return self._join(main, heirs)
+        for j, v in enumerate(main):
             if v <= -2:
-                trial = list(state)
+                trial = list(main)
                 trial[j] = -1
-                if not self._conflicts(tuple(state), tuple(trial)):
-                    state = trial
-        return _spared_tuple("state", state, self.n_devices, self.spares, True)
+                if not self._conflicts(self._join(main, {}), self._join(trial, {})):
+                    main = trial
+        return self._join(main, {})
 
     def spare_added(self, devices: Sequence[int]) -> tuple[tuple[int, ...], list[int]]:
         """``(state, left)``: ``spared`` with ``devices`` (in order) rebuilt into spare slots
         and the devices no slot is left for.  With the ``first-free`` rule a device goes
         after every device already in spare space (nothing else moves) or, when the slots
-        are full, in a ghost's place if the columns that then move land on free places."""
+        are full, in a ghost's place if the columns that then move land on free places,
+        else as the ghost's heir (module documentation)."""
         if self.spare_rule == LEGACY_SPARE_RULE:
             slots = list(self.spared) + [-1] * (self.spares - len(self.spared))
             left = []
@@ -477,20 +505,26 @@ class Declustered(Layout):
                 else:
                     left.append(f)
             return _spared_tuple("state", slots, self.n_devices, self.spares), left
-        state = list(self.spared)
+        state = tuple(self.spared)
         left = []
         for f in devices:
             if len(state) < self.spares:
-                state.append(f)  # after every device already in spare space: nothing moves
+                state = (*state, f)  # after every device already in spare space: nothing moves
                 continue
             # no room left: a ghost's place (dropped, or taken), where the columns that
-            # move then land on free places only
+            # move then land on free places only; else its heir (only its columns, or the
+            # one on it, move: into the ghost's hole, a place nothing uses)
+            main, heirs = self._split(state)
             trials = []
-            for j in [j for j, v in enumerate(state) if v <= -2]:
-                trials.append([*state[:j], *state[j + 1 :], f])
-                trials.append([*state[:j], f, *state[j + 1 :]])
+            free = [j for j, v in enumerate(main) if v <= -2 and -2 - v not in heirs]
+            for j in free:
+                if not heirs:
+                    trials.append(self._join([*main[:j], *main[j + 1 :], f], {}))
+                trials.append(self._join([*main[:j], f, *main[j + 1 :]], heirs))
+            for j in free:
+                trials.append(self._join(main, {**heirs, -2 - main[j]: f}))
             for trial in trials:
-                if not self._conflicts(tuple(state), tuple(trial)):
+                if not self._conflicts(state, trial):
                     state = trial
                     break
             else:
@@ -500,19 +534,24 @@ class Declustered(Layout):
     def spare_removed(self, devices: Sequence[int]) -> tuple[int, ...]:
         """``spared`` with ``devices`` copied back: their slots free or, with the
         ``first-free`` rule where freeing one would slide another device's column onto a
-        place still in use, ghosts (dropped by a later transition once they can go)."""
+        place still in use, ghosts (dropped by a later transition once they can go); an
+        heir copied back leaves its ghost as it was."""
         gone = set(devices)
         if self.spare_rule == LEGACY_SPARE_RULE:
             return tuple(-1 if f in gone else f for f in self.spared)
         old = tuple(self.spared)
-        state = [(-2 - f) if f in gone else f for f in self.spared]
-        for j, f in enumerate(self.spared):
+        main, heirs = self._split(old)
+        heirs = {g: h for g, h in heirs.items() if h not in gone}
+        state = [(-2 - f) if f in gone else f for f in main]
+        if heirs:
+            return self._join(state, heirs)  # the slots stay taken: nothing slides
+        for j, f in enumerate(main):
             if f in gone:
                 trial = list(state)
                 trial[j] = -1
-                if not self._conflicts(old, tuple(trial)):
+                if not self._conflicts(old, self._join(trial, {})):
                     state = trial
-        return _spared_tuple("state", state, self.n_devices, self.spares, True)
+        return self._join(state, {})
 
     @property
     def ghosts(self) -> bool:
@@ -522,6 +561,14 @@ class Declustered(Layout):
     def tidied(self) -> tuple[int, ...]:
         """``spared`` without the ghosts that can go now."""
         return self._tidy(list(self.spared))
+
+    def slot_of(self, i: int) -> int:
+        """The spare slot entry ``i`` of ``spared`` uses: ``i`` itself, or for an heir
+        (past the last slot) the slot of the ghost it inherits."""
+        if i < self.spares:
+            return i
+        ghosts = [j for j, v in enumerate(self.spared[: self.spares]) if v <= -2]
+        return ghosts[i - self.spares]
 
     def permutation(self, t: int) -> np.ndarray:
         """``perm_t``: position → device for slice ``t``."""
@@ -587,8 +634,31 @@ class Declustered(Layout):
         device added moves to the first free one (ghosts reserve like devices)."""
         failed: set[int] = set()
         place: dict[int, int] = {}  # slot -> spare device holding that slot's column
+        sp = len(positions)
+        ghosts = [j for j, v in enumerate(state[:sp]) if v <= -2]
         for j, v in enumerate(state):
             if v == -1:
+                continue
+            if j >= sp:
+                # an heir: the i-th past the last slot takes the i-th ghost's hole (its
+                # reserved place, or the ghost's own position when it holds no column
+                # here): its column, or the column that was on it, moves there — onto
+                # a place nothing uses, and nothing else moves.  A ghost heir: a no-op.
+                if v < 0:
+                    continue
+                heir_of = ghosts[j - sp]
+                hole = place.pop(heir_of, None)
+                reserved = hole is not None
+                if hole is None:
+                    hole = -2 - state[heir_of]
+                failed.add(v)
+                on = [i for i, p in place.items() if p == v]
+                if on:
+                    place[on[0]] = hole
+                elif v in active:
+                    place[j] = hole
+                elif reserved:
+                    place[heir_of] = hole
                 continue
             f = v if v >= 0 else -2 - v
             failed.add(f)
