@@ -279,6 +279,7 @@ def test_open_degraded_with_warnings_as_errors_leaves_nothing_open(
 ) -> None:
     """The degraded warning raised as an error: the caller never gets the pool, so its
     devices and any engine threads (RAID 7's I/O workers) must be closed again."""
+    import gc
     import threading
 
     root = tmp_path / "p"
@@ -286,13 +287,15 @@ def test_open_degraded_with_warnings_as_errors_leaves_nothing_open(
     ref = fill(pool)
     pool.close()
     os.rename(root / "dev-02", tmp_path / "elsewhere")
+    gc.collect()  # files earlier tests left to the collector close now, not in the open
     fds = set(os.listdir("/proc/self/fd"))
     threads = {t.ident for t in threading.enumerate()}
     with warnings.catch_warnings():
         warnings.simplefilter("error", PoolDegradedWarning)
         with pytest.raises(PoolDegradedWarning, match="device 2"):
             Pool.open(root)
-    assert set(os.listdir("/proc/self/fd")) == fds
+    # nothing left open (a descriptor something else closed meanwhile is no leak)
+    assert set(os.listdir("/proc/self/fd")) <= fds
     assert {t.ident for t in threading.enumerate() if t.is_alive()} <= threads
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PoolDegradedWarning)
