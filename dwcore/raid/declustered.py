@@ -51,13 +51,12 @@ device offsets, to a spare position of that slice.  Which one is the
   the next transition drops it (the columns that slide then land on free
   places), and a new failure can take a ghost's slot the same way.  Trailing
   ghosts change nothing and are dropped at once.  When no ghost can go (every
-  drop would slide a column onto a place in use) a new failure becomes the
-  ghost's *heir*: listed past the last slot (the i-th such entry inherits the
-  i-th ghost in slot order; a ghost without one is listed as itself there),
-  it takes the ghost's hole in each slice (the ghost's reserved place, or the
-  ghost's own position where it holds no column) for its column or for the
-  column that was on it, and nothing else moves.  A ghost with an heir stays
-  until the heir is copied back (its columns return, the hole is empty again).
+  drop would slide a column onto a place in use) a new failure finds no spare
+  place: ``rebuild()`` refuses with InvalidArgumentError, nothing moves, and
+  the failed device's replacement is rebuilt in place.  (States that list an
+  *heir* past the last slot — the i-th such entry taking the i-th ghost's
+  hole — are still read; no new heir is made: a review found a sequence of
+  failures and replacements where heirs lost data.)
 * ``"slot"`` (pools saved without ``spare_rule``, which keep reading exactly
   as before): first to its own slot's device ``perm_t[C-1-j]`` when that
   device is not itself spared, then (slot order) to the first spare position
@@ -521,8 +520,6 @@ class Declustered(Layout):
                 if not heirs:
                     trials.append(self._join([*main[:j], *main[j + 1 :], f], {}))
                 trials.append(self._join([*main[:j], f, *main[j + 1 :]], heirs))
-            for j in free:
-                trials.append(self._join(main, {**heirs, -2 - main[j]: f}))
             for trial in trials:
                 if not self._conflicts(state, trial):
                     state = trial
