@@ -1403,12 +1403,13 @@ def test_transition_saved_with_the_older_critical_boundary() -> None:
 def test_power_cut_during_copy_back_with_another_device_failed(
     tmp_path: Any, cut: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """P = 1, two spares: device 1 sits in spare space, device 2 fails, device 1 is
-    replaced and the power goes in the middle of the copy-back.  The replacement's
-    checkpoint is saved with the boundary (the spare copies below it are already zeroed),
-    so after the reopen every extent reads and rebuild() completes the copy-back."""
+    """P = 1, one spare: device 1 sits in spare space, device 2 fails (no spare slot is
+    free for it), device 1 is replaced and the power goes in the middle of the copy-back.
+    The replacement's checkpoint is saved with the boundary (the spare copies below it are
+    already zeroed), so after the reopen every extent reads and rebuild() completes the
+    copy-back, then moves device 2 into the freed slot."""
     monkeypatch.setattr(draid, "BATCH_STRIPES", 3)
-    b = build(tmp_path, "DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 2})
+    b = build(tmp_path, "DECLUSTERED", 6, {"data": 2, "parity": 1, "spares": 1})
     b.rig.fail([1])
     b.pool.fail_device(1)
     b.pool.rebuild()
@@ -1474,6 +1475,30 @@ def test_spare_destination_lost_during_a_spare_rebuild(
     check_all(b.pool, b.ref)
     assert b.pool.scrub(repair=False).mismatches == []
     b.rig.fail([x for x in range(n) if x not in (1, g)][:2])
+    check_all(b.pool, b.ref)
+
+
+def test_failure_before_a_copy_back_goes_into_spare_first(tmp_path: Any) -> None:
+    """P = 1, three spares: devices 2 and 3 are in spare space, device 1 fails, and 2 is
+    replaced.  The copy-back would slide columns onto device 1's places, which a failed
+    device cannot take: rebuild() first moves 1 into the free slot, then copies 2 back
+    (it used to raise "device 1 is not writable"), and everything reads and survives
+    one more failure."""
+    b = build(tmp_path, "DECLUSTERED", 8, {"data": 2, "parity": 1, "spares": 3})
+    for f in (2, 3):
+        b.rig.fail([f])
+        b.pool.fail_device(f)
+        b.pool.rebuild()
+    b.rig.fail([1])
+    b.pool.fail_device(1)
+    b.pool.replace_device(2, b.rig.replace_inner(2))
+    b.pool.rebuild()
+    now = layout_of(b.pool)
+    assert now.target is None and now.spared_devices == {1, 3}
+    assert b.pool.status().devices[2].state is DeviceState.ONLINE
+    check_all(b.pool, b.ref)
+    assert b.pool.scrub(repair=False).mismatches == []
+    b.rig.fail([0])
     check_all(b.pool, b.ref)
 
 

@@ -482,6 +482,16 @@ class DeclusteredPool(Pool):
         if pending:
             lost += self._run(progress)
         with self._lock:
+            copy_back = any(
+                m.state is DeviceState.REBUILDING and m.index in self.layout.spared_devices
+                for m in self._members
+            )
+        if copy_back:
+            # devices failed since go into free spare slots before a copy-back moves
+            # columns: the copy-back (or the tidying after it) may slide columns onto
+            # their places, which a failed device cannot take
+            self._spare_failed(progress, lost, refuse=False)
+        with self._lock:
             lay = self.layout
             back = [
                 m.index
@@ -507,6 +517,26 @@ class DeclusteredPool(Pool):
         if plain:
             self._rebuild_critical_in_place()
             super().rebuild(progress)
+        left = self._spare_failed(progress, lost, refuse=True)
+        if left:
+            warnings.warn(
+                f"pool {self._path}: devices {left} stay failed: no distributed spare slot is "
+                f"left for them; replace them",
+                PoolDegradedWarning,
+                stacklevel=2,
+            )
+        if lost:
+            raise self._lost_error(lost)
+
+    def _spare_failed(
+        self,
+        progress: Callable[[int, int], Any] | None,
+        lost: list[list[Any]],
+        refuse: bool,
+    ) -> list[int]:
+        """Move the failed devices not in spare space into free spare slots (rounds:
+        again for a device failing during the move); returns those no slot was left
+        for.  With none placed at all, ``refuse`` raises InvalidArgumentError."""
         left: list[int] = []
         rounds = 0
         while True:
@@ -524,7 +554,7 @@ class DeclusteredPool(Pool):
                     break
                 state, left = lay.spare_added(failed)
                 if len(left) == len(failed):
-                    if rounds or lost:
+                    if rounds or lost or not refuse:
                         break  # those that fitted moved; the rest stay failed (warning)
                     raise InvalidArgumentError(
                         f"pool {self._path}: devices {failed} are failed and no distributed "
@@ -533,15 +563,7 @@ class DeclusteredPool(Pool):
                 self._start(state)
             rounds += 1
             lost += self._run(progress)
-        if left:
-            warnings.warn(
-                f"pool {self._path}: devices {left} stay failed: no distributed spare slot is "
-                f"left for them; replace them",
-                PoolDegradedWarning,
-                stacklevel=2,
-            )
-        if lost:
-            raise self._lost_error(lost)
+        return left
 
     def replace_device(
         self, i: int, path_or_device: DeviceSpec | None = None, *, force: bool = False
