@@ -737,7 +737,7 @@ class DeclusteredPool(Pool):
         self, ext: Extent, ranges: list[tuple[int, int]], devices: set[int]
     ) -> DataLossError:
         """:meth:`Pool._lost_range_error`, naming for rows a move recorded lost the
-        devices that lost them (not the healthy ones now holding their placeholders)."""
+        devices that lost them (not the healthy ones now holding their zero-filled stand-ins)."""
         with self._lock:
             known = {
                 d
