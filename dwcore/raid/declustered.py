@@ -224,6 +224,20 @@ def _passes(value: object, n_devices: int) -> tuple[Pass, ...]:
     return tuple(out)
 
 
+#: Options Declustered and FR share after their own: the data mapping unit, the
+#: permutation seed and the saved spare state (one list, so a new state key reaches both).
+_SHARED_OPTIONS = (
+    "unit",
+    "seed",
+    "spare_rule",
+    "spared",
+    "target",
+    "moved",
+    "passes",
+    "critical",
+)
+
+
 class Declustered(Layout):
     """dRAID-style declustered parity groups with distributed spares (module docs)."""
 
@@ -231,20 +245,7 @@ class Declustered(Layout):
     #: The chunk (row height H) :func:`dwcore.raid.layout` and ``Pool.create`` use when
     #: none is given (§6: 16 MiB, as dRAID).
     DEFAULT_CHUNK: ClassVar[int] = DEFAULT_HEIGHT
-    OPTIONS: ClassVar[tuple[str, ...]] = (
-        "parity",
-        "data",
-        "spares",
-        "code",
-        "unit",
-        "seed",
-        "spare_rule",
-        "spared",
-        "target",
-        "moved",
-        "passes",
-        "critical",
-    )
+    OPTIONS: ClassVar[tuple[str, ...]] = ("parity", "data", "spares", "code", *_SHARED_OPTIONS)
 
     def __init__(
         self,
@@ -781,19 +782,7 @@ class Fr(Declustered):
     level = "FR"
     #: §5: IBM's 256 KiB strip.
     DEFAULT_CHUNK: ClassVar[int] = FR_DEFAULT_CHUNK
-    OPTIONS: ClassVar[tuple[str, ...]] = (
-        "raid",
-        "stripewidth",
-        "rebuildareas",
-        "unit",
-        "seed",
-        "spare_rule",
-        "spared",
-        "target",
-        "moved",
-        "passes",
-        "critical",
-    )
+    OPTIONS: ClassVar[tuple[str, ...]] = ("raid", "stripewidth", "rebuildareas", *_SHARED_OPTIONS)
     #: A replacement starts the copy-back at once (mandatory for FR).
     copyback_on_replace = True
 
